@@ -1,0 +1,44 @@
+// framebroker::CameraControl: drive one of the broker's cameras.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace framebroker {
+
+namespace detail {
+class Core;
+}
+
+struct PropertyInfo {
+  std::string name;
+  std::string type;  // "int", "float", "string", "enum"
+  std::string value;
+  std::string unit;
+  std::optional<double> min, max;
+  std::vector<std::string> allowed;
+  bool read_only = false;
+};
+
+class CameraControl {
+ public:
+  CameraControl(std::shared_ptr<detail::Core> core, std::string name)
+      : core_(std::move(core)), name_(std::move(name)) {}
+
+  const std::string& name() const { return name_; }
+  // frames: nullopt = run until stop().
+  void start(std::optional<uint64_t> frames = std::nullopt);
+  void stop();
+  std::string get(const std::string& prop);
+  void set(const std::string& prop, const std::string& value);
+  std::vector<PropertyInfo> properties();
+
+ private:
+  std::shared_ptr<detail::Core> core_;
+  std::string name_;
+};
+
+}  // namespace framebroker

@@ -1,0 +1,48 @@
+// libframebroker: subscribe to frames of a framebrokerd and control its cameras.
+//
+//   auto client = framebroker::Client::connect({});
+//   auto sub = client.subscribe("sim0", {.mode = framebroker::Mode::Every});
+//   while (auto frame = sub.next(std::chrono::seconds(1))) {
+//     use(frame->pixels());          // read-only, straight from shared memory
+//   }                                // the frame is released here
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framebroker/camera_control.hpp"
+#include "framebroker/error.hpp"
+#include "framebroker/frame.hpp"
+#include "framebroker/options.hpp"
+#include "framebroker/runtime.hpp"
+#include "framebroker/status.hpp"
+#include "framebroker/subscription.hpp"
+
+namespace framebroker {
+
+class Client {
+ public:
+  // Connects and says hello. Throws Error(BrokerNotRunning) naming the socket.
+  static Client connect(const ConnectOptions& options);
+
+  Subscription subscribe(const std::string& stream, const SubscribeOptions& options = {});
+  Status status();
+  CameraControl camera(const std::string& name) { return CameraControl(core_, name); }
+
+  const std::string& socket_path() const;
+  const std::string& instance() const;
+  const std::string& broker_version() const;
+  // Sends releases that are still batched.
+  void flush();
+  // Errors the broker reported outside a request (e.g. a bad release).
+  std::vector<std::string> take_async_errors();
+
+  explicit Client(std::shared_ptr<detail::Core> core) : core_(std::move(core)) {}
+
+ private:
+  std::shared_ptr<detail::Core> core_;
+};
+
+}  // namespace framebroker

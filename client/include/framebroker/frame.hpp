@@ -1,0 +1,56 @@
+// framebroker::Frame: one frame held in shared memory. Move-only; the hold is
+// released when the Frame is destroyed or release() is called.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "framebroker/frame_meta_generated.h"
+
+namespace framebroker {
+
+namespace detail {
+class Core;
+struct FrameHandle;
+}  // namespace detail
+
+using PixelType = meta::PixelType;
+const char* to_string(PixelType t);
+
+class Frame {
+ public:
+  Frame() = default;
+  explicit Frame(std::unique_ptr<detail::FrameHandle> h);
+  Frame(Frame&&) noexcept;
+  Frame& operator=(Frame&&) noexcept;
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+  ~Frame();
+
+  explicit operator bool() const { return h_ != nullptr; }
+
+  uint64_t seq() const;
+  uint64_t camera_frame_id() const;
+  uint32_t width() const;
+  uint32_t height() const;
+  uint32_t stride() const;
+  PixelType pixel_type() const;
+  uint32_t gen() const;
+  uint32_t slot() const;
+  const std::string& stream() const;
+  // The pixels, read-only, straight from the shared-memory slot.
+  std::span<const std::byte> pixels() const;
+  // All metadata (timestamps, ROI, binning, exposure, tags).
+  const meta::FrameMeta& meta() const;
+
+  // Gives the slot back to the broker (batched with other releases).
+  void release();
+
+ private:
+  std::unique_ptr<detail::FrameHandle> h_;
+};
+
+}  // namespace framebroker

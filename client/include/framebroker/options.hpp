@@ -1,0 +1,29 @@
+// Options for connecting and subscribing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace framebroker {
+
+struct ConnectOptions {
+  // Empty: $FRAMEBROKER_SOCKET, else <runtime_dir>/<instance>.sock.
+  std::string socket_path;
+  std::string instance = "default";
+  std::string client_name;  // shown by fbctl; empty: the program's name
+  std::string role = "client";
+};
+
+enum class Mode {
+  Every,   // lossless while you keep up; ordered by seq
+  Latest,  // at most `window` frames in flight, always the newest
+};
+
+struct SubscribeOptions {
+  Mode mode = Mode::Every;
+  uint32_t max_hold = 0;     // Every: frames held + queued at most; 0 = slots - 4
+  uint32_t window = 0;       // Latest: frames in flight at most; 0 = 1
+  bool from_latest = false;  // deliver the cached newest frame first
+};
+
+}  // namespace framebroker

@@ -1,0 +1,49 @@
+// framebroker::Subscription: frames of one stream, in the mode chosen at
+// subscribe time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "framebroker/frame.hpp"
+#include "framebroker/options.hpp"
+
+namespace framebroker {
+
+namespace detail {
+class Core;
+}
+
+struct StreamInfo {
+  std::string stream;
+  std::string segment;
+  uint32_t gen = 0;
+  uint32_t slots = 0;
+  uint64_t slot_bytes = 0;
+  Mode mode = Mode::Every;
+  uint32_t max_hold = 0;
+  uint32_t window = 0;
+};
+
+class Subscription {
+ public:
+  Subscription(std::shared_ptr<detail::Core> core, StreamInfo info);
+  Subscription(Subscription&&) noexcept = default;
+  Subscription& operator=(Subscription&&) noexcept = default;
+  ~Subscription();  // unsubscribes; frames still held stay valid
+
+  // The next frame, or nullopt when none came within `timeout`.
+  // Throws Error(BrokerLost) once the broker is gone and no frame is left.
+  std::optional<Frame> next(std::chrono::milliseconds timeout);
+
+  const StreamInfo& info() const { return info_; }
+
+ private:
+  std::shared_ptr<detail::Core> core_;
+  StreamInfo info_;
+};
+
+}  // namespace framebroker

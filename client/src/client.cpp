@@ -1,0 +1,167 @@
+#include "framebroker/client.hpp"
+
+#include "core.hpp"
+
+namespace framebroker {
+
+namespace {
+
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+Status status_from_wire(const wire::Status& w) {
+  Status s;
+  if (const auto* b = w.broker()) {
+    s.broker = {str(b->instance()), b->pid(), str(b->version()), b->uptime_s(), b->clients()};
+  }
+  if (w.streams()) {
+    for (const auto* st : *w.streams()) {
+      StreamStatus o;
+      o.name = str(st->name());
+      o.camera = str(st->camera());
+      o.gen = st->gen();
+      o.slots = st->slots();
+      o.slot_bytes = st->slot_bytes();
+      o.free = st->free();
+      o.writing = st->writing();
+      o.ready = st->ready();
+      o.published = st->published();
+      o.dropped = st->dropped();
+      o.fps = st->fps();
+      o.latest_seq = st->latest_seq();
+      if (const auto* f = st->format()) {
+        o.width = f->width();
+        o.height = f->height();
+        o.pixel_type = str(f->pixel_type());
+      }
+      o.overflow = str(st->overflow());
+      o.segment = str(st->segment());
+      s.streams.push_back(std::move(o));
+    }
+  }
+  if (w.subscribers()) {
+    for (const auto* sub : *w.subscribers()) {
+      SubscriberStatus o;
+      o.id = sub->id();
+      o.client = str(sub->client());
+      o.pid = sub->pid();
+      o.uid = sub->uid();
+      o.stream = str(sub->stream());
+      o.mode = sub->mode() == wire::Mode::Latest ? "latest" : "every";
+      o.max_hold = sub->max_hold();
+      o.window = sub->window();
+      o.held = sub->held();
+      o.queued = sub->queued();
+      o.delivered = sub->delivered();
+      o.missed = sub->missed();
+      o.conflated = sub->conflated();
+      s.subscribers.push_back(std::move(o));
+    }
+  }
+  if (w.cameras()) {
+    for (const auto* c : *w.cameras())
+      s.cameras.push_back({str(c->name()), str(c->driver()), c->running(), c->frames()});
+  }
+  return s;
+}
+
+wire::Received camera_request(detail::Core& core, const std::string& camera, wire::CameraOp op,
+                              const std::string& property = {}, const std::string& value = {},
+                              int64_t frames = -1) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateCameraCommand(fbb, fbb.CreateString(camera), op,
+                                        fbb.CreateString(property), fbb.CreateString(value), frames);
+  const uint32_t id = core.next_request_id();
+  wire::finish(fbb, id, wire::Message::CameraCommand, body);
+  return core.request(fbb, id, wire::Message::CameraReply, kRequestTimeout);
+}
+
+const char* type_name(wire::PropertyType t) {
+  switch (t) {
+    case wire::PropertyType::Int: return "int";
+    case wire::PropertyType::Float: return "float";
+    case wire::PropertyType::String: return "string";
+    case wire::PropertyType::Enum: return "enum";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+Client Client::connect(const ConnectOptions& options) { return Client(detail::Core::connect(options)); }
+
+Subscription Client::subscribe(const std::string& stream, const SubscribeOptions& o) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateSubscribe(fbb, fbb.CreateString(stream),
+                                    o.mode == Mode::Latest ? wire::Mode::Latest : wire::Mode::Every,
+                                    o.max_hold, o.window, o.from_latest);
+  const uint32_t id = core_->next_request_id();
+  wire::finish(fbb, id, wire::Message::Subscribe, body);
+  // Frames may follow Subscribed at once: register the stream before asking.
+  core_->add_subscription(stream);
+  try {
+    auto reply = core_->request(fbb, id, wire::Message::Subscribed, kRequestTimeout);
+    const auto* s = reply.envelope()->message_as_Subscribed();
+    StreamInfo info{str(s->stream()), str(s->segment()), s->gen(),   s->slots(),
+                    s->slot_bytes(),  o.mode,             s->max_hold(), s->window()};
+    return Subscription(core_, std::move(info));
+  } catch (...) {
+    core_->remove_subscription(stream);
+    throw;
+  }
+}
+
+Status Client::status() {
+  flatbuffers::FlatBufferBuilder fbb;
+  const uint32_t id = core_->next_request_id();
+  wire::finish(fbb, id, wire::Message::StatusRequest, wire::CreateStatusRequest(fbb));
+  auto reply = core_->request(fbb, id, wire::Message::Status, kRequestTimeout);
+  return status_from_wire(*reply.envelope()->message_as_Status());
+}
+
+const std::string& Client::socket_path() const { return core_->socket_path(); }
+const std::string& Client::instance() const { return core_->instance(); }
+const std::string& Client::broker_version() const { return core_->broker_version(); }
+void Client::flush() { core_->flush_releases(); }
+std::vector<std::string> Client::take_async_errors() { return core_->take_async_errors(); }
+
+void CameraControl::start(std::optional<uint64_t> frames) {
+  camera_request(*core_, name_, wire::CameraOp::Start, {}, {}, frames ? int64_t(*frames) : -1);
+}
+
+void CameraControl::stop() { camera_request(*core_, name_, wire::CameraOp::Stop); }
+
+std::string CameraControl::get(const std::string& prop) {
+  auto reply = camera_request(*core_, name_, wire::CameraOp::Get, prop);
+  return str(reply.envelope()->message_as_CameraReply()->value());
+}
+
+void CameraControl::set(const std::string& prop, const std::string& value) {
+  camera_request(*core_, name_, wire::CameraOp::Set, prop, value);
+}
+
+std::vector<PropertyInfo> CameraControl::properties() {
+  auto reply = camera_request(*core_, name_, wire::CameraOp::List);
+  std::vector<PropertyInfo> out;
+  const auto* r = reply.envelope()->message_as_CameraReply();
+  if (!r->properties()) return out;
+  for (const auto* p : *r->properties()) {
+    PropertyInfo info;
+    info.name = str(p->name());
+    info.type = type_name(p->type());
+    info.value = str(p->value());
+    info.unit = str(p->unit());
+    if (p->has_limits()) {
+      info.min = p->min();
+      info.max = p->max();
+    }
+    if (p->allowed())
+      for (const auto* a : *p->allowed()) info.allowed.push_back(a->str());
+    info.read_only = p->read_only();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace framebroker

@@ -1,0 +1,301 @@
+#include "core.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "framebroker/runtime.hpp"
+
+namespace framebroker::detail {
+
+namespace {
+
+constexpr size_t kReleaseBatch = 32;
+
+std::string program_name() {
+  char buf[256] = {};
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "client";
+  std::string path(buf, size_t(n));
+  return path.substr(path.find_last_of('/') + 1);
+}
+
+int connect_unix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    throw Error(Errc::InvalidArgument, "socket path is too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Error(Errc::BrokerNotRunning, std::string("socket: ") + strerror(errno));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw Error(Errc::BrokerNotRunning,
+                "framebrokerd is not running: cannot connect to " + path + " (" + strerror(err) +
+                    "). Start it with `framebrokerd` (or `systemctl start framebrokerd`), or "
+                    "point --socket / FRAMEBROKER_SOCKET at the right socket.");
+  }
+  return fd;
+}
+
+Errc errc_for(wire::ErrorCode code) {
+  switch (code) {
+    case wire::ErrorCode::ProtocolMismatch: return Errc::ProtocolMismatch;
+    case wire::ErrorCode::UnknownStream: return Errc::UnknownStream;
+    default: return Errc::Refused;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Core> Core::connect(const ConnectOptions& options) {
+  const std::string path =
+      options.socket_path.empty() ? resolve_socket_path(options.instance) : options.socket_path;
+  int fd = connect_unix(path);
+  std::shared_ptr<Core> core(new Core(fd, path));
+
+  flatbuffers::FlatBufferBuilder fbb;
+  const std::string name = options.client_name.empty() ? program_name() : options.client_name;
+  auto hello = wire::CreateHello(fbb, wire::kProtocolVersion, fbb.CreateString(name),
+                                 fbb.CreateString(options.role));
+  const uint32_t id = core->next_request_id();
+  wire::finish(fbb, id, wire::Message::Hello, hello);
+  auto reply = core->request(fbb, id, wire::Message::Welcome, std::chrono::seconds(5));
+  const auto* welcome = reply.envelope()->message_as_Welcome();
+  core->instance_ = welcome->instance() ? welcome->instance()->str() : "";
+  core->broker_version_ = welcome->broker_version() ? welcome->broker_version()->str() : "";
+  return core;
+}
+
+Core::~Core() { ::close(fd_); }
+
+void Core::send(const flatbuffers::FlatBufferBuilder& fbb) {
+  std::lock_guard lock(send_mu_);
+  const uint8_t* p = fbb.GetBufferPointer();
+  size_t left = fbb.GetSize();
+  while (left > 0) {
+    ssize_t n = ::send(fd_, p, left, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::lock_guard state(state_mu_);
+      lost_ = true;
+      if (lost_reason_.empty()) lost_reason_ = std::string("send failed: ") + strerror(errno);
+      throw_lost();
+    }
+    p += n;
+    left -= size_t(n);
+  }
+}
+
+void Core::throw_lost() const {
+  throw Error(Errc::BrokerLost, "lost the broker at " + socket_path_ +
+                                    (lost_reason_.empty() ? "" : ": " + lost_reason_));
+}
+
+wire::Received Core::request(flatbuffers::FlatBufferBuilder& fbb, uint32_t request_id,
+                             wire::Message expected, std::chrono::milliseconds timeout) {
+  flush_releases();
+  send(fbb);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    {
+      std::lock_guard lock(state_mu_);
+      auto it = replies_.find(request_id);
+      if (it != replies_.end()) {
+        wire::Received reply = std::move(it->second);
+        replies_.erase(it);
+        const auto* env = reply.envelope();
+        if (const auto* err = env->message_as_Error()) {
+          throw Error(errc_for(err->code()), err->message() ? err->message()->str() : "refused",
+                      int(err->code()));
+        }
+        if (env->message_type() != expected)
+          throw Error(Errc::Protocol, "the broker answered with an unexpected message");
+        return reply;
+      }
+      if (lost_) throw_lost();
+    }
+    if (!pump(deadline) && Clock::now() >= deadline)
+      throw Error(Errc::Timeout, "the broker did not answer within " +
+                                     std::to_string(timeout.count()) + " ms");
+  }
+}
+
+void Core::add_subscription(const std::string& stream) {
+  std::lock_guard lock(state_mu_);
+  pending_[stream];
+}
+
+void Core::remove_subscription(const std::string& stream) {
+  std::deque<std::unique_ptr<FrameHandle>> unread;
+  {
+    std::lock_guard lock(state_mu_);
+    auto it = pending_.find(stream);
+    if (it == pending_.end()) return;
+    unread = std::move(it->second.frames);
+    pending_.erase(it);
+  }
+  for (auto& h : unread) release(h->stream, h->gen, h->slot, h->seq);
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::finish(fbb, 0, wire::Message::Unsubscribe,
+               wire::CreateUnsubscribe(fbb, fbb.CreateString(stream)));
+  try {
+    flush_releases();
+    send(fbb);
+  } catch (const Error&) {
+    // The broker is gone; it dropped every hold with the connection.
+  }
+}
+
+std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& stream,
+                                                             Clock::time_point deadline) {
+  for (;;) {
+    {
+      std::lock_guard lock(state_mu_);
+      auto it = pending_.find(stream);
+      if (it == pending_.end()) throw Error(Errc::InvalidArgument, "not subscribed to " + stream);
+      if (!it->second.frames.empty()) {
+        auto h = std::move(it->second.frames.front());
+        it->second.frames.pop_front();
+        h->core = shared_from_this();
+        return h;
+      }
+      if (lost_) throw_lost();
+    }
+    if (!pump(deadline) && Clock::now() >= deadline) return std::nullopt;
+  }
+}
+
+bool Core::pump(Clock::time_point deadline) {
+  std::lock_guard rl(read_mu_);
+  reader_waiting_.store(true);
+  flush_releases();
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  pollfd pfd{fd_, POLLIN, 0};
+  int r = ::poll(&pfd, 1, int(std::max<int64_t>(0, left.count())));
+  reader_waiting_.store(false);
+  if (r == 0 || (r < 0 && errno == EINTR)) return false;
+
+  auto area = reader_.write_area();
+  ssize_t n = ::recv(fd_, area.data(), area.size(), MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+  std::lock_guard lock(state_mu_);
+  if (n <= 0) {
+    lost_ = true;
+    if (lost_reason_.empty())
+      lost_reason_ = n == 0 ? "the broker closed the connection" : strerror(errno);
+    return true;
+  }
+  reader_.commit(size_t(n));
+  wire::Received msg;
+  for (;;) {
+    auto st = reader_.next(msg);
+    if (st == wire::FrameReader::Status::NeedMore) break;
+    if (st != wire::FrameReader::Status::Message) {
+      lost_ = true;
+      lost_reason_ = "the broker sent a message this library cannot read";
+      ::shutdown(fd_, SHUT_RDWR);
+      break;
+    }
+    dispatch(msg);
+  }
+  return true;
+}
+
+void Core::dispatch(const wire::Received& msg) {
+  const auto* env = msg.envelope();
+  if (env->message_type() == wire::Message::Deliver) return on_deliver(msg);
+  if (env->request_id() != 0) {
+    replies_[env->request_id()] = msg;
+    return;
+  }
+  if (const auto* err = env->message_as_Error()) {
+    std::string text = err->message() ? err->message()->str() : "error";
+    if (err->code() == wire::ErrorCode::ShuttingDown || err->code() == wire::ErrorCode::SlowReader)
+      lost_reason_ = text;
+    else
+      async_errors_.push_back(std::move(text));
+  }
+}
+
+std::shared_ptr<shm::Segment> Core::segment_for(Pending& p, const std::string& stream,
+                                                uint32_t gen) {
+  auto& seg = p.segments[gen];
+  if (!seg) seg = shm::Segment::open_readonly(shm::segment_name(instance_, stream, gen));
+  return seg;
+}
+
+void Core::on_deliver(const wire::Received& msg) {
+  const auto* deliver = msg.envelope()->message_as_Deliver();
+  if (!deliver->frames()) return;
+  for (const auto* f : *deliver->frames()) {
+    const std::string stream = f->stream() ? f->stream()->str() : "";
+    auto it = pending_.find(stream);
+    const auto* m = f->meta_nested_root();
+    if (it == pending_.end() || !m) {  // unsubscribed meanwhile: give it straight back
+      std::lock_guard rl(release_mu_);
+      releases_[stream].emplace_back(f->seq(), f->gen(), f->slot());
+      ++release_count_;
+      continue;
+    }
+    auto h = std::make_unique<FrameHandle>();
+    h->segment = segment_for(it->second, stream, f->gen());
+    h->message = msg;
+    h->meta = m;
+    h->stream = stream;
+    h->gen = f->gen();
+    h->slot = f->slot();
+    h->seq = f->seq();
+    auto slot = h->segment->slot(f->slot());
+    h->pixels = slot.first(std::min<uint64_t>(m->bytes(), slot.size()));
+    it->second.frames.push_back(std::move(h));
+  }
+}
+
+void Core::release(const std::string& stream, uint32_t gen, uint32_t slot, uint64_t seq) {
+  size_t count;
+  {
+    std::lock_guard lock(release_mu_);
+    releases_[stream].emplace_back(seq, gen, slot);
+    count = ++release_count_;
+  }
+  if (count >= kReleaseBatch || reader_waiting_.load()) {
+    try {
+      flush_releases();
+    } catch (const Error&) {
+      // Lost broker: it dropped the hold already.
+    }
+  }
+}
+
+void Core::flush_releases() {
+  std::map<std::string, std::vector<wire::SlotRef>> batch;
+  {
+    std::lock_guard lock(release_mu_);
+    if (release_count_ == 0) return;
+    batch.swap(releases_);
+    release_count_ = 0;
+  }
+  {
+    std::lock_guard lock(state_mu_);
+    if (lost_) return;
+  }
+  for (auto& [stream, refs] : batch) {
+    flatbuffers::FlatBufferBuilder fbb(64 + refs.size() * sizeof(wire::SlotRef));
+    auto body = wire::CreateRelease(fbb, fbb.CreateString(stream), fbb.CreateVectorOfStructs(refs));
+    wire::finish(fbb, 0, wire::Message::Release, body);
+    send(fbb);
+  }
+}
+
+std::vector<std::string> Core::take_async_errors() {
+  std::lock_guard lock(state_mu_);
+  return std::exchange(async_errors_, {});
+}
+
+}  // namespace framebroker::detail

@@ -1,0 +1,105 @@
+// detail::Core: one connection to the broker, shared by the Client, its
+// Subscriptions and every Frame they hand out (a Frame outlives nothing it
+// points into).
+//
+// Threads: any thread may release frames. Reading the socket is serialized by
+// read_mu_; sends by send_mu_. Releases are batched and flushed before the
+// reader blocks, when a batch fills, or at once when another thread is
+// blocked reading (so a release from a worker thread never waits).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framebroker/error.hpp"
+#include "framebroker/options.hpp"
+#include "segment.hpp"
+#include "wire.hpp"
+
+namespace framebroker::detail {
+
+class Core;
+
+struct FrameHandle {
+  std::shared_ptr<Core> core;
+  std::shared_ptr<shm::Segment> segment;
+  wire::Received message;  // keeps meta alive
+  const meta::FrameMeta* meta = nullptr;
+  std::string stream;
+  uint32_t gen = 0, slot = 0;
+  uint64_t seq = 0;
+  std::span<const std::byte> pixels;
+};
+
+class Core : public std::enable_shared_from_this<Core> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  static std::shared_ptr<Core> connect(const ConnectOptions& options);
+  ~Core();
+
+  // Sends a request and waits for the reply with the same request id.
+  // Broker errors become Error(Refused/UnknownStream/...).
+  wire::Received request(flatbuffers::FlatBufferBuilder& fbb, uint32_t request_id,
+                         wire::Message expected, std::chrono::milliseconds timeout);
+  uint32_t next_request_id() { return ++last_request_id_; }
+
+  void add_subscription(const std::string& stream);
+  void remove_subscription(const std::string& stream);
+  // Pops a delivered frame of `stream`, reading the socket until `deadline`.
+  std::optional<std::unique_ptr<FrameHandle>> next_frame(const std::string& stream,
+                                                         Clock::time_point deadline);
+
+  void release(const std::string& stream, uint32_t gen, uint32_t slot, uint64_t seq);
+  void flush_releases();
+  std::vector<std::string> take_async_errors();
+
+  const std::string& socket_path() const { return socket_path_; }
+  const std::string& instance() const { return instance_; }
+  const std::string& broker_version() const { return broker_version_; }
+
+ private:
+  struct Pending {
+    std::deque<std::unique_ptr<FrameHandle>> frames;
+    std::map<uint32_t, std::shared_ptr<shm::Segment>> segments;  // by gen
+  };
+
+  Core(int fd, std::string socket_path) : fd_(fd), socket_path_(std::move(socket_path)) {}
+  void send(const flatbuffers::FlatBufferBuilder& fbb);
+  // Reads whatever arrives until deadline (or one batch); false on timeout.
+  bool pump(Clock::time_point deadline);
+  void dispatch(const wire::Received& msg);
+  void on_deliver(const wire::Received& msg);
+  std::shared_ptr<shm::Segment> segment_for(Pending& p, const std::string& stream, uint32_t gen);
+  [[noreturn]] void throw_lost() const;
+
+  int fd_;
+  std::string socket_path_, instance_, broker_version_;
+  std::atomic<uint32_t> last_request_id_{0};
+
+  std::mutex send_mu_;
+  std::mutex read_mu_;  // one reader at a time; guards reader_
+  wire::FrameReader reader_;
+
+  std::mutex state_mu_;  // guards everything below
+  std::map<std::string, Pending> pending_;
+  std::map<uint32_t, wire::Received> replies_;
+  std::vector<std::string> async_errors_;
+  bool lost_ = false;
+  std::string lost_reason_;
+
+  std::mutex release_mu_;
+  std::map<std::string, std::vector<wire::SlotRef>> releases_;
+  size_t release_count_ = 0;
+  std::atomic<bool> reader_waiting_{false};
+};
+
+}  // namespace framebroker::detail

@@ -1,0 +1,106 @@
+#include "segment.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cstring>
+#include <stdexcept>
+
+namespace bip = boost::interprocess;
+
+namespace framebroker::shm {
+
+std::string segment_name(const std::string& instance, const std::string& stream, uint32_t gen) {
+  return "/" + instance_segment_prefix(instance) + stream + "." + std::to_string(gen);
+}
+
+std::string instance_segment_prefix(const std::string& instance) { return "fb." + instance + "."; }
+
+size_t page_size() {
+  static const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+uint64_t round_up_to_page(uint64_t n) {
+  const uint64_t p = page_size();
+  return (n + p - 1) / p * p;
+}
+
+std::unique_ptr<Segment> Segment::create(const std::string& name, const std::string& instance,
+                                         const std::string& stream, uint32_t gen, uint32_t slots,
+                                         uint64_t slot_bytes, bool lock_memory) {
+  if (slots == 0 || slot_bytes == 0) throw std::runtime_error("segment needs slots and bytes");
+  if (instance.size() >= 64 || stream.size() >= 64)
+    throw std::runtime_error("instance and stream names must be shorter than 64 bytes");
+  const uint64_t stride = round_up_to_page(slot_bytes);
+  const uint64_t records_offset = round_up_to_page(sizeof(SegmentHeader));
+  const uint64_t data_offset = round_up_to_page(records_offset + slots * sizeof(SlotRecord));
+  const uint64_t total = data_offset + stride * slots;
+
+  bip::shared_memory_object::remove(name.c_str());
+  bip::permissions perm(0640);
+  bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, perm);
+  shm.truncate(bip::offset_t(total));
+  bip::mapped_region region(shm, bip::read_write, 0, total);
+  // Pre-fault: the VM hands freed pages back to the host, so a first touch
+  // during acquisition would cost milliseconds per frame.
+  std::memset(region.get_address(), 0, total);
+  if (lock_memory) ::mlock(region.get_address(), total);  // best effort
+
+  auto* h = static_cast<SegmentHeader*>(region.get_address());
+  std::memcpy(h->magic, kMagic, sizeof kMagic);
+  h->layout_version = kLayoutVersion;
+  h->gen = gen;
+  h->slots = slots;
+  h->page_bytes = uint32_t(page_size());
+  h->slot_bytes = slot_bytes;
+  h->slot_stride = stride;
+  h->records_offset = records_offset;
+  h->data_offset = data_offset;
+  h->total_bytes = total;
+  std::strncpy(h->instance, instance.c_str(), sizeof h->instance - 1);
+  std::strncpy(h->stream, stream.c_str(), sizeof h->stream - 1);
+  return std::unique_ptr<Segment>(new Segment(name, std::move(region), true));
+}
+
+std::unique_ptr<Segment> Segment::open_readonly(const std::string& name) {
+  try {
+    bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_only);
+    bip::mapped_region region(shm, bip::read_only);
+    if (region.get_size() < sizeof(SegmentHeader))
+      throw std::runtime_error("segment " + name + " is too small");
+    const auto* h = static_cast<const SegmentHeader*>(region.get_address());
+    if (std::memcmp(h->magic, kMagic, sizeof kMagic) != 0 || h->layout_version != kLayoutVersion)
+      throw std::runtime_error("segment " + name + " has an unknown layout");
+    if (h->total_bytes > region.get_size())
+      throw std::runtime_error("segment " + name + " is truncated");
+    return std::unique_ptr<Segment>(new Segment(name, std::move(region), false));
+  } catch (const bip::interprocess_exception& e) {
+    throw std::runtime_error("cannot open shared memory " + name + ": " + e.what());
+  }
+}
+
+bool Segment::remove(const std::string& name) {
+  return bip::shared_memory_object::remove(name.c_str());
+}
+
+std::span<const std::byte> Segment::slot(uint32_t i) const {
+  const auto& h = header();
+  if (i >= h.slots) throw std::out_of_range("slot index out of range");
+  const auto* p = static_cast<const std::byte*>(base()) + h.data_offset + i * h.slot_stride;
+  return {p, h.slot_bytes};
+}
+
+std::span<std::byte> Segment::writable_slot(uint32_t i) {
+  if (!writable_) throw std::logic_error("segment is mapped read-only");
+  auto s = slot(i);
+  return {const_cast<std::byte*>(s.data()), s.size()};
+}
+
+SlotRecord* Segment::records() {
+  if (!writable_) throw std::logic_error("segment is mapped read-only");
+  return reinterpret_cast<SlotRecord*>(static_cast<std::byte*>(base()) + header().records_offset);
+}
+
+}  // namespace framebroker::shm

@@ -1,0 +1,22 @@
+#include "framebroker/subscription.hpp"
+
+#include "core.hpp"
+
+namespace framebroker {
+
+Subscription::Subscription(std::shared_ptr<detail::Core> core, StreamInfo info)
+    : core_(std::move(core)), info_(std::move(info)) {
+  core_->add_subscription(info_.stream);
+}
+
+Subscription::~Subscription() {
+  if (core_) core_->remove_subscription(info_.stream);
+}
+
+std::optional<Frame> Subscription::next(std::chrono::milliseconds timeout) {
+  auto h = core_->next_frame(info_.stream, detail::Core::Clock::now() + timeout);
+  if (!h) return std::nullopt;
+  return Frame(std::move(*h));
+}
+
+}  // namespace framebroker

@@ -1,0 +1,45 @@
+#include "wire.hpp"
+
+#include <cstring>
+
+namespace framebroker::wire {
+
+void build_error(flatbuffers::FlatBufferBuilder& fbb, uint32_t request_id, ErrorCode code,
+                 const std::string& message) {
+  auto msg = fbb.CreateString(message);
+  finish(fbb, request_id, Message::Error, CreateError(fbb, code, msg));
+}
+
+bool verify_envelope(const uint8_t* data, size_t size) {
+  flatbuffers::Verifier verifier(data, size, /*max_depth=*/64, /*max_tables=*/1'000'000);
+  return VerifySizePrefixedEnvelopeBuffer(verifier);
+}
+
+std::span<uint8_t> FrameReader::write_area(size_t min_free) {
+  if (begin_ == end_) begin_ = end_ = 0;
+  if (buf_.size() - end_ < min_free) {
+    if (begin_ > 0) {  // compact before growing
+      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (buf_.size() - end_ < min_free) buf_.resize(end_ + min_free);
+  }
+  return {buf_.data() + end_, buf_.size() - end_};
+}
+
+FrameReader::Status FrameReader::next(Received& out) {
+  if (end_ - begin_ < 4) return Status::NeedMore;
+  const uint8_t* p = buf_.data() + begin_;
+  const uint32_t len = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
+                       uint32_t(p[3]) << 24;
+  if (len > kMaxMessageBytes) return Status::TooLarge;
+  if (end_ - begin_ < 4 + size_t(len)) return Status::NeedMore;
+  auto bytes = std::make_shared<std::vector<uint8_t>>(p, p + 4 + len);
+  begin_ += 4 + size_t(len);
+  if (!verify_envelope(bytes->data(), bytes->size())) return Status::Malformed;
+  out.bytes = std::move(bytes);
+  return Status::Message;
+}
+
+}  // namespace framebroker::wire

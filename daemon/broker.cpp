@@ -1,0 +1,405 @@
+#include "broker.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <filesystem>
+
+#include "cameras/properties.hpp"
+
+namespace framebroker::daemon {
+
+namespace asio = boost::asio;
+using wire::ErrorCode;
+
+namespace {
+
+constexpr auto kStallLimit = std::chrono::seconds(10);
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+wire::PropertyType wire_type(cameras::PropertyType t) {
+  switch (t) {
+    case cameras::PropertyType::Int: return wire::PropertyType::Int;
+    case cameras::PropertyType::Float: return wire::PropertyType::Float;
+    case cameras::PropertyType::String: return wire::PropertyType::String;
+    case cameras::PropertyType::Enum: return wire::PropertyType::Enum;
+  }
+  return wire::PropertyType::String;
+}
+
+ErrorCode error_for(cameras::PropertyError::Kind k) {
+  switch (k) {
+    case cameras::PropertyError::Kind::Unknown: return ErrorCode::UnknownProperty;
+    case cameras::PropertyError::Kind::Busy: return ErrorCode::CameraBusy;
+    default: return ErrorCode::InvalidValue;
+  }
+}
+
+}  // namespace
+
+Broker::Broker(asio::io_context& io, std::string instance, std::string socket_path)
+    : io_(io),
+      instance_(std::move(instance)),
+      socket_path_(std::move(socket_path)),
+      acceptor_(io),
+      timer_(io) {}
+
+Broker::~Broker() { shutdown(); }
+
+Stream& Broker::add_stream(StreamConfig config, std::unique_ptr<cameras::Camera> camera) {
+  const std::string name = config.name;
+  auto stream = std::make_unique<Stream>(io_, instance_, std::move(config), std::move(camera),
+                                         [this](Stream& s) { deliver(s); });
+  auto& ref = *stream;
+  streams_[name] = std::move(stream);
+  return ref;
+}
+
+Stream* Broker::find_stream(const std::string& name) {
+  auto it = streams_.find(name);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+std::string Broker::stream_names() const {
+  std::string out;
+  for (const auto& [name, s] : streams_) out += (out.empty() ? "" : ", ") + name;
+  return out.empty() ? "(none)" : out;
+}
+
+void Broker::listen() {
+  using asio::local::stream_protocol;
+  acceptor_.open(stream_protocol());
+  acceptor_.bind(stream_protocol::endpoint(socket_path_));
+  acceptor_.listen(64);
+  std::filesystem::permissions(socket_path_, std::filesystem::perms(0660));
+  accept();
+  tick();
+}
+
+void Broker::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, Connection::Socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) spdlog::error("accept: {}", ec.message());
+      if (!shutting_down_ && ec != asio::error::operation_aborted) accept();
+      return;
+    }
+    auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket), next_connection_id_++);
+    connections_[conn->id()] = conn;
+    conn->start();
+    accept();
+  });
+}
+
+void Broker::tick() {
+  const auto now = std::chrono::steady_clock::now();
+  const double dt = std::chrono::duration<double>(now - last_tick_).count();
+  last_tick_ = now;
+  for (auto& [name, s] : streams_) s->tick(dt);
+  for (auto& [id, c] : connections_) {
+    if (c->stalled(now, kStallLimit)) {
+      spdlog::warn("client {} ({} pid {}) has not read its socket for {} s; disconnecting", id,
+                   c->client_name, c->peer().pid, kStallLimit.count());
+      c->close("stopped reading its socket");
+    }
+  }
+  timer_.expires_after(std::chrono::seconds(1));
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !shutting_down_) tick();
+  });
+}
+
+void Broker::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  for (auto& [name, s] : streams_) s->stop();
+  for (auto& [id, c] : connections_) c->say_goodbye(ErrorCode::ShuttingDown, "the broker is shutting down");
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  timer_.cancel();
+  for (auto& [id, c] : connections_) {
+    for (auto& [stream, sub] : c->subscriptions)
+      if (auto* s = find_stream(stream)) s->fanout().remove(sub);
+    c->subscriptions.clear();
+    c->close("broker shutting down");
+  }
+  connections_.clear();
+  subscribers_.clear();
+  streams_.clear();  // unlinks every segment
+  ::unlink(socket_path_.c_str());
+}
+
+// ---- messages ----
+
+void Broker::on_message(Connection& c, const wire::Received& msg) {
+  const auto* env = msg.envelope();
+  const uint32_t rid = env->request_id();
+  if (!c.greeted && env->message_type() != wire::Message::Hello) {
+    c.send_error(rid, ErrorCode::Malformed, "the first message must be Hello");
+    return c.close_after_flush();
+  }
+  switch (env->message_type()) {
+    case wire::Message::Hello: return on_hello(c, rid, *env->message_as_Hello());
+    case wire::Message::Subscribe: return on_subscribe(c, rid, *env->message_as_Subscribe());
+    case wire::Message::Unsubscribe: return on_unsubscribe(c, *env->message_as_Unsubscribe());
+    case wire::Message::Release: return on_release(c, *env->message_as_Release());
+    case wire::Message::StatusRequest: return on_status(c, rid);
+    case wire::Message::CameraCommand: return on_camera(c, rid, *env->message_as_CameraCommand());
+    default:
+      c.send_error(rid, ErrorCode::Malformed,
+                   std::string("a client may not send ") +
+                       wire::EnumNameMessage(env->message_type()));
+  }
+}
+
+void Broker::on_hello(Connection& c, uint32_t rid, const wire::Hello& m) {
+  if (c.greeted) return c.send_error(rid, ErrorCode::Malformed, "Hello was already said");
+  if (m.protocol_version() != wire::kProtocolVersion) {
+    spdlog::warn("client {} (pid {}) speaks protocol {}, not {}; closing", c.id(), c.peer().pid,
+                 m.protocol_version(), wire::kProtocolVersion);
+    c.send_error(rid, ErrorCode::ProtocolMismatch,
+                 "this broker speaks protocol version " + std::to_string(wire::kProtocolVersion) +
+                     ", the client " + std::to_string(m.protocol_version()) +
+                     "; use a client library of the same release");
+    return c.close_after_flush();
+  }
+  c.greeted = true;
+  c.client_name = str(m.client_name());
+  if (c.client_name.empty()) c.client_name = "?";
+  c.role = str(m.role());
+  spdlog::info("client {} connected: {} (pid {}, uid {})", c.id(), c.client_name, c.peer().pid,
+               c.peer().uid);
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateWelcome(fbb, wire::kProtocolVersion, fbb.CreateString(FRAMEBROKER_VERSION),
+                                  fbb.CreateString(instance_), c.id());
+  wire::finish(fbb, rid, wire::Message::Welcome, body);
+  c.send(fbb);
+}
+
+void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m) {
+  const std::string name = str(m.stream());
+  Stream* s = find_stream(name);
+  if (!s)
+    return c.send_error(rid, ErrorCode::UnknownStream,
+                        "no stream named '" + name + "'; streams: " + stream_names());
+  auto& fan = s->fanout();
+  auto existing = c.subscriptions.find(name);
+  if (existing != c.subscriptions.end() && fan.active(existing->second))
+    return c.send_error(rid, ErrorCode::AlreadySubscribed, "already subscribed to " + name);
+  const uint64_t id = existing != c.subscriptions.end() && fan.has(existing->second)
+                          ? existing->second
+                          : next_subscriber_id_++;
+  SubscriberOptions opt;
+  opt.mode = m.mode() == wire::Mode::Latest ? SubscriberMode::Latest : SubscriberMode::Every;
+  opt.max_hold = std::min(m.max_hold(), s->current()->ring->size());
+  opt.window = std::min(m.window(), s->current()->ring->size());
+  opt.from_latest = m.from_latest();
+  opt = fan.subscribe(id, opt);
+  c.subscriptions[name] = id;
+  subscribers_[id] = {c.id(), name};
+
+  const Generation& g = *s->current();
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateSubscribed(fbb, fbb.CreateString(name),
+                                     fbb.CreateString(g.segment->name()), g.gen, g.ring->size(),
+                                     g.segment->slot_bytes(), m.mode(), opt.max_hold, opt.window);
+  wire::finish(fbb, rid, wire::Message::Subscribed, body);
+  c.send(fbb);
+  spdlog::info("client {} ({}) subscribed to {} as subscriber {} ({}, max_hold {}, window {})",
+               c.id(), c.client_name, name, id,
+               opt.mode == SubscriberMode::Latest ? "latest" : "every", opt.max_hold, opt.window);
+  deliver_to(c, *s, id);
+}
+
+void Broker::on_unsubscribe(Connection& c, const wire::Unsubscribe& m) {
+  const std::string name = str(m.stream());
+  auto it = c.subscriptions.find(name);
+  Stream* s = find_stream(name);
+  if (it == c.subscriptions.end() || !s)
+    return c.send_error(0, ErrorCode::NotSubscribed, "not subscribed to '" + name + "'");
+  s->fanout().unsubscribe(it->second);
+  if (!s->fanout().has(it->second)) {
+    subscribers_.erase(it->second);
+    c.subscriptions.erase(it);
+  }
+}
+
+void Broker::on_release(Connection& c, const wire::Release& m) {
+  const std::string name = str(m.stream());
+  Stream* s = find_stream(name);
+  if (!s)
+    return c.send_error(0, ErrorCode::UnknownStream,
+                        "release for unknown stream '" + name + "'; streams: " + stream_names());
+  auto it = c.subscriptions.find(name);
+  if (it == c.subscriptions.end())
+    return c.send_error(0, ErrorCode::NotHeld, "release on " + name + ", which this client holds nothing of");
+  const uint64_t sub = it->second;
+  std::string bad;
+  size_t bad_count = 0;
+  if (m.refs()) {
+    for (const auto* r : *m.refs()) {
+      if (s->fanout().release(sub, {r->gen(), r->slot(), r->seq()}) == ReleaseResult::Ok) continue;
+      if (++bad_count <= 4)
+        bad += (bad.empty() ? "" : ", ") + ("gen " + std::to_string(r->gen()) + " slot " +
+                                            std::to_string(r->slot()) + " seq " +
+                                            std::to_string(r->seq()));
+    }
+  }
+  if (!s->fanout().has(sub)) {  // an unsubscribed subscriber let go of its last frame
+    subscribers_.erase(sub);
+    c.subscriptions.erase(it);
+  }
+  if (bad_count) {
+    spdlog::warn("client {} ({} pid {}): {} release(s) of frames it does not hold on {}", c.id(),
+                 c.client_name, c.peer().pid, bad_count, name);
+    c.send_error(0, ErrorCode::NotHeld,
+                 "released " + std::to_string(bad_count) + " frame(s) of " + name +
+                     " this client does not hold (double release or wrong slot/seq): " + bad);
+  }
+  deliver_to(c, *s, sub);
+}
+
+void Broker::on_status(Connection& c, uint32_t rid) {
+  flatbuffers::FlatBufferBuilder fbb(16 * 1024);
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  auto broker = wire::CreateBrokerInfo(fbb, fbb.CreateString(instance_), int32_t(getpid()),
+                                       fbb.CreateString(FRAMEBROKER_VERSION), uptime,
+                                       uint32_t(connections_.size()));
+  std::vector<flatbuffers::Offset<wire::StreamInfo>> streams;
+  std::vector<flatbuffers::Offset<wire::CameraInfo>> cams;
+  for (auto& [name, s] : streams_) {
+    const Generation& g = *s->current();
+    const auto counts = g.ring->counts();
+    const auto fmt = s->camera().format();
+    auto format = wire::CreateFrameFormat(fbb, fmt.width, fmt.height,
+                                          fbb.CreateString(cameras::to_string(fmt.pixel_type)));
+    streams.push_back(wire::CreateStreamInfo(
+        fbb, fbb.CreateString(name), fbb.CreateString(s->camera().name()), g.gen, g.ring->size(),
+        g.segment->slot_bytes(), counts.free, counts.writing, counts.ready, s->published(),
+        s->dropped(), s->fps(), s->latest_seq(), format,
+        fbb.CreateString(to_string(s->config().overflow)), fbb.CreateString(g.segment->name())));
+    cams.push_back(wire::CreateCameraInfo(fbb, fbb.CreateString(s->camera().name()),
+                                          fbb.CreateString(s->camera().driver()),
+                                          s->camera().running(), s->camera().frames_committed()));
+  }
+  std::vector<flatbuffers::Offset<wire::SubscriberInfo>> subs;
+  for (auto& [id, ref] : subscribers_) {
+    auto conn = connections_.find(ref.connection);
+    Stream* s = find_stream(ref.stream);
+    if (conn == connections_.end() || !s || !s->fanout().has(id)) continue;
+    const auto& cc = *conn->second;
+    const auto opt = s->fanout().options(id);
+    const auto ctr = s->fanout().counters(id);
+    subs.push_back(wire::CreateSubscriberInfo(
+        fbb, id, fbb.CreateString(cc.client_name), cc.peer().pid, cc.peer().uid,
+        fbb.CreateString(ref.stream),
+        opt.mode == SubscriberMode::Latest ? wire::Mode::Latest : wire::Mode::Every, opt.max_hold,
+        opt.window, ctr.held, ctr.queued, ctr.delivered, ctr.missed, ctr.conflated));
+  }
+  auto body = wire::CreateStatus(fbb, broker, fbb.CreateVector(streams), fbb.CreateVector(subs),
+                                 fbb.CreateVector(cams));
+  wire::finish(fbb, rid, wire::Message::Status, body);
+  c.send(fbb);
+}
+
+void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m) {
+  const std::string cam = str(m.camera());
+  Stream* s = find_stream(cam);
+  if (!s)
+    return c.send_error(rid, ErrorCode::UnknownCamera,
+                        "no camera named '" + cam + "'; cameras: " + stream_names());
+  auto& camera = s->camera();
+  flatbuffers::FlatBufferBuilder fbb;
+  std::string value;
+  std::vector<flatbuffers::Offset<wire::PropertyInfo>> props;
+  try {
+    switch (m.op()) {
+      case wire::CameraOp::List:
+        for (const auto& p : camera.properties().all()) {
+          std::vector<flatbuffers::Offset<flatbuffers::String>> allowed;
+          for (const auto& a : p.allowed) allowed.push_back(fbb.CreateString(a));
+          props.push_back(wire::CreatePropertyInfo(
+              fbb, fbb.CreateString(p.name), wire_type(p.type), fbb.CreateString(p.value),
+              fbb.CreateString(p.unit), p.min.value_or(0), p.max.value_or(0),
+              p.min.has_value() || p.max.has_value(), fbb.CreateVector(allowed), p.read_only));
+        }
+        break;
+      case wire::CameraOp::Get: value = camera.get(str(m.property())); break;
+      case wire::CameraOp::Set:
+        camera.set(str(m.property()), str(m.value()));
+        value = camera.get(str(m.property()));
+        spdlog::info("client {} ({}) set {}.{} = {}", c.id(), c.client_name, cam, str(m.property()),
+                     value);
+        break;
+      case wire::CameraOp::Start:
+        s->start(m.frames() < 0 ? std::nullopt : std::optional<uint64_t>(uint64_t(m.frames())));
+        spdlog::info("client {} ({}) started {}", c.id(), c.client_name, cam);
+        break;
+      case wire::CameraOp::Stop:
+        s->stop();
+        spdlog::info("client {} ({}) stopped {}", c.id(), c.client_name, cam);
+        break;
+      case wire::CameraOp::Snap: s->snap(); break;
+    }
+  } catch (const cameras::PropertyError& e) {
+    return c.send_error(rid, error_for(e.kind), e.what());
+  } catch (const cameras::CameraError& e) {
+    return c.send_error(rid, ErrorCode::CameraBusy, e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("camera {}: {}", cam, e.what());
+    return c.send_error(rid, ErrorCode::CameraFailed, e.what());
+  }
+  auto body = wire::CreateCameraReply(fbb, fbb.CreateString(cam), fbb.CreateString(value),
+                                      props.empty() ? 0 : fbb.CreateVector(props), camera.running());
+  wire::finish(fbb, rid, wire::Message::CameraReply, body);
+  c.send(fbb);
+}
+
+// ---- delivery ----
+
+void Broker::deliver(Stream& s) {
+  for (const uint64_t sub : s.fanout().subscriber_ids()) {
+    auto ref = subscribers_.find(sub);
+    if (ref == subscribers_.end()) continue;
+    auto conn = connections_.find(ref->second.connection);
+    if (conn != connections_.end()) deliver_to(*conn->second, s, sub);
+  }
+}
+
+void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
+  if (!c.open() || !c.has_room()) return;  // stays queued until the socket drains
+  const auto frames = s.fanout().take_sendable(subscriber, 256);
+  if (frames.empty()) return;
+  flatbuffers::FlatBufferBuilder fbb(256 + frames.size() * 384);
+  auto stream = fbb.CreateSharedString(s.name());
+  std::vector<flatbuffers::Offset<wire::FrameReady>> ready;
+  ready.reserve(frames.size());
+  for (const auto& f : frames) {
+    const auto& meta = s.meta_of(f);
+    ready.push_back(wire::CreateFrameReady(fbb, stream, f.gen, f.slot, f.seq,
+                                           fbb.CreateVector(meta.data(), meta.size())));
+  }
+  wire::finish(fbb, 0, wire::Message::Deliver, wire::CreateDeliver(fbb, fbb.CreateVector(ready)));
+  c.send(fbb);
+}
+
+void Broker::on_writable(Connection& c) {
+  for (auto& [stream, sub] : c.subscriptions)
+    if (auto* s = find_stream(stream)) deliver_to(c, *s, sub);
+}
+
+void Broker::on_closed(Connection& c) {
+  // Every hold this client had goes back now: no heartbeat, no timeout.
+  for (auto& [stream, sub] : c.subscriptions) {
+    if (auto* s = find_stream(stream)) s->fanout().remove(sub);
+    subscribers_.erase(sub);
+  }
+  c.subscriptions.clear();
+  if (c.greeted)
+    spdlog::info("client {} ({} pid {}) disconnected", c.id(), c.client_name, c.peer().pid);
+  connections_.erase(c.id());
+}
+
+}  // namespace framebroker::daemon

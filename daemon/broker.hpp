@@ -1,0 +1,75 @@
+// Broker: the socket thread. It accepts clients, answers their requests,
+// routes each stream's frames to its subscribers, and takes every hold of a
+// client back the moment its socket closes.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "connection.hpp"
+#include "stream.hpp"
+
+namespace framebroker::daemon {
+
+class Broker : private MessageHandler {
+ public:
+  Broker(boost::asio::io_context& io, std::string instance, std::string socket_path);
+  ~Broker() override;
+
+  // Takes ownership of a camera and serves it as a stream of the same name.
+  Stream& add_stream(StreamConfig config, std::unique_ptr<cameras::Camera> camera);
+  // Starts accepting (the socket must not exist).
+  void listen();
+  // Stops cameras, tells clients, closes everything.
+  void shutdown();
+
+  Stream* find_stream(const std::string& name);
+
+ private:
+  struct SubscriberRef {
+    uint64_t connection;
+    std::string stream;
+  };
+
+  void accept();
+  void tick();
+
+  // MessageHandler
+  void on_message(Connection& c, const wire::Received& msg) override;
+  void on_writable(Connection& c) override;
+  void on_closed(Connection& c) override;
+
+  void on_hello(Connection& c, uint32_t rid, const wire::Hello& m);
+  void on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m);
+  void on_unsubscribe(Connection& c, const wire::Unsubscribe& m);
+  void on_release(Connection& c, const wire::Release& m);
+  void on_status(Connection& c, uint32_t rid);
+  void on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m);
+
+  // Sends each connection what its subscribers of `s` have queued.
+  void deliver(Stream& s);
+  void deliver_to(Connection& c, Stream& s, uint64_t subscriber);
+  std::string stream_names() const;
+
+  boost::asio::io_context& io_;
+  std::string instance_, socket_path_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_tick_ = started_;
+
+  std::map<std::string, std::unique_ptr<Stream>> streams_;
+  std::map<uint64_t, std::shared_ptr<Connection>> connections_;
+  std::map<uint64_t, SubscriberRef> subscribers_;
+  uint64_t next_connection_id_ = 1;
+  uint64_t next_subscriber_id_ = 1;
+  bool shutting_down_ = false;
+};
+
+}  // namespace framebroker::daemon

@@ -1,0 +1,174 @@
+#include "config.hpp"
+
+#include <charconv>
+#include <set>
+#include <toml++/toml.h>
+
+#include "framebroker/runtime.hpp"
+
+namespace framebroker::daemon {
+
+namespace {
+
+uint32_t parse_u32(std::string_view key, std::string_view value, uint32_t min, uint32_t max) {
+  uint32_t v = 0;
+  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || p != value.data() + value.size() || v < min || v > max)
+    throw ConfigError(std::string(key) + " must be an integer in [" + std::to_string(min) + ", " +
+                      std::to_string(max) + "], got '" + std::string(value) + "'");
+  return v;
+}
+
+// Applies one key of a camera spec or [[camera]] table; false if it is not a
+// stream key (then it is a property).
+bool apply_stream_key(CameraConfig& cam, std::string_view key, std::string_view value) {
+  if (key == "name") {
+    cam.stream.name = value;
+  } else if (key == "slots") {
+    cam.stream.slots = parse_u32(key, value, 2, 65536);
+  } else if (key == "ring_mb") {
+    cam.stream.ring_mb = parse_u32(key, value, 1, 1 << 20);
+  } else if (key == "overflow") {
+    if (value == "drop")
+      cam.stream.overflow = Overflow::Drop;
+    else if (value == "block")
+      cam.stream.overflow = Overflow::Block;
+    else
+      throw ConfigError("overflow must be 'drop' or 'block', got '" + std::string(value) + "'");
+  } else if (key == "start") {
+    if (value != "true" && value != "false")
+      throw ConfigError("start must be true or false, got '" + std::string(value) + "'");
+    cam.start = value == "true";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string toml_value_text(const toml::node& node, const std::string& key) {
+  if (auto s = node.value<std::string>()) return *s;
+  if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+  if (node.is_floating_point()) {
+    std::string s = std::to_string(*node.value<double>());
+    return s;
+  }
+  if (auto b = node.value<bool>()) return *b ? "true" : "false";
+  throw ConfigError("camera key '" + key + "' must be a string, number or boolean");
+}
+
+}  // namespace
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 48) return false;
+  for (char ch : name)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) return false;
+  return true;
+}
+
+CameraConfig parse_camera_spec(std::string_view spec) {
+  CameraConfig cam;
+  const auto colon = spec.find(':');
+  cam.driver = std::string(spec.substr(0, colon));
+  if (cam.driver.empty()) throw ConfigError("camera spec '" + std::string(spec) + "' names no driver");
+  std::string_view rest = colon == std::string_view::npos ? "" : spec.substr(colon + 1);
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0)
+      throw ConfigError("camera spec item '" + std::string(item) + "' is not KEY=VALUE");
+    const auto key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (!apply_stream_key(cam, key, value)) cam.properties.emplace_back(key, value);
+  }
+  return cam;
+}
+
+void load_toml_file(const std::string& path, BrokerConfig& config) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw ConfigError(path + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
+                      ": " + std::string(e.description()));
+  }
+  static const std::set<std::string> known = {"instance",       "runtime_dir", "socket",
+                                              "log_level",      "camera",      "default_camera",
+                                              "lock_memory"};
+  for (const auto& [k, v] : tbl) {
+    if (!known.count(std::string(k.str())))
+      throw ConfigError(path + ": unknown key '" + std::string(k.str()) +
+                        "' (known: instance, runtime_dir, socket, log_level, default_camera, "
+                        "lock_memory, [[camera]])");
+  }
+  auto str_or = [&](const char* key, std::string& out) {
+    if (auto v = tbl[key].value<std::string>(); v && out.empty()) out = *v;
+  };
+  if (auto v = tbl["instance"].value<std::string>(); v && config.instance == "default")
+    config.instance = *v;
+  str_or("runtime_dir", config.runtime_dir);
+  str_or("socket", config.socket_path);
+  if (auto v = tbl["log_level"].value<std::string>()) config.log_level = *v;
+  if (auto v = tbl["default_camera"].value<bool>()) config.default_camera = *v;
+  if (auto v = tbl["lock_memory"].value<bool>()) config.lock_memory = *v;
+
+  const auto* cams = tbl["camera"].as_array();
+  if (!cams) {
+    if (tbl.contains("camera")) throw ConfigError(path + ": 'camera' must be [[camera]] tables");
+    return;
+  }
+  for (const auto& node : *cams) {
+    const auto* t = node.as_table();
+    if (!t) throw ConfigError(path + ": each [[camera]] must be a table");
+    CameraConfig cam;
+    for (const auto& [k, v] : *t) {
+      const std::string key(k.str());
+      if (key == "driver") {
+        cam.driver = toml_value_text(v, key);
+      } else if (key == "properties") {
+        const auto* props = v.as_table();
+        if (!props) throw ConfigError(path + ": [camera.properties] must be a table");
+        for (const auto& [pk, pv] : *props)
+          cam.properties.emplace_back(std::string(pk.str()), toml_value_text(pv, std::string(pk.str())));
+      } else if (!apply_stream_key(cam, key, toml_value_text(v, key))) {
+        throw ConfigError(path + ": unknown [[camera]] key '" + key +
+                          "' (known: driver, name, slots, ring_mb, overflow, start, "
+                          "[camera.properties])");
+      }
+    }
+    config.cameras.push_back(std::move(cam));
+  }
+}
+
+CameraConfig default_camera() {
+  CameraConfig cam;
+  cam.driver = "sim";
+  cam.stream.name = "sim0";
+  cam.stream.slots = 32;
+  return cam;
+}
+
+void finalize(BrokerConfig& config) {
+  if (!valid_name(config.instance))
+    throw ConfigError("instance name '" + config.instance +
+                      "' must be 1-48 characters of letters, digits, '_' or '-'");
+  if (config.runtime_dir.empty()) config.runtime_dir = default_runtime_dir();
+  if (config.socket_path.empty())
+    config.socket_path = socket_path_in(config.runtime_dir, config.instance);
+  if (config.cameras.empty() && config.default_camera) config.cameras.push_back(default_camera());
+  std::set<std::string> names;
+  int unnamed = 0;
+  for (auto& cam : config.cameras) {
+    if (cam.stream.name.empty()) cam.stream.name = cam.driver + std::to_string(unnamed++);
+    if (!valid_name(cam.stream.name))
+      throw ConfigError("camera name '" + cam.stream.name +
+                        "' must be 1-48 characters of letters, digits, '_' or '-'");
+    if (!names.insert(cam.stream.name).second)
+      throw ConfigError("two cameras are named '" + cam.stream.name + "'");
+    cam.stream.lock_memory = config.lock_memory;
+  }
+}
+
+}  // namespace framebroker::daemon

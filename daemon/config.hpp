@@ -1,0 +1,51 @@
+// The broker's configuration: command-line flags, an optional TOML file, and
+// `--camera` specs such as
+//   sim:name=cam0,Width=1024,Height=1024,PixelType=Mono16,FrameRate=200,slots=32,overflow=drop
+// Keys a stream understands (name, slots, ring_mb, overflow, start) configure
+// the stream; every other key is a camera property.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "stream.hpp"
+
+namespace framebroker::daemon {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct CameraConfig {
+  std::string driver = "sim";
+  StreamConfig stream;  // stream.name is the camera's name too
+  std::vector<std::pair<std::string, std::string>> properties;
+  bool start = true;
+};
+
+struct BrokerConfig {
+  std::string instance = "default";
+  std::string runtime_dir;  // empty: the default (see runtime.hpp)
+  std::string socket_path;  // empty: <runtime_dir>/<instance>.sock
+  std::string log_level = "info";
+  bool default_camera = true;
+  bool lock_memory = false;
+  std::vector<CameraConfig> cameras;
+};
+
+// Names of instances, streams and cameras: [A-Za-z0-9_-], 1 to 48 characters
+// (they become parts of shared-memory names).
+bool valid_name(std::string_view name);
+
+CameraConfig parse_camera_spec(std::string_view spec);
+// Reads a TOML file into `config` (values already set by flags win).
+void load_toml_file(const std::string& path, BrokerConfig& config);
+// The camera of a broker started with no configuration.
+CameraConfig default_camera();
+// Fills in defaults and checks the whole configuration.
+void finalize(BrokerConfig& config);
+
+}  // namespace framebroker::daemon

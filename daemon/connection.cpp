@@ -1,0 +1,121 @@
+#include "connection.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+namespace framebroker::daemon {
+
+namespace asio = boost::asio;
+
+Connection::Connection(MessageHandler& handler, Socket socket, uint64_t id)
+    : handler_(handler), socket_(std::move(socket)), id_(id) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+    peer_ = {cred.pid, cred.uid, cred.gid};
+}
+
+void Connection::start() { read_more(); }
+
+void Connection::read_more() {
+  if (!open_ || closing_) return;
+  auto area = reader_.write_area();
+  socket_.async_read_some(asio::buffer(area.data(), area.size()),
+                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                            if (!self->open_) return;
+                            if (ec) {
+                              self->close(ec == asio::error::eof ? "disconnected" : ec.message());
+                              return;
+                            }
+                            self->on_read(n);
+                          });
+}
+
+void Connection::on_read(size_t n) {
+  reader_.commit(n);
+  wire::Received msg;
+  for (;;) {
+    if (!open_ || closing_) return;
+    switch (reader_.next(msg)) {
+      case wire::FrameReader::Status::NeedMore: return read_more();
+      case wire::FrameReader::Status::TooLarge:
+        spdlog::warn("client {} ({} pid {}): message over {} bytes; closing", id_, client_name,
+                     peer_.pid, wire::kMaxMessageBytes);
+        send_error(0, wire::ErrorCode::TooLarge,
+                   "message larger than " + std::to_string(wire::kMaxMessageBytes) + " bytes");
+        return close_after_flush();
+      case wire::FrameReader::Status::Malformed:
+        spdlog::warn("client {} ({} pid {}): malformed message; closing", id_, client_name,
+                     peer_.pid);
+        send_error(0, wire::ErrorCode::Malformed, "message failed FlatBuffers verification");
+        return close_after_flush();
+      case wire::FrameReader::Status::Message: handler_.on_message(*this, msg); break;
+    }
+  }
+}
+
+void Connection::send(const flatbuffers::FlatBufferBuilder& fbb) {
+  if (!open_) return;
+  out_.insert(out_.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  if (out_.size() > kHardLimit) {
+    spdlog::warn("client {} ({} pid {}) stopped reading: {} bytes queued; disconnecting", id_,
+                 client_name, peer_.pid, out_.size());
+    return close("stopped reading its socket");
+  }
+  write_more();
+}
+
+void Connection::send_error(uint32_t request_id, wire::ErrorCode code, const std::string& message) {
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::build_error(fbb, request_id, code, message);
+  send(fbb);
+}
+
+void Connection::write_more() {
+  if (!writing_.empty() || out_.empty() || !open_) return;
+  writing_.swap(out_);
+  write_started_ = Clock::now();
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                      if (!self->open_) return;
+                      self->writing_.clear();
+                      if (ec) return self->close(ec.message());
+                      if (!self->out_.empty()) return self->write_more();
+                      if (self->closing_) return self->close(self->close_reason_);
+                      self->handler_.on_writable(*self);
+                    });
+}
+
+bool Connection::stalled(Clock::time_point now, std::chrono::seconds limit) const {
+  return open_ && !writing_.empty() && now - write_started_ > limit;
+}
+
+void Connection::close_after_flush() {
+  closing_ = true;
+  close_reason_ = "closed after an error";
+  if (writing_.empty() && out_.empty()) close(close_reason_);
+}
+
+void Connection::close(const std::string& reason) {
+  if (!open_) return;
+  open_ = false;
+  spdlog::debug("client {} ({} pid {}): {}", id_, client_name, peer_.pid, reason);
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  // Deferred so that a close from inside a broker loop never edits what it walks.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->handler_.on_closed(*self); });
+}
+
+void Connection::say_goodbye(wire::ErrorCode code, const std::string& message) {
+  if (!open_) return;
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::build_error(fbb, 0, code, message);
+  ::send(socket_.native_handle(), fbb.GetBufferPointer(), fbb.GetSize(),
+         MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+}  // namespace framebroker::daemon

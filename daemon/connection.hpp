@@ -1,0 +1,92 @@
+// Connection: one client socket. It frames and verifies what arrives, hands
+// each message to its MessageHandler, and queues what goes out. Nothing here
+// blocks: reads and writes are asynchronous on the broker's one socket thread,
+// and the outbound queue is bounded (a client that stops reading is dropped).
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wire.hpp"
+
+namespace framebroker::daemon {
+
+class Connection;
+
+struct PeerCredentials {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+class MessageHandler {
+ public:
+  virtual ~MessageHandler() = default;
+  virtual void on_message(Connection& c, const wire::Received& msg) = 0;
+  virtual void on_writable(Connection& c) = 0;  // the outbound queue drained
+  virtual void on_closed(Connection& c) = 0;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Socket = boost::asio::local::stream_protocol::socket;
+  using Clock = std::chrono::steady_clock;
+
+  // Frames below this many queued bytes flow; above it they wait (queued).
+  static constexpr size_t kSoftLimit = 256 * 1024;
+  // Above this the client is not reading: it is disconnected.
+  static constexpr size_t kHardLimit = 16 * 1024 * 1024;
+
+  Connection(MessageHandler& handler, Socket socket, uint64_t id);
+
+  void start();
+  // Queues a finished (size-prefixed) message.
+  void send(const flatbuffers::FlatBufferBuilder& fbb);
+  void send_error(uint32_t request_id, wire::ErrorCode code, const std::string& message);
+  // Sends what is queued, then closes.
+  void close_after_flush();
+  // Closes at once; on_closed follows.
+  void close(const std::string& reason);
+  // Best-effort synchronous goodbye for shutdown (never blocks).
+  void say_goodbye(wire::ErrorCode code, const std::string& message);
+
+  uint64_t id() const { return id_; }
+  const PeerCredentials& peer() const { return peer_; }
+  bool open() const { return open_; }
+  bool has_room() const { return out_.size() + writing_.size() < kSoftLimit; }
+  // True when a write has waited longer than `limit` for the client to read.
+  bool stalled(Clock::time_point now, std::chrono::seconds limit) const;
+
+  // Set by the broker after Hello.
+  bool greeted = false;
+  std::string client_name = "?";
+  std::string role;
+  Clock::time_point connected_at = Clock::now();
+  std::map<std::string, uint64_t> subscriptions;  // stream -> subscriber id
+
+ private:
+  void read_more();
+  void on_read(size_t n);
+  void write_more();
+  void finish_close();
+
+  MessageHandler& handler_;
+  Socket socket_;
+  uint64_t id_;
+  PeerCredentials peer_;
+  wire::FrameReader reader_;
+  std::vector<uint8_t> out_, writing_;
+  Clock::time_point write_started_{};
+  bool open_ = true;
+  bool closing_ = false;
+  std::string close_reason_;
+};
+
+}  // namespace framebroker::daemon

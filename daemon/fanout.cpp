@@ -1,0 +1,168 @@
+#include "fanout.hpp"
+
+#include <algorithm>
+
+namespace framebroker::daemon {
+
+Fanout::~Fanout() {
+  for (auto& [id, s] : subs_) {
+    drop_queue(s);
+    for (auto& [k, seq] : s.held) refs_.drop_ref({uint32_t(k >> 32), uint32_t(k), seq});
+  }
+  clear_latest();
+}
+
+SubscriberOptions Fanout::subscribe(SubscriberId id, SubscriberOptions o) {
+  if (o.mode == SubscriberMode::Every && o.max_hold == 0) o.max_hold = default_max_hold();
+  if (o.mode == SubscriberMode::Latest && o.window == 0) o.window = 1;
+  auto& s = subs_[id];
+  s.opt = o;
+  s.active = true;
+  if (o.from_latest && latest_) enqueue(s, *latest_);
+  return o;
+}
+
+void Fanout::unsubscribe(SubscriberId id) {
+  auto it = subs_.find(id);
+  if (it == subs_.end()) return;
+  drop_queue(it->second);
+  it->second.active = false;
+  if (it->second.held.empty()) subs_.erase(it);
+}
+
+void Fanout::remove(SubscriberId id) {
+  auto it = subs_.find(id);
+  if (it == subs_.end()) return;
+  drop_queue(it->second);
+  for (auto& [k, seq] : it->second.held) refs_.drop_ref({uint32_t(k >> 32), uint32_t(k), seq});
+  subs_.erase(it);
+}
+
+bool Fanout::active(SubscriberId id) const {
+  auto it = subs_.find(id);
+  return it != subs_.end() && it->second.active;
+}
+
+void Fanout::publish(const FrameRef& frame) {
+  refs_.add_ref(frame);  // the latest cache
+  if (latest_) refs_.drop_ref(*latest_);
+  latest_ = frame;
+  for (auto& [id, s] : subs_)
+    if (s.active) offer(s, frame);
+}
+
+void Fanout::clear_latest() {
+  if (latest_) refs_.drop_ref(*latest_);
+  latest_.reset();
+}
+
+void Fanout::offer(Subscriber& s, const FrameRef& f) {
+  if (s.opt.mode == SubscriberMode::Every) {
+    if (s.in_flight() < s.opt.max_hold)
+      enqueue(s, f);
+    else
+      ++s.c.missed;
+    return;
+  }
+  if (s.in_flight() < s.opt.window)
+    enqueue(s, f);
+  else
+    ++s.unseen;
+}
+
+void Fanout::enqueue(Subscriber& s, const FrameRef& f) {
+  refs_.add_ref(f);
+  s.queue.push_back(f);
+}
+
+void Fanout::top_up_latest(Subscriber& s) {
+  if (!s.active || s.opt.mode != SubscriberMode::Latest || s.unseen == 0) return;
+  if (s.in_flight() >= s.opt.window) return;
+  if (latest_) {
+    enqueue(s, *latest_);
+    s.c.conflated += s.unseen - 1;
+  } else {
+    s.c.conflated += s.unseen;
+  }
+  s.unseen = 0;
+}
+
+void Fanout::drop_queue(Subscriber& s) {
+  for (const auto& f : s.queue) refs_.drop_ref(f);
+  s.queue.clear();
+}
+
+std::vector<FrameRef> Fanout::take_sendable(SubscriberId id, size_t limit) {
+  std::vector<FrameRef> out;
+  auto it = subs_.find(id);
+  if (it == subs_.end()) return out;
+  auto& s = it->second;
+  while (!s.queue.empty() && out.size() < limit) {
+    const FrameRef f = s.queue.front();
+    s.queue.pop_front();
+    s.held.emplace(key(f.gen, f.slot), f.seq);
+    ++s.c.delivered;
+    out.push_back(f);
+  }
+  return out;
+}
+
+ReleaseResult Fanout::release(SubscriberId id, const FrameRef& frame) {
+  auto it = subs_.find(id);
+  if (it == subs_.end()) return ReleaseResult::NotHeld;
+  auto& s = it->second;
+  auto h = s.held.find(key(frame.gen, frame.slot));
+  if (h == s.held.end() || h->second != frame.seq) return ReleaseResult::NotHeld;
+  s.held.erase(h);
+  refs_.drop_ref(frame);
+  if (!s.active && s.held.empty()) {
+    subs_.erase(it);
+    return ReleaseResult::Ok;
+  }
+  top_up_latest(s);
+  return ReleaseResult::Ok;
+}
+
+SubscriberCounters Fanout::counters(SubscriberId id) const {
+  auto it = subs_.find(id);
+  if (it == subs_.end()) return {};
+  SubscriberCounters c = it->second.c;
+  c.held = uint32_t(it->second.held.size());
+  c.queued = uint32_t(it->second.queue.size());
+  return c;
+}
+
+SubscriberOptions Fanout::options(SubscriberId id) const {
+  auto it = subs_.find(id);
+  return it == subs_.end() ? SubscriberOptions{} : it->second.opt;
+}
+
+std::vector<Fanout::SubscriberId> Fanout::subscriber_ids() const {
+  std::vector<SubscriberId> ids;
+  for (const auto& [id, s] : subs_) ids.push_back(id);
+  return ids;
+}
+
+std::vector<Fanout::SubscriberId> Fanout::holders(uint32_t gen, uint32_t slot) const {
+  std::vector<SubscriberId> out;
+  for (const auto& [id, s] : subs_) {
+    bool holds = s.held.count(key(gen, slot)) != 0 ||
+                 std::any_of(s.queue.begin(), s.queue.end(),
+                             [&](const FrameRef& f) { return f.gen == gen && f.slot == slot; });
+    if (holds) out.push_back(id);
+  }
+  return out;
+}
+
+uint32_t Fanout::refs_on(uint32_t gen, uint32_t slot) const {
+  uint32_t n = (latest_ && latest_->gen == gen && latest_->slot == slot) ? 1 : 0;
+  for (const auto& [id, s] : subs_) {
+    n += uint32_t(s.held.count(key(gen, slot)));
+    n += uint32_t(std::count_if(s.queue.begin(), s.queue.end(), [&](const FrameRef& f) {
+      return f.gen == gen && f.slot == slot;
+    }));
+  }
+  return n;
+}
+
+}  // namespace framebroker::daemon

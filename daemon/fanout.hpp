@@ -1,0 +1,118 @@
+// Fanout: who gets which frame of one stream, and who holds what.
+//
+// Runs on the broker's socket thread only, with no sockets of its own: the
+// broker asks it what to send (take_sendable) and tells it what came back
+// (release). Every reference it takes goes through RefCounter, and every
+// add_ref has exactly one matching drop_ref: on release, on unsubscribe, on
+// disconnect, or when the latest cache moves on.
+//
+// Policies (DESIGN.md, "Subscriber modes"):
+//   every:  queued while held + queued < max_hold, else counted as missed.
+//   latest: at most `window` in flight; when a hold is released the newest
+//           frame is sent, and the frames skipped are counted as conflated.
+//   from_latest: the cached newest frame is queued at subscribe time.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace framebroker::daemon {
+
+struct FrameRef {
+  uint32_t gen = 0;
+  uint32_t slot = 0;
+  uint64_t seq = 0;
+  bool operator==(const FrameRef&) const = default;
+};
+
+class RefCounter {
+ public:
+  virtual ~RefCounter() = default;
+  virtual void add_ref(const FrameRef& f) = 0;
+  virtual void drop_ref(const FrameRef& f) = 0;
+};
+
+enum class SubscriberMode { Every, Latest };
+
+struct SubscriberOptions {
+  SubscriberMode mode = SubscriberMode::Every;
+  uint32_t max_hold = 0;  // 0 = default (slots - 4, at least 1)
+  uint32_t window = 0;    // 0 = 1
+  bool from_latest = false;
+};
+
+struct SubscriberCounters {
+  uint64_t delivered = 0, missed = 0, conflated = 0;
+  uint32_t held = 0, queued = 0;
+};
+
+enum class ReleaseResult { Ok, NotHeld };
+
+class Fanout {
+ public:
+  using SubscriberId = uint64_t;
+
+  Fanout(RefCounter& refs, uint32_t slots) : refs_(refs), slots_(slots) {}
+  ~Fanout();
+
+  // Slot count of the current generation (drives the default max_hold).
+  void set_slots(uint32_t slots) { slots_ = slots; }
+  uint32_t default_max_hold() const { return slots_ > 5 ? slots_ - 4 : 1; }
+
+  // Adds (or re-activates) a subscriber; returns the effective options.
+  SubscriberOptions subscribe(SubscriberId id, SubscriberOptions options);
+  // Stops delivery; queued frames are dropped, held ones stay until released.
+  void unsubscribe(SubscriberId id);
+  // Drops everything the subscriber queued or held (its client went away).
+  void remove(SubscriberId id);
+  bool has(SubscriberId id) const { return subs_.count(id) != 0; }
+  bool active(SubscriberId id) const;
+
+  // A committed frame: becomes the latest cache and is queued per policy.
+  void publish(const FrameRef& frame);
+  // Forgets the cached frame (e.g. the generation changed).
+  void clear_latest();
+  std::optional<FrameRef> latest() const { return latest_; }
+
+  // Moves up to `limit` queued frames to held and returns them, in seq order.
+  std::vector<FrameRef> take_sendable(SubscriberId id, size_t limit = SIZE_MAX);
+  // Checks that `id` holds exactly this frame; if so drops the hold.
+  ReleaseResult release(SubscriberId id, const FrameRef& frame);
+
+  SubscriberCounters counters(SubscriberId id) const;
+  SubscriberOptions options(SubscriberId id) const;
+  std::vector<SubscriberId> subscriber_ids() const;
+  // Holders of a slot, for inspection.
+  std::vector<SubscriberId> holders(uint32_t gen, uint32_t slot) const;
+  // Total references this fanout holds on (gen, slot), cache included.
+  uint32_t refs_on(uint32_t gen, uint32_t slot) const;
+
+ private:
+  struct Subscriber {
+    SubscriberOptions opt;
+    bool active = true;
+    std::deque<FrameRef> queue;
+    std::unordered_map<uint64_t, uint64_t> held;  // key(gen, slot) -> seq
+    uint64_t unseen = 0;  // latest: frames published since the last one queued
+    SubscriberCounters c;
+    uint32_t in_flight() const { return uint32_t(held.size() + queue.size()); }
+  };
+
+  static uint64_t key(uint32_t gen, uint32_t slot) { return uint64_t(gen) << 32 | slot; }
+  void enqueue(Subscriber& s, const FrameRef& f);
+  void offer(Subscriber& s, const FrameRef& f);
+  void top_up_latest(Subscriber& s);
+  void drop_queue(Subscriber& s);
+
+  RefCounter& refs_;
+  uint32_t slots_;
+  std::map<SubscriberId, Subscriber> subs_;
+  std::optional<FrameRef> latest_;
+};
+
+}  // namespace framebroker::daemon

@@ -1,0 +1,211 @@
+#include "stream.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <ctime>
+
+#include "framebroker/frame_meta_generated.h"
+
+namespace framebroker::daemon {
+
+namespace {
+
+uint64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace
+
+const char* to_string(Overflow o) { return o == Overflow::Block ? "block" : "drop"; }
+
+Stream::Stream(boost::asio::io_context& io, std::string instance, StreamConfig config,
+               std::unique_ptr<cameras::Camera> camera, std::function<void(Stream&)> on_frames)
+    : io_(io),
+      instance_(std::move(instance)),
+      config_(std::move(config)),
+      camera_(std::move(camera)),
+      on_frames_(std::move(on_frames)),
+      fanout_(*this, config_.slots) {
+  ensure_generation();
+}
+
+Stream::~Stream() {
+  camera_->stop();
+  drain();
+  fanout_.clear_latest();
+}
+
+uint32_t Stream::slot_count_for(uint64_t slot_bytes) const {
+  if (config_.ring_mb == 0) return config_.slots;
+  const uint64_t stride = shm::round_up_to_page(slot_bytes);
+  return uint32_t(std::max<uint64_t>(2, uint64_t(config_.ring_mb) * 1024 * 1024 / stride));
+}
+
+void Stream::ensure_generation() {
+  const uint64_t need = std::max<uint64_t>(camera_->format().frame_bytes(), 1);
+  const uint32_t slots = slot_count_for(need);
+  if (current_ && current_->segment->slot_bytes() >= need && current_->ring->size() == slots)
+    return;
+  drain();
+  const uint32_t gen = current_ ? current_->gen + 1 : 1;
+  const uint64_t slot_bytes = shm::round_up_to_page(need);
+  auto seg = shm::Segment::create(shm::segment_name(instance_, config_.name, gen), instance_,
+                                  config_.name, gen, slots, slot_bytes, config_.lock_memory);
+  spdlog::info("stream {}: generation {} with {} slots of {} bytes in {}", config_.name, gen, slots,
+               slot_bytes, seg->name());
+  fanout_.clear_latest();
+  if (current_) {
+    const uint32_t old = current_->gen;
+    retired_[old] = std::move(current_);
+    retire_if_unreferenced(old);
+  }
+  current_ = std::make_unique<Generation>(gen, std::move(seg));
+  fanout_.set_slots(slots);
+}
+
+void Stream::start(std::optional<uint64_t> frames) {
+  if (camera_->running()) throw cameras::CameraError("camera " + camera_->name() + " is already running");
+  ensure_generation();
+  camera_->start(*this, frames);
+}
+
+void Stream::stop() {
+  current_->ring->interrupt_waits();
+  camera_->stop();
+}
+
+void Stream::snap() {
+  if (camera_->running()) throw cameras::CameraError("camera " + camera_->name() + " is running");
+  ensure_generation();
+  camera_->snap(*this);
+}
+
+Generation* Stream::generation(uint32_t gen) {
+  if (current_ && current_->gen == gen) return current_.get();
+  auto it = retired_.find(gen);
+  return it == retired_.end() ? nullptr : it->second.get();
+}
+
+const std::vector<uint8_t>& Stream::meta_of(const FrameRef& f) {
+  return generation(f.gen)->meta[f.slot];
+}
+
+int64_t Stream::latest_seq() const {
+  auto l = fanout_.latest();
+  return l ? int64_t(l->seq) : -1;
+}
+
+void Stream::tick(double seconds) {
+  const uint64_t p = published_.load();
+  fps_ = seconds > 0 ? double(p - published_at_tick_) / seconds : 0;
+  published_at_tick_ = p;
+}
+
+// ---- producer thread ----
+
+std::optional<cameras::Loan> Stream::loan(size_t bytes) {
+  Generation& g = *current_;
+  std::optional<uint32_t> slot;
+  if (bytes <= g.segment->slot_bytes()) {
+    slot = config_.overflow == Overflow::Block ? g.ring->loan_wait(config_.block_timeout)
+                                               : g.ring->loan();
+  }
+  if (!slot) {
+    // The frame is lost, but it still costs a seq so that every loss is a gap.
+    next_seq_.fetch_add(1);
+    dropped_full_.fetch_add(1);
+    return std::nullopt;
+  }
+  return cameras::Loan{g.segment->writable_slot(*slot).first(bytes), *slot, g.gen};
+}
+
+void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
+  Generation& g = *current_;
+  const uint64_t seq = next_seq_.fetch_add(1);
+  build_meta(loan, info, seq);
+  g.segment->records()[loan.slot] = {seq, loan.data.size()};
+  g.ring->commit(loan.slot);
+  g.commits.push(FrameRef{g.gen, loan.slot, seq});
+  published_.fetch_add(1);
+  if (!drain_pending_.exchange(true)) boost::asio::post(io_, [this] { drain(); });
+}
+
+void Stream::abort(const cameras::Loan& loan) { current_->ring->abort(loan.slot); }
+
+void Stream::drop(std::string_view reason) {
+  next_seq_.fetch_add(1);
+  dropped_camera_.fetch_add(1);
+  spdlog::debug("stream {}: camera dropped a frame: {}", config_.name, reason);
+}
+
+void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& info, uint64_t seq) {
+  auto& fbb = meta_fbb_;
+  fbb.Clear();
+  const auto& f = info.format;
+  std::vector<flatbuffers::Offset<meta::Tag>> tags;
+  for (const auto& [k, v] : info.tags)
+    tags.push_back(meta::CreateTag(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  auto stream = fbb.CreateString(config_.name);
+  auto tag_vec = tags.empty() ? 0 : fbb.CreateVectorOfSortedTables(&tags);
+  meta::FrameMetaBuilder m(fbb);
+  m.add_stream(stream);
+  m.add_camera_frame_id(info.camera_frame_id);
+  m.add_seq(seq);
+  m.add_gen(loan.gen);
+  m.add_slot(loan.slot);
+  m.add_hw_timestamp_ns(info.hw_timestamp_ns.value_or(0));
+  m.add_has_hw_timestamp(info.hw_timestamp_ns.has_value());
+  m.add_mono_ns(clock_ns(CLOCK_MONOTONIC));
+  m.add_realtime_ns(clock_ns(CLOCK_REALTIME));
+  m.add_width(f.width);
+  m.add_height(f.height);
+  m.add_stride(f.stride);
+  m.add_bytes(loan.data.size());
+  m.add_pixel_type(meta::PixelType(uint8_t(f.pixel_type)));
+  m.add_bit_depth(f.bit_depth);
+  m.add_roi_x(f.roi_x);
+  m.add_roi_y(f.roi_y);
+  m.add_roi_w(f.roi_w);
+  m.add_roi_h(f.roi_h);
+  m.add_binning_x(f.binning_x);
+  m.add_binning_y(f.binning_y);
+  m.add_exposure_us(info.exposure_us);
+  if (!tags.empty()) m.add_tags(tag_vec);
+  fbb.Finish(m.Finish());
+  auto& out = current_->meta[loan.slot];
+  out.assign(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+}
+
+// ---- socket thread ----
+
+void Stream::drain() {
+  drain_pending_.store(false);
+  bool any = false;
+  FrameRef f;
+  while (current_ && current_->commits.pop(f)) {
+    fanout_.publish(f);
+    any = true;
+  }
+  if (any && on_frames_) on_frames_(*this);
+}
+
+void Stream::add_ref(const FrameRef& f) { generation(f.gen)->ring->add_ref(f.slot); }
+
+void Stream::drop_ref(const FrameRef& f) {
+  Generation* g = generation(f.gen);
+  g->ring->drop_ref(f.slot);
+  if (g != current_.get()) retire_if_unreferenced(f.gen);
+}
+
+void Stream::retire_if_unreferenced(uint32_t gen) {
+  auto it = retired_.find(gen);
+  if (it == retired_.end() || !it->second->ring->unreferenced()) return;
+  spdlog::info("stream {}: generation {} released by every holder; unlinking {}", config_.name,
+               gen, it->second->segment->name());
+  retired_.erase(it);
+}
+
+}  // namespace framebroker::daemon

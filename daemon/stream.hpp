@@ -1,0 +1,124 @@
+// Stream: one camera, its shared-memory ring(s), and its subscribers.
+//
+// The camera thread is the producer: it loans slots, writes pixels, commits,
+// and builds each frame's metadata once. Commits reach the socket thread
+// through a lock-free queue; the camera thread posts one wake-up only when no
+// drain is already pending, so a busy broker batches commits. Everything
+// except the FrameSink calls runs on the socket thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/lockfree/spsc_queue.hpp>
+#include <flatbuffers/flatbuffers.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cameras/camera.hpp"
+#include "fanout.hpp"
+#include "segment.hpp"
+#include "slot_ring.hpp"
+
+namespace framebroker::daemon {
+
+enum class Overflow { Drop, Block };
+const char* to_string(Overflow o);
+
+struct StreamConfig {
+  std::string name;
+  uint32_t slots = 32;
+  uint32_t ring_mb = 0;  // when set, slots = ring_mb / slot size
+  Overflow overflow = Overflow::Drop;
+  std::chrono::milliseconds block_timeout{1000};
+  bool lock_memory = false;
+};
+
+// One shared-memory segment and the ring that tracks its slots.
+struct Generation {
+  uint32_t gen = 0;
+  std::unique_ptr<shm::Segment> segment;
+  std::unique_ptr<SlotRing> ring;
+  std::vector<std::vector<uint8_t>> meta;  // per slot; written by the producer while WRITING
+  boost::lockfree::spsc_queue<FrameRef> commits;
+
+  Generation(uint32_t g, std::unique_ptr<shm::Segment> seg)
+      : gen(g), segment(std::move(seg)), ring(std::make_unique<SlotRing>(segment->slots())),
+        meta(segment->slots()), commits(segment->slots() + 1) {}
+  // Clients that still map it keep their mapping; the name goes at once.
+  ~Generation() { shm::Segment::remove(segment->name()); }
+};
+
+class Stream : public cameras::FrameSink, private RefCounter {
+ public:
+  // on_frames is called on the socket thread after each drain that published.
+  Stream(boost::asio::io_context& io, std::string instance, StreamConfig config,
+         std::unique_ptr<cameras::Camera> camera, std::function<void(Stream&)> on_frames);
+  ~Stream() override;
+
+  const std::string& name() const { return config_.name; }
+  const StreamConfig& config() const { return config_; }
+  cameras::Camera& camera() { return *camera_; }
+  Fanout& fanout() { return fanout_; }
+
+  // Creates a new generation when the format outgrew the slots (camera idle).
+  void ensure_generation();
+  void start(std::optional<uint64_t> frames);
+  void stop();
+  void snap();
+
+  Generation* current() { return current_.get(); }
+  Generation* generation(uint32_t gen);
+  const std::vector<uint8_t>& meta_of(const FrameRef& f);
+  // Drains pending commits into the fanout (normally via the posted wake-up).
+  void drain();
+
+  uint64_t published() const { return published_.load(); }
+  uint64_t dropped() const { return dropped_full_.load() + dropped_camera_.load(); }
+  uint64_t dropped_full() const { return dropped_full_.load(); }
+  uint64_t dropped_camera() const { return dropped_camera_.load(); }
+  int64_t latest_seq() const;
+  double fps() const { return fps_; }
+  // Called once a second by the broker.
+  void tick(double seconds);
+  size_t retired_generations() const { return retired_.size(); }
+
+  // FrameSink (producer thread).
+  std::optional<cameras::Loan> loan(size_t bytes) override;
+  void commit(const cameras::Loan& loan, const cameras::FrameInfo& info) override;
+  void abort(const cameras::Loan& loan) override;
+  void drop(std::string_view reason) override;
+
+ private:
+  void add_ref(const FrameRef& f) override;
+  void drop_ref(const FrameRef& f) override;
+  void build_meta(const cameras::Loan& loan, const cameras::FrameInfo& info, uint64_t seq);
+  void retire_if_unreferenced(uint32_t gen);
+  uint32_t slot_count_for(uint64_t slot_bytes) const;
+
+  boost::asio::io_context& io_;
+  std::string instance_;
+  StreamConfig config_;
+  std::unique_ptr<cameras::Camera> camera_;
+  std::function<void(Stream&)> on_frames_;
+
+  std::unique_ptr<Generation> current_;
+  std::map<uint32_t, std::unique_ptr<Generation>> retired_;  // still referenced
+  Fanout fanout_;
+
+  // Producer-side state.
+  std::atomic<uint64_t> next_seq_{0};
+  std::atomic<uint64_t> published_{0}, dropped_full_{0}, dropped_camera_{0};
+  std::atomic<bool> drain_pending_{false};
+  flatbuffers::FlatBufferBuilder meta_fbb_{1024};
+
+  double fps_ = 0;
+  uint64_t published_at_tick_ = 0;
+};
+
+}  // namespace framebroker::daemon

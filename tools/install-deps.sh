@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, everything framebroker needs to build and test.
+# Idempotent: does nothing when every package is present, and runs
+# `apt-get update` only when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config clang-format
+  libboost-dev
+  libflatbuffers-dev flatbuffers-compiler
+  libspdlog-dev libfmt-dev
+  libcli11-dev
+  libtomlplusplus-dev
+  nlohmann-json3-dev
+  libgtest-dev
+  procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
