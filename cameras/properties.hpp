@@ -2,6 +2,7 @@
 // Values cross the wire as text; each property parses and checks its own.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>

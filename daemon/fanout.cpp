@@ -64,10 +64,13 @@ void Fanout::offer(Subscriber& s, const FrameRef& f) {
       ++s.c.missed;
     return;
   }
-  if (s.in_flight() < s.opt.window)
+  if (s.in_flight() < s.opt.window) {
     enqueue(s, f);
-  else
-    ++s.unseen;
+    return;
+  }
+  // The frame that was waiting for room is superseded by this one.
+  if (s.newer_pending) ++s.c.conflated;
+  s.newer_pending = true;
 }
 
 void Fanout::enqueue(Subscriber& s, const FrameRef& f) {
@@ -76,15 +79,13 @@ void Fanout::enqueue(Subscriber& s, const FrameRef& f) {
 }
 
 void Fanout::top_up_latest(Subscriber& s) {
-  if (!s.active || s.opt.mode != SubscriberMode::Latest || s.unseen == 0) return;
+  if (!s.active || s.opt.mode != SubscriberMode::Latest || !s.newer_pending) return;
   if (s.in_flight() >= s.opt.window) return;
-  if (latest_) {
+  if (latest_)
     enqueue(s, *latest_);
-    s.c.conflated += s.unseen - 1;
-  } else {
-    s.c.conflated += s.unseen;
-  }
-  s.unseen = 0;
+  else
+    ++s.c.conflated;  // the cache was cleared (new generation): it is gone
+  s.newer_pending = false;
 }
 
 void Fanout::drop_queue(Subscriber& s) {

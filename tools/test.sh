@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds framebroker and runs the whole test suite twice: once as shipped,
+# once under AddressSanitizer + UndefinedBehaviorSanitizer. Works on a fresh
+# Debian 12 machine as root (it installs what it needs first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools/install-deps.sh
+
+jobs=$(nproc)
+run_suite() {
+  local dir=$1
+  shift
+  echo "=== configure + build: $dir ($*)"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  echo "=== ctest: $dir"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 300)
+}
+
+run_suite build
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite build-asan -DFB_SANITIZE=ON
+echo "=== all tests passed (plain and ASan+UBSan)"
