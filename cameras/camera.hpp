@@ -23,8 +23,8 @@
 #include <utility>
 #include <vector>
 
-#include "cameras/properties.hpp"
 #include "cameras/pixel_format.hpp"
+#include "cameras/properties.hpp"
 
 namespace framebroker::cameras {
 

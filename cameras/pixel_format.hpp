@@ -9,19 +9,35 @@
 namespace framebroker::cameras {
 
 // Same numbering as framebroker.meta.PixelType in schema/frame_meta.fbs.
-enum class PixelType : uint8_t { Mono8, Mono10, Mono12, Mono14, Mono16, Mono32F, RGB8, BGRA8, RGB16 };
+enum class PixelType : uint8_t {
+  Mono8,
+  Mono10,
+  Mono12,
+  Mono14,
+  Mono16,
+  Mono32F,
+  RGB8,
+  BGRA8,
+  RGB16
+};
 
 constexpr size_t bytes_per_pixel(PixelType t) {
   switch (t) {
-    case PixelType::Mono8: return 1;
+    case PixelType::Mono8:
+      return 1;
     case PixelType::Mono10:
     case PixelType::Mono12:
     case PixelType::Mono14:
-    case PixelType::Mono16: return 2;
-    case PixelType::Mono32F: return 4;
-    case PixelType::RGB8: return 3;
-    case PixelType::BGRA8: return 4;
-    case PixelType::RGB16: return 6;
+    case PixelType::Mono16:
+      return 2;
+    case PixelType::Mono32F:
+      return 4;
+    case PixelType::RGB8:
+      return 3;
+    case PixelType::BGRA8:
+      return 4;
+    case PixelType::RGB16:
+      return 6;
   }
   return 0;
 }

@@ -25,10 +25,10 @@ struct Property {
   PropertyType type = PropertyType::Int;
   std::string value;  // canonical text form
   std::string unit;
-  std::optional<double> min, max;     // Int and Float
-  std::vector<std::string> allowed;   // Enum
+  std::optional<double> min, max;    // Int and Float
+  std::vector<std::string> allowed;  // Enum
   bool read_only = false;
-  bool affects_format = false;        // cannot change while running
+  bool affects_format = false;  // cannot change while running
 };
 
 const char* to_string(PropertyType t);

@@ -17,23 +17,32 @@ namespace {
 
 constexpr auto kStallLimit = std::chrono::seconds(10);
 
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string();
+}
 
 wire::PropertyType wire_type(cameras::PropertyType t) {
   switch (t) {
-    case cameras::PropertyType::Int: return wire::PropertyType::Int;
-    case cameras::PropertyType::Float: return wire::PropertyType::Float;
-    case cameras::PropertyType::String: return wire::PropertyType::String;
-    case cameras::PropertyType::Enum: return wire::PropertyType::Enum;
+    case cameras::PropertyType::Int:
+      return wire::PropertyType::Int;
+    case cameras::PropertyType::Float:
+      return wire::PropertyType::Float;
+    case cameras::PropertyType::String:
+      return wire::PropertyType::String;
+    case cameras::PropertyType::Enum:
+      return wire::PropertyType::Enum;
   }
   return wire::PropertyType::String;
 }
 
 ErrorCode error_for(cameras::PropertyError::Kind k) {
   switch (k) {
-    case cameras::PropertyError::Kind::Unknown: return ErrorCode::UnknownProperty;
-    case cameras::PropertyError::Kind::Busy: return ErrorCode::CameraBusy;
-    default: return ErrorCode::InvalidValue;
+    case cameras::PropertyError::Kind::Unknown:
+      return ErrorCode::UnknownProperty;
+    case cameras::PropertyError::Kind::Busy:
+      return ErrorCode::CameraBusy;
+    default:
+      return ErrorCode::InvalidValue;
   }
 }
 
@@ -46,7 +55,9 @@ Broker::Broker(asio::io_context& io, std::string instance, std::string socket_pa
       acceptor_(io),
       timer_(io) {}
 
-Broker::~Broker() { shutdown(); }
+Broker::~Broker() {
+  shutdown();
+}
 
 Stream& Broker::add_stream(StreamConfig config, std::unique_ptr<cameras::Camera> camera) {
   const std::string name = config.name;
@@ -85,7 +96,8 @@ void Broker::accept() {
       if (!shutting_down_ && ec != asio::error::operation_aborted) accept();
       return;
     }
-    auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket), next_connection_id_++);
+    auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket),
+                                             next_connection_id_++);
     connections_[conn->id()] = conn;
     conn->start();
     accept();
@@ -114,7 +126,8 @@ void Broker::shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   for (auto& [name, s] : streams_) s->stop();
-  for (auto& [id, c] : connections_) c->say_goodbye(ErrorCode::ShuttingDown, "the broker is shutting down");
+  for (auto& [id, c] : connections_)
+    c->say_goodbye(ErrorCode::ShuttingDown, "the broker is shutting down");
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   timer_.cancel();
@@ -140,16 +153,22 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
     return c.close_after_flush();
   }
   switch (env->message_type()) {
-    case wire::Message::Hello: return on_hello(c, rid, *env->message_as_Hello());
-    case wire::Message::Subscribe: return on_subscribe(c, rid, *env->message_as_Subscribe());
-    case wire::Message::Unsubscribe: return on_unsubscribe(c, *env->message_as_Unsubscribe());
-    case wire::Message::Release: return on_release(c, *env->message_as_Release());
-    case wire::Message::StatusRequest: return on_status(c, rid);
-    case wire::Message::CameraCommand: return on_camera(c, rid, *env->message_as_CameraCommand());
+    case wire::Message::Hello:
+      return on_hello(c, rid, *env->message_as_Hello());
+    case wire::Message::Subscribe:
+      return on_subscribe(c, rid, *env->message_as_Subscribe());
+    case wire::Message::Unsubscribe:
+      return on_unsubscribe(c, *env->message_as_Unsubscribe());
+    case wire::Message::Release:
+      return on_release(c, *env->message_as_Release());
+    case wire::Message::StatusRequest:
+      return on_status(c, rid);
+    case wire::Message::CameraCommand:
+      return on_camera(c, rid, *env->message_as_CameraCommand());
     default:
-      c.send_error(rid, ErrorCode::Malformed,
-                   std::string("a client may not send ") +
-                       wire::EnumNameMessage(env->message_type()));
+      c.send_error(
+          rid, ErrorCode::Malformed,
+          std::string("a client may not send ") + wire::EnumNameMessage(env->message_type()));
   }
 }
 
@@ -171,8 +190,9 @@ void Broker::on_hello(Connection& c, uint32_t rid, const wire::Hello& m) {
   spdlog::info("client {} connected: {} (pid {}, uid {})", c.id(), c.client_name, c.peer().pid,
                c.peer().uid);
   flatbuffers::FlatBufferBuilder fbb;
-  auto body = wire::CreateWelcome(fbb, wire::kProtocolVersion, fbb.CreateString(FRAMEBROKER_VERSION),
-                                  fbb.CreateString(instance_), c.id());
+  auto body =
+      wire::CreateWelcome(fbb, wire::kProtocolVersion, fbb.CreateString(FRAMEBROKER_VERSION),
+                          fbb.CreateString(instance_), c.id());
   wire::finish(fbb, rid, wire::Message::Welcome, body);
   c.send(fbb);
 }
@@ -233,7 +253,8 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
                         "release for unknown stream '" + name + "'; streams: " + stream_names());
   auto it = c.subscriptions.find(name);
   if (it == c.subscriptions.end())
-    return c.send_error(0, ErrorCode::NotHeld, "release on " + name + ", which this client holds nothing of");
+    return c.send_error(0, ErrorCode::NotHeld,
+                        "release on " + name + ", which this client holds nothing of");
   const uint64_t sub = it->second;
   std::string bad;
   size_t bad_count = 0;
@@ -241,9 +262,9 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
     for (const auto* r : *m.refs()) {
       if (s->fanout().release(sub, {r->gen(), r->slot(), r->seq()}) == ReleaseResult::Ok) continue;
       if (++bad_count <= 4)
-        bad += (bad.empty() ? "" : ", ") + ("gen " + std::to_string(r->gen()) + " slot " +
-                                            std::to_string(r->slot()) + " seq " +
-                                            std::to_string(r->seq()));
+        bad += (bad.empty() ? "" : ", ") +
+               ("gen " + std::to_string(r->gen()) + " slot " + std::to_string(r->slot()) + " seq " +
+                std::to_string(r->seq()));
     }
   }
   if (!s->fanout().has(sub)) {  // an unsubscribed subscriber let go of its last frame
@@ -326,7 +347,9 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
               p.min.has_value() || p.max.has_value(), fbb.CreateVector(allowed), p.read_only));
         }
         break;
-      case wire::CameraOp::Get: value = camera.get(str(m.property())); break;
+      case wire::CameraOp::Get:
+        value = camera.get(str(m.property()));
+        break;
       case wire::CameraOp::Set:
         camera.set(str(m.property()), str(m.value()));
         value = camera.get(str(m.property()));
@@ -341,7 +364,9 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
         s->stop();
         spdlog::info("client {} ({}) stopped {}", c.id(), c.client_name, cam);
         break;
-      case wire::CameraOp::Snap: s->snap(); break;
+      case wire::CameraOp::Snap:
+        s->snap();
+        break;
     }
   } catch (const cameras::PropertyError& e) {
     return c.send_error(rid, error_for(e.kind), e.what());
@@ -351,8 +376,9 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
     spdlog::error("camera {}: {}", cam, e.what());
     return c.send_error(rid, ErrorCode::CameraFailed, e.what());
   }
-  auto body = wire::CreateCameraReply(fbb, fbb.CreateString(cam), fbb.CreateString(value),
-                                      props.empty() ? 0 : fbb.CreateVector(props), camera.running());
+  auto body =
+      wire::CreateCameraReply(fbb, fbb.CreateString(cam), fbb.CreateString(value),
+                              props.empty() ? 0 : fbb.CreateVector(props), camera.running());
   wire::finish(fbb, rid, wire::Message::CameraReply, body);
   c.send(fbb);
 }

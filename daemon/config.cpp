@@ -1,8 +1,8 @@
 #include "config.hpp"
 
+#include <toml++/toml.h>
 #include <charconv>
 #include <set>
-#include <toml++/toml.h>
 
 #include "framebroker/runtime.hpp"
 
@@ -69,7 +69,8 @@ CameraConfig parse_camera_spec(std::string_view spec) {
   CameraConfig cam;
   const auto colon = spec.find(':');
   cam.driver = std::string(spec.substr(0, colon));
-  if (cam.driver.empty()) throw ConfigError("camera spec '" + std::string(spec) + "' names no driver");
+  if (cam.driver.empty())
+    throw ConfigError("camera spec '" + std::string(spec) + "' names no driver");
   std::string_view rest = colon == std::string_view::npos ? "" : spec.substr(colon + 1);
   while (!rest.empty()) {
     const auto comma = rest.find(',');
@@ -94,9 +95,8 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
     throw ConfigError(path + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
                       ": " + std::string(e.description()));
   }
-  static const std::set<std::string> known = {"instance",       "runtime_dir", "socket",
-                                              "log_level",      "camera",      "default_camera",
-                                              "lock_memory"};
+  static const std::set<std::string> known = {
+      "instance", "runtime_dir", "socket", "log_level", "camera", "default_camera", "lock_memory"};
   for (const auto& [k, v] : tbl) {
     if (!known.count(std::string(k.str())))
       throw ConfigError(path + ": unknown key '" + std::string(k.str()) +
@@ -110,9 +110,10 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
     config.instance = *v;
   str_or("runtime_dir", config.runtime_dir);
   str_or("socket", config.socket_path);
-  if (auto v = tbl["log_level"].value<std::string>()) config.log_level = *v;
+  if (auto v = tbl["log_level"].value<std::string>(); v && config.log_level == "info")
+    config.log_level = *v;
   if (auto v = tbl["default_camera"].value<bool>()) config.default_camera = *v;
-  if (auto v = tbl["lock_memory"].value<bool>()) config.lock_memory = *v;
+  if (auto v = tbl["lock_memory"].value<bool>()) config.lock_memory = config.lock_memory || *v;
 
   const auto* cams = tbl["camera"].as_array();
   if (!cams) {
@@ -131,7 +132,8 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
         const auto* props = v.as_table();
         if (!props) throw ConfigError(path + ": [camera.properties] must be a table");
         for (const auto& [pk, pv] : *props)
-          cam.properties.emplace_back(std::string(pk.str()), toml_value_text(pv, std::string(pk.str())));
+          cam.properties.emplace_back(std::string(pk.str()),
+                                      toml_value_text(pv, std::string(pk.str())));
       } else if (!apply_stream_key(cam, key, toml_value_text(v, key))) {
         throw ConfigError(path + ": unknown [[camera]] key '" + key +
                           "' (known: driver, name, slots, ring_mb, overflow, start, "

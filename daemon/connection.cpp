@@ -18,7 +18,9 @@ Connection::Connection(MessageHandler& handler, Socket socket, uint64_t id)
     peer_ = {cred.pid, cred.uid, cred.gid};
 }
 
-void Connection::start() { read_more(); }
+void Connection::start() {
+  read_more();
+}
 
 void Connection::read_more() {
   if (!open_ || closing_) return;
@@ -40,7 +42,8 @@ void Connection::on_read(size_t n) {
   for (;;) {
     if (!open_ || closing_) return;
     switch (reader_.next(msg)) {
-      case wire::FrameReader::Status::NeedMore: return read_more();
+      case wire::FrameReader::Status::NeedMore:
+        return read_more();
       case wire::FrameReader::Status::TooLarge:
         spdlog::warn("client {} ({} pid {}): message over {} bytes; closing", id_, client_name,
                      peer_.pid, wire::kMaxMessageBytes);
@@ -52,7 +55,9 @@ void Connection::on_read(size_t n) {
                      peer_.pid);
         send_error(0, wire::ErrorCode::Malformed, "message failed FlatBuffers verification");
         return close_after_flush();
-      case wire::FrameReader::Status::Message: handler_.on_message(*this, msg); break;
+      case wire::FrameReader::Status::Message:
+        handler_.on_message(*this, msg);
+        break;
     }
   }
 }
@@ -107,7 +112,8 @@ void Connection::close(const std::string& reason) {
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
   // Deferred so that a close from inside a broker loop never edits what it walks.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->handler_.on_closed(*self); });
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this()] { self->handler_.on_closed(*self); });
 }
 
 void Connection::say_goodbye(wire::ErrorCode code, const std::string& message) {

@@ -18,7 +18,8 @@ SubscriberOptions Fanout::subscribe(SubscriberId id, SubscriberOptions o) {
   auto& s = subs_[id];
   s.opt = o;
   s.active = true;
-  if (o.from_latest && latest_) enqueue(s, *latest_);
+  if (o.from_latest && latest_ && !s.held.count(key(latest_->gen, latest_->slot)))
+    enqueue(s, *latest_);
   return o;
 }
 
@@ -159,9 +160,8 @@ uint32_t Fanout::refs_on(uint32_t gen, uint32_t slot) const {
   uint32_t n = (latest_ && latest_->gen == gen && latest_->slot == slot) ? 1 : 0;
   for (const auto& [id, s] : subs_) {
     n += uint32_t(s.held.count(key(gen, slot)));
-    n += uint32_t(std::count_if(s.queue.begin(), s.queue.end(), [&](const FrameRef& f) {
-      return f.gen == gen && f.slot == slot;
-    }));
+    n += uint32_t(std::count_if(s.queue.begin(), s.queue.end(),
+                                [&](const FrameRef& f) { return f.gen == gen && f.slot == slot; }));
   }
   return n;
 }

@@ -98,7 +98,7 @@ class Fanout {
     bool active = true;
     std::deque<FrameRef> queue;
     std::unordered_map<uint64_t, uint64_t> held;  // key(gen, slot) -> seq
-    bool newer_pending = false;  // latest: a frame came while the window was full
+    bool newer_pending = false;                   // latest: a frame came while the window was full
     SubscriberCounters c;
     uint32_t in_flight() const { return uint32_t(held.size() + queue.size()); }
   };

@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
   app.add_option("--runtime-dir", config.runtime_dir,
                  "where the socket and lock live (default: $RUNTIME_DIRECTORY, /run/framebroker "
                  "for root, $XDG_RUNTIME_DIR/framebroker, /tmp/framebroker-<uid>)");
-  app.add_option("--socket", config.socket_path, "socket path (default <runtime-dir>/<instance>.sock)");
+  app.add_option("--socket", config.socket_path,
+                 "socket path (default <runtime-dir>/<instance>.sock)");
   app.add_option("--camera", camera_specs,
                  "a camera, repeatable: DRIVER:key=value,... e.g. "
                  "sim:name=cam0,Width=1024,Height=1024,PixelType=Mono16,FrameRate=200,"

@@ -6,9 +6,12 @@ namespace framebroker::daemon {
 
 const char* to_string(SlotState s) {
   switch (s) {
-    case SlotState::Free: return "free";
-    case SlotState::Writing: return "writing";
-    case SlotState::Ready: return "ready";
+    case SlotState::Free:
+      return "free";
+    case SlotState::Writing:
+      return "writing";
+    case SlotState::Ready:
+      return "ready";
   }
   return "?";
 }
@@ -70,7 +73,8 @@ void SlotRing::abort(uint32_t slot) {
 }
 
 void SlotRing::add_ref(uint32_t slot) {
-  if (state(slot) != SlotState::Ready) throw std::logic_error("add_ref on a slot that is not READY");
+  if (state(slot) != SlotState::Ready)
+    throw std::logic_error("add_ref on a slot that is not READY");
   ++refs_[slot];
 }
 
@@ -104,9 +108,15 @@ SlotCounts SlotRing::counts() const {
   SlotCounts c;
   for (const auto& s : states_) {
     switch (s.load(std::memory_order_acquire)) {
-      case SlotState::Free: ++c.free; break;
-      case SlotState::Writing: ++c.writing; break;
-      case SlotState::Ready: ++c.ready; break;
+      case SlotState::Free:
+        ++c.free;
+        break;
+      case SlotState::Writing:
+        ++c.writing;
+        break;
+      case SlotState::Ready:
+        ++c.ready;
+        break;
     }
   }
   return c;

@@ -2,8 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/post.hpp>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <stdexcept>
 
 #include "framebroker/frame_meta_generated.h"
 
@@ -19,23 +24,42 @@ uint64_t clock_ns(clockid_t id) {
 
 }  // namespace
 
-const char* to_string(Overflow o) { return o == Overflow::Block ? "block" : "drop"; }
+const char* to_string(Overflow o) {
+  return o == Overflow::Block ? "block" : "drop";
+}
 
 Stream::Stream(boost::asio::io_context& io, std::string instance, StreamConfig config,
                std::unique_ptr<cameras::Camera> camera, std::function<void(Stream&)> on_frames)
-    : io_(io),
-      instance_(std::move(instance)),
+    : instance_(std::move(instance)),
       config_(std::move(config)),
       camera_(std::move(camera)),
       on_frames_(std::move(on_frames)),
-      fanout_(*this, config_.slots) {
+      fanout_(*this, config_.slots),
+      bell_(io) {
+  bell_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (bell_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
+  bell_.assign(bell_fd_);
   ensure_generation();
+  wait_for_bell();
+}
+
+void Stream::wait_for_bell() {
+  bell_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                   [this](boost::system::error_code ec) {
+                     if (ec) return;  // cancelled: the stream is going away
+                     uint64_t rings;
+                     [[maybe_unused]] auto n = ::read(bell_fd_, &rings, sizeof rings);
+                     drain();
+                     wait_for_bell();
+                   });
 }
 
 Stream::~Stream() {
   camera_->stop();
   drain();
   fanout_.clear_latest();
+  boost::system::error_code ignored;
+  bell_.cancel(ignored);
 }
 
 uint32_t Stream::slot_count_for(uint64_t slot_bytes) const {
@@ -67,7 +91,8 @@ void Stream::ensure_generation() {
 }
 
 void Stream::start(std::optional<uint64_t> frames) {
-  if (camera_->running()) throw cameras::CameraError("camera " + camera_->name() + " is already running");
+  if (camera_->running())
+    throw cameras::CameraError("camera " + camera_->name() + " is already running");
   ensure_generation();
   camera_->start(*this, frames);
 }
@@ -130,10 +155,15 @@ void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
   g.ring->commit(loan.slot);
   g.commits.push(FrameRef{g.gen, loan.slot, seq});
   published_.fetch_add(1);
-  if (!drain_pending_.exchange(true)) boost::asio::post(io_, [this] { drain(); });
+  if (!drain_pending_.exchange(true)) {
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(bell_fd_, &one, sizeof one);
+  }
 }
 
-void Stream::abort(const cameras::Loan& loan) { current_->ring->abort(loan.slot); }
+void Stream::abort(const cameras::Loan& loan) {
+  current_->ring->abort(loan.slot);
+}
 
 void Stream::drop(std::string_view reason) {
   next_seq_.fetch_add(1);
@@ -192,7 +222,9 @@ void Stream::drain() {
   if (any && on_frames_) on_frames_(*this);
 }
 
-void Stream::add_ref(const FrameRef& f) { generation(f.gen)->ring->add_ref(f.slot); }
+void Stream::add_ref(const FrameRef& f) {
+  generation(f.gen)->ring->add_ref(f.slot);
+}
 
 void Stream::drop_ref(const FrameRef& f) {
   Generation* g = generation(f.gen);
@@ -203,8 +235,8 @@ void Stream::drop_ref(const FrameRef& f) {
 void Stream::retire_if_unreferenced(uint32_t gen) {
   auto it = retired_.find(gen);
   if (it == retired_.end() || !it->second->ring->unreferenced()) return;
-  spdlog::info("stream {}: generation {} released by every holder; unlinking {}", config_.name,
-               gen, it->second->segment->name());
+  spdlog::info("stream {}: generation {} released by every holder; unlinking {}", config_.name, gen,
+               it->second->segment->name());
   retired_.erase(it);
 }
 

@@ -2,14 +2,16 @@
 //
 // The camera thread is the producer: it loans slots, writes pixels, commits,
 // and builds each frame's metadata once. Commits reach the socket thread
-// through a lock-free queue; the camera thread posts one wake-up only when no
-// drain is already pending, so a busy broker batches commits. Everything
-// except the FrameSink calls runs on the socket thread.
+// through a lock-free queue, and the camera thread rings an eventfd only when
+// no drain is already pending, so a busy broker batches commits and the camera
+// thread never takes a lock the socket thread could hold. Everything except
+// the FrameSink calls runs on the socket thread.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/lockfree/spsc_queue.hpp>
 #include <flatbuffers/flatbuffers.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/lockfree/spsc_queue.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -48,8 +50,11 @@ struct Generation {
   boost::lockfree::spsc_queue<FrameRef> commits;
 
   Generation(uint32_t g, std::unique_ptr<shm::Segment> seg)
-      : gen(g), segment(std::move(seg)), ring(std::make_unique<SlotRing>(segment->slots())),
-        meta(segment->slots()), commits(segment->slots() + 1) {}
+      : gen(g),
+        segment(std::move(seg)),
+        ring(std::make_unique<SlotRing>(segment->slots())),
+        meta(segment->slots()),
+        commits(segment->slots() + 1) {}
   // Clients that still map it keep their mapping; the name goes at once.
   ~Generation() { shm::Segment::remove(segment->name()); }
 };
@@ -99,9 +104,9 @@ class Stream : public cameras::FrameSink, private RefCounter {
   void drop_ref(const FrameRef& f) override;
   void build_meta(const cameras::Loan& loan, const cameras::FrameInfo& info, uint64_t seq);
   void retire_if_unreferenced(uint32_t gen);
+  void wait_for_bell();
   uint32_t slot_count_for(uint64_t slot_bytes) const;
 
-  boost::asio::io_context& io_;
   std::string instance_;
   StreamConfig config_;
   std::unique_ptr<cameras::Camera> camera_;
@@ -115,6 +120,8 @@ class Stream : public cameras::FrameSink, private RefCounter {
   std::atomic<uint64_t> next_seq_{0};
   std::atomic<uint64_t> published_{0}, dropped_full_{0}, dropped_camera_{0};
   std::atomic<bool> drain_pending_{false};
+  int bell_fd_ = -1;  // eventfd: camera thread -> socket thread
+  boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};
 
   double fps_ = 0;

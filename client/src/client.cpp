@@ -8,7 +8,9 @@ namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string();
+}
 
 Status status_from_wire(const wire::Status& w) {
   Status s;
@@ -70,8 +72,9 @@ wire::Received camera_request(detail::Core& core, const std::string& camera, wir
                               const std::string& property = {}, const std::string& value = {},
                               int64_t frames = -1) {
   flatbuffers::FlatBufferBuilder fbb;
-  auto body = wire::CreateCameraCommand(fbb, fbb.CreateString(camera), op,
-                                        fbb.CreateString(property), fbb.CreateString(value), frames);
+  auto body =
+      wire::CreateCameraCommand(fbb, fbb.CreateString(camera), op, fbb.CreateString(property),
+                                fbb.CreateString(value), frames);
   const uint32_t id = core.next_request_id();
   wire::finish(fbb, id, wire::Message::CameraCommand, body);
   return core.request(fbb, id, wire::Message::CameraReply, kRequestTimeout);
@@ -79,17 +82,23 @@ wire::Received camera_request(detail::Core& core, const std::string& camera, wir
 
 const char* type_name(wire::PropertyType t) {
   switch (t) {
-    case wire::PropertyType::Int: return "int";
-    case wire::PropertyType::Float: return "float";
-    case wire::PropertyType::String: return "string";
-    case wire::PropertyType::Enum: return "enum";
+    case wire::PropertyType::Int:
+      return "int";
+    case wire::PropertyType::Float:
+      return "float";
+    case wire::PropertyType::String:
+      return "string";
+    case wire::PropertyType::Enum:
+      return "enum";
   }
   return "unknown";
 }
 
 }  // namespace
 
-Client Client::connect(const ConnectOptions& options) { return Client(detail::Core::connect(options)); }
+Client Client::connect(const ConnectOptions& options) {
+  return Client(detail::Core::connect(options));
+}
 
 Subscription Client::subscribe(const std::string& stream, const SubscribeOptions& o) {
   flatbuffers::FlatBufferBuilder fbb;
@@ -103,8 +112,8 @@ Subscription Client::subscribe(const std::string& stream, const SubscribeOptions
   try {
     auto reply = core_->request(fbb, id, wire::Message::Subscribed, kRequestTimeout);
     const auto* s = reply.envelope()->message_as_Subscribed();
-    StreamInfo info{str(s->stream()), str(s->segment()), s->gen(),   s->slots(),
-                    s->slot_bytes(),  o.mode,             s->max_hold(), s->window()};
+    StreamInfo info{str(s->stream()), str(s->segment()), s->gen(),   s->slots(), s->slot_bytes(),
+                    o.mode,           s->max_hold(),     s->window()};
     return Subscription(core_, std::move(info));
   } catch (...) {
     core_->remove_subscription(stream);
@@ -120,17 +129,29 @@ Status Client::status() {
   return status_from_wire(*reply.envelope()->message_as_Status());
 }
 
-const std::string& Client::socket_path() const { return core_->socket_path(); }
-const std::string& Client::instance() const { return core_->instance(); }
-const std::string& Client::broker_version() const { return core_->broker_version(); }
-void Client::flush() { core_->flush_releases(); }
-std::vector<std::string> Client::take_async_errors() { return core_->take_async_errors(); }
+const std::string& Client::socket_path() const {
+  return core_->socket_path();
+}
+const std::string& Client::instance() const {
+  return core_->instance();
+}
+const std::string& Client::broker_version() const {
+  return core_->broker_version();
+}
+void Client::flush() {
+  core_->flush_releases();
+}
+std::vector<std::string> Client::take_async_errors() {
+  return core_->take_async_errors();
+}
 
 void CameraControl::start(std::optional<uint64_t> frames) {
   camera_request(*core_, name_, wire::CameraOp::Start, {}, {}, frames ? int64_t(*frames) : -1);
 }
 
-void CameraControl::stop() { camera_request(*core_, name_, wire::CameraOp::Stop); }
+void CameraControl::stop() {
+  camera_request(*core_, name_, wire::CameraOp::Stop);
+}
 
 std::string CameraControl::get(const std::string& prop) {
   auto reply = camera_request(*core_, name_, wire::CameraOp::Get, prop);

@@ -45,9 +45,12 @@ int connect_unix(const std::string& path) {
 
 Errc errc_for(wire::ErrorCode code) {
   switch (code) {
-    case wire::ErrorCode::ProtocolMismatch: return Errc::ProtocolMismatch;
-    case wire::ErrorCode::UnknownStream: return Errc::UnknownStream;
-    default: return Errc::Refused;
+    case wire::ErrorCode::ProtocolMismatch:
+      return Errc::ProtocolMismatch;
+    case wire::ErrorCode::UnknownStream:
+      return Errc::UnknownStream;
+    default:
+      return Errc::Refused;
   }
 }
 
@@ -72,7 +75,9 @@ std::shared_ptr<Core> Core::connect(const ConnectOptions& options) {
   return core;
 }
 
-Core::~Core() { ::close(fd_); }
+Core::~Core() {
+  ::close(fd_);
+}
 
 void Core::send(const flatbuffers::FlatBufferBuilder& fbb) {
   std::lock_guard lock(send_mu_);
@@ -121,8 +126,8 @@ wire::Received Core::request(flatbuffers::FlatBufferBuilder& fbb, uint32_t reque
       if (lost_) throw_lost();
     }
     if (!pump(deadline) && Clock::now() >= deadline)
-      throw Error(Errc::Timeout, "the broker did not answer within " +
-                                     std::to_string(timeout.count()) + " ms");
+      throw Error(Errc::Timeout,
+                  "the broker did not answer within " + std::to_string(timeout.count()) + " ms");
   }
 }
 

@@ -4,7 +4,9 @@
 
 namespace framebroker {
 
-const char* to_string(PixelType t) { return meta::EnumNamePixelType(t); }
+const char* to_string(PixelType t) {
+  return meta::EnumNamePixelType(t);
+}
 
 Frame::Frame(std::unique_ptr<detail::FrameHandle> h) : h_(std::move(h)) {}
 Frame::Frame(Frame&&) noexcept = default;
@@ -15,7 +17,9 @@ Frame& Frame::operator=(Frame&& other) noexcept {
   }
   return *this;
 }
-Frame::~Frame() { release(); }
+Frame::~Frame() {
+  release();
+}
 
 void Frame::release() {
   if (!h_) return;
@@ -23,16 +27,38 @@ void Frame::release() {
   h->core->release(h->stream, h->gen, h->slot, h->seq);
 }
 
-uint64_t Frame::seq() const { return h_->seq; }
-uint64_t Frame::camera_frame_id() const { return h_->meta->camera_frame_id(); }
-uint32_t Frame::width() const { return h_->meta->width(); }
-uint32_t Frame::height() const { return h_->meta->height(); }
-uint32_t Frame::stride() const { return h_->meta->stride(); }
-PixelType Frame::pixel_type() const { return h_->meta->pixel_type(); }
-uint32_t Frame::gen() const { return h_->gen; }
-uint32_t Frame::slot() const { return h_->slot; }
-const std::string& Frame::stream() const { return h_->stream; }
-std::span<const std::byte> Frame::pixels() const { return h_->pixels; }
-const meta::FrameMeta& Frame::meta() const { return *h_->meta; }
+uint64_t Frame::seq() const {
+  return h_->seq;
+}
+uint64_t Frame::camera_frame_id() const {
+  return h_->meta->camera_frame_id();
+}
+uint32_t Frame::width() const {
+  return h_->meta->width();
+}
+uint32_t Frame::height() const {
+  return h_->meta->height();
+}
+uint32_t Frame::stride() const {
+  return h_->meta->stride();
+}
+PixelType Frame::pixel_type() const {
+  return h_->meta->pixel_type();
+}
+uint32_t Frame::gen() const {
+  return h_->gen;
+}
+uint32_t Frame::slot() const {
+  return h_->slot;
+}
+const std::string& Frame::stream() const {
+  return h_->stream;
+}
+std::span<const std::byte> Frame::pixels() const {
+  return h_->pixels;
+}
+const meta::FrameMeta& Frame::meta() const {
+  return *h_->meta;
+}
 
 }  // namespace framebroker

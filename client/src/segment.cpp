@@ -15,7 +15,9 @@ std::string segment_name(const std::string& instance, const std::string& stream,
   return "/" + instance_segment_prefix(instance) + stream + "." + std::to_string(gen);
 }
 
-std::string instance_segment_prefix(const std::string& instance) { return "fb." + instance + "."; }
+std::string instance_segment_prefix(const std::string& instance) {
+  return "fb." + instance + ".";
+}
 
 size_t page_size() {
   static const size_t page = size_t(sysconf(_SC_PAGESIZE));

@@ -14,24 +14,22 @@ std::string to_json(const Status& s, int indent) {
                  {"clients", s.broker.clients}};
   j["streams"] = json::array();
   for (const auto& st : s.streams) {
-    j["streams"].push_back({{"name", st.name},
-                            {"camera", st.camera},
-                            {"gen", st.gen},
-                            {"slots", st.slots},
-                            {"slot_bytes", st.slot_bytes},
-                            {"free", st.free},
-                            {"writing", st.writing},
-                            {"ready", st.ready},
-                            {"published", st.published},
-                            {"dropped", st.dropped},
-                            {"fps", st.fps},
-                            {"latest_seq", st.latest_seq},
-                            {"overflow", st.overflow},
-                            {"segment", st.segment},
-                            {"format",
-                             {{"width", st.width},
-                              {"height", st.height},
-                              {"pixel_type", st.pixel_type}}}});
+    j["streams"].push_back(
+        {{"name", st.name},
+         {"camera", st.camera},
+         {"gen", st.gen},
+         {"slots", st.slots},
+         {"slot_bytes", st.slot_bytes},
+         {"free", st.free},
+         {"writing", st.writing},
+         {"ready", st.ready},
+         {"published", st.published},
+         {"dropped", st.dropped},
+         {"fps", st.fps},
+         {"latest_seq", st.latest_seq},
+         {"overflow", st.overflow},
+         {"segment", st.segment},
+         {"format", {{"width", st.width}, {"height", st.height}, {"pixel_type", st.pixel_type}}}});
   }
   j["subscribers"] = json::array();
   for (const auto& sub : s.subscribers) {

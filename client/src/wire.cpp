@@ -31,8 +31,8 @@ std::span<uint8_t> FrameReader::write_area(size_t min_free) {
 FrameReader::Status FrameReader::next(Received& out) {
   if (end_ - begin_ < 4) return Status::NeedMore;
   const uint8_t* p = buf_.data() + begin_;
-  const uint32_t len = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
-                       uint32_t(p[3]) << 24;
+  const uint32_t len =
+      uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
   if (len > kMaxMessageBytes) return Status::TooLarge;
   if (end_ - begin_ < 4 + size_t(len)) return Status::NeedMore;
   auto bytes = std::make_shared<std::vector<uint8_t>>(p, p + 4 + len);

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -72,7 +74,9 @@ Process::~Process() {
   }
 }
 
-void Process::signal(int sig) { ::kill(pid_, sig); }
+void Process::signal(int sig) {
+  ::kill(pid_, sig);
+}
 
 bool Process::running() {
   if (status_) return false;
@@ -91,14 +95,18 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-std::string Process::out() const { return slurp(out_path_); }
-std::string Process::err() const { return slurp(err_path_); }
+std::string Process::out() const {
+  return slurp(out_path_);
+}
+std::string Process::err() const {
+  return slurp(err_path_);
+}
 
 Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   static std::atomic<int> n{0};
-  const std::string prefix =
-      (fs::temp_directory_path() / ("fbrun-" + std::to_string(getpid()) + "-" + std::to_string(n++)))
-          .string();
+  const std::string prefix = (fs::temp_directory_path() /
+                              ("fbrun-" + std::to_string(getpid()) + "-" + std::to_string(n++)))
+                                 .string();
   Result r;
   {
     Process p(argv, prefix);
@@ -126,7 +134,8 @@ void Broker::start(const std::vector<std::string>& extra_args) {
   while (Clock::now() < end) {
     if (!proc_->running())
       throw std::runtime_error("framebrokerd exited at start: " + proc_->err());
-    if (fs::exists(socket_) && run({FB_FBCTL_BIN, "status", "--socket", socket_}, 10s).exit_code == 0)
+    if (fs::exists(socket_) &&
+        run({FB_FBCTL_BIN, "status", "--socket", socket_}, 10s).exit_code == 0)
       return;
     std::this_thread::sleep_for(20ms);
   }
@@ -134,8 +143,8 @@ void Broker::start(const std::vector<std::string>& extra_args) {
 }
 
 std::unique_ptr<Process> Broker::start_another(const std::vector<std::string>& extra_args) {
-  std::vector<std::string> argv = {FB_BROKER_BIN, "--runtime-dir", dir_, "--instance", instance_,
-                                   "--log-level", "debug"};
+  std::vector<std::string> argv = {FB_BROKER_BIN, "--runtime-dir", dir_,   "--instance",
+                                   instance_,     "--log-level",   "debug"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   static std::atomic<int> n{0};
   return std::make_unique<Process>(argv, dir_ + "/broker" + std::to_string(n++));
@@ -143,8 +152,21 @@ std::unique_ptr<Process> Broker::start_another(const std::vector<std::string>& e
 
 Broker::~Broker() {
   if (proc_ && proc_->running()) {
+    // A clean stop exits 0; a sanitizer report or a crash on the way out does not.
     proc_->signal(SIGTERM);
-    if (!proc_->wait(10s)) proc_->signal(SIGKILL);
+    auto st = proc_->wait(20s);
+    if (!st) {
+      proc_->signal(SIGKILL);
+      ADD_FAILURE() << "framebrokerd did not stop within 20 s of SIGTERM";
+    } else if (!WIFEXITED(*st) || WEXITSTATUS(*st) != 0) {
+      ADD_FAILURE() << "framebrokerd stopped with status " << *st << ":\n" << proc_->err();
+    }
+  }
+  if (proc_) {
+    const std::string err = proc_->err();
+    if (err.find("runtime error:") != std::string::npos ||
+        err.find("Sanitizer") != std::string::npos)
+      ADD_FAILURE() << "framebrokerd reported a sanitizer error:\n" << err;
   }
   proc_.reset();
   for (const auto& s : segments()) framebroker::shm::Segment::remove("/" + s);
@@ -183,6 +205,23 @@ std::vector<std::string> Broker::segments() const {
   return out;
 }
 
+nlohmann::json watch_summary(Process& p) {
+  auto st = p.wait(60s);
+  EXPECT_TRUE(st.has_value()) << "watch did not finish";
+  if (st) {
+    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << p.err();
+  }
+  return nlohmann::json::parse(p.out());
+}
+
+void expect_lossless(const nlohmann::json& summary, int frames) {
+  EXPECT_EQ(summary["frames"], frames);
+  EXPECT_EQ(summary["gaps"], 0);
+  EXPECT_EQ(summary["out_of_order"], 0);
+  EXPECT_EQ(summary["verified"], true);
+  EXPECT_EQ(summary["bad_frames"], 0);
+}
+
 std::vector<nlohmann::json> subscribers(const nlohmann::json& status, pid_t pid) {
   std::vector<nlohmann::json> out;
   for (const auto& s : status["subscribers"])
@@ -214,7 +253,9 @@ RawClient::RawClient(const std::string& socket_path) {
     throw std::runtime_error("connect " + socket_path + ": " + strerror(errno));
 }
 
-RawClient::~RawClient() { ::close(fd_); }
+RawClient::~RawClient() {
+  ::close(fd_);
+}
 
 void RawClient::send_bytes(const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -229,7 +270,8 @@ void RawClient::send_bytes(const void* data, size_t n) {
 void RawClient::hello(uint32_t version) {
   namespace wire = framebroker::wire;
   flatbuffers::FlatBufferBuilder fbb;
-  auto body = wire::CreateHello(fbb, version, fbb.CreateString("raw-test"), fbb.CreateString("test"));
+  auto body =
+      wire::CreateHello(fbb, version, fbb.CreateString("raw-test"), fbb.CreateString("test"));
   wire::finish(fbb, 1, wire::Message::Hello, body);
   send(fbb);
 }

@@ -87,6 +87,11 @@ class Broker {
   std::unique_ptr<Process> proc_;
 };
 
+// Waits for an `fbctl watch --json` process (it must exit 0) and returns its summary.
+nlohmann::json watch_summary(Process& p);
+// A `watch --verify-counter` summary of exactly `frames` frames: no gap, no wrong pixel.
+void expect_lossless(const nlohmann::json& summary, int frames);
+
 // The subscriber entries of `status` on `stream`, optionally for one pid.
 std::vector<nlohmann::json> subscribers(const nlohmann::json& status, pid_t pid = 0);
 const nlohmann::json& stream_of(const nlohmann::json& status, const std::string& name);
@@ -99,7 +104,9 @@ class RawClient {
   explicit RawClient(const std::string& socket_path);
   ~RawClient();
   void send_bytes(const void* data, size_t n);
-  void send(const flatbuffers::FlatBufferBuilder& fbb) { send_bytes(fbb.GetBufferPointer(), fbb.GetSize()); }
+  void send(const flatbuffers::FlatBufferBuilder& fbb) {
+    send_bytes(fbb.GetBufferPointer(), fbb.GetSize());
+  }
   void hello(uint32_t version = framebroker::wire::kProtocolVersion);
   // Next message, or nullopt on timeout or EOF (see closed()).
   std::optional<framebroker::wire::Received> receive(std::chrono::milliseconds timeout = 5s);
@@ -116,4 +123,3 @@ class RawClient {
 };
 
 }  // namespace fbtest
-

@@ -10,13 +10,6 @@ using nlohmann::json;
 
 namespace {
 
-json watch_summary(Process& p) {
-  auto st = p.wait(60s);
-  EXPECT_TRUE(st.has_value()) << "watch did not finish";
-  if (st) EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << p.err();
-  return json::parse(p.out());
-}
-
 bool has_subscribers(Broker& b, size_t n) {
   return b.wait_status([&](const json& s) { return s["subscribers"].size() >= n; });
 }
@@ -34,12 +27,9 @@ TEST(Delivery, EverySubscriberGets2000CounterFramesExactlyBesideALatestOne) {
   ASSERT_EQ(b.fbctl({"start", "cam", "--frames", "2000"}).exit_code, 0);
 
   const json e = watch_summary(*every);
-  EXPECT_EQ(e["frames"], 2000);
-  EXPECT_EQ(e["gaps"], 0);
+  expect_lossless(e, 2000);
   EXPECT_EQ(e["first_seq"], 0);
   EXPECT_EQ(e["last_seq"], 1999);
-  EXPECT_EQ(e["bad_frames"], 0);
-  EXPECT_EQ(e["out_of_order"], 0);
 
   latest->signal(SIGINT);
   const json l = watch_summary(*latest);
@@ -55,17 +45,15 @@ TEST(Delivery, EverySubscriberGets2000CounterFramesExactlyBesideALatestOne) {
 TEST(Delivery, LatestSubscriberThatNeverReleasesCostsNothing) {
   Broker b({"--no-default-camera", "--camera",
             "sim:name=cam,Width=128,Height=128,Pattern=counter,FrameRate=300,slots=16"});
-  auto stuck = b.fbctl_async({"watch", "cam", "--mode", "latest", "--hold", "1", "--duration", "60"});
+  auto stuck =
+      b.fbctl_async({"watch", "cam", "--mode", "latest", "--hold", "1", "--duration", "60"});
   ASSERT_TRUE(b.wait_status([&](const json& s) {
     auto subs = subscribers(s, stuck->pid());
     return subs.size() == 1 && subs[0]["held"] == 1;
   }));
   const int64_t published_before = stream_of(b.status(), "cam")["published"];
   auto every = b.fbctl_async({"watch", "cam", "--frames", "600", "--verify-counter", "--json"});
-  const json e = watch_summary(*every);
-  EXPECT_EQ(e["frames"], 600);
-  EXPECT_EQ(e["gaps"], 0);
-  EXPECT_EQ(e["bad_frames"], 0);
+  expect_lossless(watch_summary(*every), 600);
 
   const json s = b.status();
   const auto subs = subscribers(s, stuck->pid());
@@ -86,14 +74,10 @@ TEST(Delivery, EverySubscriberThatStopsReadingIsBoundedAndCostsOthersNothing) {
     return subs.size() == 1 && subs[0]["delivered"].get<int>() > 0;
   }));
   stuck->signal(SIGSTOP);  // it stops reading its socket altogether
-  ASSERT_TRUE(b.wait_status([&](const json& s) {
-    return subscribers(s, stuck->pid()).at(0)["missed"].get<int>() > 0;
-  }));
+  ASSERT_TRUE(b.wait_status(
+      [&](const json& s) { return subscribers(s, stuck->pid()).at(0)["missed"].get<int>() > 0; }));
   auto every = b.fbctl_async({"watch", "cam", "--frames", "600", "--verify-counter", "--json"});
-  const json e = watch_summary(*every);
-  EXPECT_EQ(e["frames"], 600);
-  EXPECT_EQ(e["gaps"], 0);
-  EXPECT_EQ(e["bad_frames"], 0);
+  expect_lossless(watch_summary(*every), 600);
 
   const json s = b.status();
   const auto subs = subscribers(s, stuck->pid());
@@ -104,7 +88,11 @@ TEST(Delivery, EverySubscriberThatStopsReadingIsBoundedAndCostsOthersNothing) {
   EXPECT_TRUE(slot_invariant_holds(s));
 
   // Woken up, it catches up with a gap it can see, and no pixel is wrong.
+  const int delivered = subs[0]["delivered"].get<int>();
   stuck->signal(SIGCONT);
+  ASSERT_TRUE(b.wait_status([&](const json& s) {
+    return subscribers(s, stuck->pid()).at(0)["delivered"].get<int>() > delivered + 5;
+  }));
   stuck->signal(SIGINT);
   const json st = watch_summary(*stuck);
   EXPECT_GT(st["gaps"].get<int>(), 0);

@@ -10,7 +10,8 @@ using namespace fbtest;
 using nlohmann::json;
 
 TEST(Faults, SigkillOfAHolderGivesItsSlotsBackAtOnce) {
-  Broker b({"--no-default-camera", "--camera", "sim:name=cam,Width=128,Height=128,FrameRate=200,slots=16"});
+  Broker b({"--no-default-camera", "--camera",
+            "sim:name=cam,Width=128,Height=128,FrameRate=200,slots=16"});
   auto holder = b.fbctl_async({"watch", "cam", "--hold", "10", "--duration", "60"});
   ASSERT_TRUE(b.wait_status([&](const json& s) {
     auto subs = subscribers(s, holder->pid());

@@ -23,13 +23,17 @@ uint64_t counter_errors(std::span<const std::byte> bytes, uint64_t frame_id, siz
   return errors;
 }
 
-inline uint64_t counter_errors(std::span<const std::byte> bytes, uint64_t frame_id,
-                               size_t pixels, size_t bytes_per_pixel) {
+inline uint64_t counter_errors(std::span<const std::byte> bytes, uint64_t frame_id, size_t pixels,
+                               size_t bytes_per_pixel) {
   switch (bytes_per_pixel) {
-    case 1: return counter_errors<uint8_t>(bytes, frame_id, pixels);
-    case 2: return counter_errors<uint16_t>(bytes, frame_id, pixels);
-    case 4: return counter_errors<uint32_t>(bytes, frame_id, pixels);
-    default: return pixels;
+    case 1:
+      return counter_errors<uint8_t>(bytes, frame_id, pixels);
+    case 2:
+      return counter_errors<uint16_t>(bytes, frame_id, pixels);
+    case 4:
+      return counter_errors<uint32_t>(bytes, frame_id, pixels);
+    default:
+      return pixels;
   }
 }
 

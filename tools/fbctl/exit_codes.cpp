@@ -13,9 +13,12 @@ int guarded(const std::function<int()>& body) {
     std::cerr << "fbctl: " << e.what() << "\n";
     switch (e.code()) {
       case Errc::BrokerNotRunning:
-      case Errc::BrokerLost: return kBrokerNotRunning;
-      case Errc::InvalidArgument: return kUsage;
-      default: return kRefused;
+      case Errc::BrokerLost:
+        return kBrokerNotRunning;
+      case Errc::InvalidArgument:
+        return kUsage;
+      default:
+        return kRefused;
     }
   } catch (const std::exception& e) {
     std::cerr << "fbctl: " << e.what() << "\n";

@@ -19,8 +19,9 @@ struct Common {
 };
 
 void add_common(CLI::App* cmd, Common& c) {
-  cmd->add_option("--socket", c.socket, "broker socket (default: $FRAMEBROKER_SOCKET or "
-                                        "<runtime_dir>/<instance>.sock)");
+  cmd->add_option("--socket", c.socket,
+                  "broker socket (default: $FRAMEBROKER_SOCKET or "
+                  "<runtime_dir>/<instance>.sock)");
   cmd->add_option("--instance", c.instance, "broker instance")->capture_default_str();
 }
 
@@ -36,14 +37,16 @@ Client connect(const Common& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"fbctl: inspect and control a running framebrokerd.\n\n"
-               "Examples:\n  fbctl status\n  fbctl watch sim0 --duration 10\n"
-               "  fbctl set sim0 FrameRate 200\n  fbctl start sim0 --frames 1000",
-               "fbctl"};
+  CLI::App app{
+      "fbctl: inspect and control a running framebrokerd.\n\n"
+      "Examples:\n  fbctl status\n  fbctl watch sim0 --duration 10\n"
+      "  fbctl set sim0 FrameRate 200\n  fbctl start sim0 --frames 1000",
+      "fbctl"};
   app.require_subcommand(1);
   Common common;
 
-  auto* status = app.add_subcommand("status", "broker, streams and subscribers (e.g. fbctl status --json)");
+  auto* status =
+      app.add_subcommand("status", "broker, streams and subscribers (e.g. fbctl status --json)");
   add_common(status, common);
   status->add_flag("--json", common.json, "print JSON (stable keys)");
 
@@ -84,7 +87,8 @@ int main(int argc, char** argv) {
   get->add_option("camera", cam, "camera name")->required();
   get->add_option("property", prop, "property name")->required();
 
-  auto* set = app.add_subcommand("set", "set a camera property (e.g. fbctl set sim0 Pattern counter)");
+  auto* set =
+      app.add_subcommand("set", "set a camera property (e.g. fbctl set sim0 Pattern counter)");
   add_common(set, common);
   set->add_option("camera", cam, "camera name")->required();
   set->add_option("property", prop, "property name")->required();

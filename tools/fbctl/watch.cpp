@@ -16,13 +16,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
 struct Tally {
   uint64_t frames = 0;
-  uint64_t gaps = 0;           // places where seq jumped
-  uint64_t missing = 0;        // seqs skipped in all
-  uint64_t bad_frames = 0;     // counter frames with at least one wrong pixel
+  uint64_t gaps = 0;        // places where seq jumped
+  uint64_t missing = 0;     // seqs skipped in all
+  uint64_t bad_frames = 0;  // counter frames with at least one wrong pixel
   uint64_t bad_pixels = 0;
   uint64_t out_of_order = 0;
   std::optional<uint64_t> first_seq, last_seq;
@@ -102,9 +104,10 @@ int run_watch(Client& client, const WatchOptions& o) {
     const auto now = Clock::now();
     if (!o.json && now - last_print >= std::chrono::seconds(1)) {
       const double dt = std::chrono::duration<double>(now - last_print).count();
-      std::printf("%s: %7.1f fps  delivered %llu  gaps %llu (missing %llu)%s\n", o.stream.c_str(),
-                  double(t.frames - frames_at_print) / dt, (unsigned long long)t.frames,
-                  (unsigned long long)t.gaps, (unsigned long long)t.missing,
+      std::printf("%s: %7.1f fps  delivered %llu  dropped %llu (in %llu gaps)%s\n",
+                  o.stream.c_str(), double(t.frames - frames_at_print) / dt,
+                  (unsigned long long)t.frames, (unsigned long long)t.missing,
+                  (unsigned long long)t.gaps,
                   o.verify_counter ? (t.bad_frames ? "  PIXEL ERRORS" : "  pixels ok") : "");
       std::fflush(stdout);
       last_print = now;
@@ -116,9 +119,9 @@ int run_watch(Client& client, const WatchOptions& o) {
   if (o.json) {
     std::cout << s.dump() << "\n";
   } else {
-    std::printf("total: %llu frames in %.1f s (%.1f fps), gaps %llu (missing %llu)", 
+    std::printf("total: delivered %llu frames in %.1f s (%.1f fps), dropped %llu (in %llu gaps)",
                 (unsigned long long)t.frames, elapsed, s["fps"].get<double>(),
-                (unsigned long long)t.gaps, (unsigned long long)t.missing);
+                (unsigned long long)t.missing, (unsigned long long)t.gaps);
     if (o.verify_counter)
       std::printf(", bad frames %llu (bad pixels %llu)", (unsigned long long)t.bad_frames,
                   (unsigned long long)t.bad_pixels);

@@ -12,10 +12,10 @@ enum class Errc {
   BrokerLost,        // the connection to the broker ended
   ProtocolMismatch,  // broker and library speak different protocol versions
   UnknownStream,
-  Refused,           // the broker refused the request (see broker_code())
+  Refused,  // the broker refused the request (see broker_code())
   Timeout,
   InvalidArgument,
-  Protocol,          // the broker sent something this library cannot read
+  Protocol,  // the broker sent something this library cannot read
 };
 
 const char* to_string(Errc code);
