@@ -22,7 +22,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting framebrokerd (runtime dir $runtime)"
-"$bin/daemon/framebrokerd" --runtime-dir "$runtime" --instance demo &
+"$bin/daemon/framebrokerd" --runtime-dir "$runtime" --instance demo --log-level warn &
 broker_pid=$!
 for _ in $(seq 100); do
   "$bin/tools/fbctl" status --socket "$sock" >/dev/null 2>&1 && break

@@ -144,3 +144,17 @@ TEST(Faults, ClientWithNoBrokerGetsAClearError) {
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("not running"), std::string::npos) << r.err;
 }
+
+TEST(Config, TheShippedExampleConfigStartsTwoCameras) {
+  Broker b({"--config", std::string(FB_SOURCE_DIR) + "/systemd/framebroker.example.toml"});
+  const json s = b.status();
+  ASSERT_EQ(s["streams"].size(), 2u);
+  const auto& cam0 = stream_of(s, "cam0");
+  EXPECT_EQ(cam0["format"]["width"], 1024);
+  EXPECT_EQ(cam0["slots"], 32);
+  const auto& cam1 = stream_of(s, "cam1");
+  EXPECT_EQ(cam1["format"]["pixel_type"], "Mono8");
+  EXPECT_EQ(cam1["slots"], 64 * 1024 * 1024 / (512 * 512));  // ring_mb / slot size
+  EXPECT_TRUE(b.wait_status([](const json& st) { return stream_of(st, "cam0")["published"] > 0; }));
+  EXPECT_EQ(stream_of(b.status(), "cam1")["published"], 0);  // start = false
+}

@@ -38,7 +38,9 @@ void check_ring(const SlotRing& ring) {
         ++by_state.writing;
         EXPECT_EQ(ring.refs(s), 0u) << "writing slot " << s << " holds references";
         break;
-      case SlotState::Ready: ++by_state.ready; break;
+      case SlotState::Ready:
+        ++by_state.ready;
+        break;
     }
   }
   EXPECT_EQ(c.free, by_state.free);
@@ -56,7 +58,9 @@ void expect_counts(const SlotRing& ring, uint32_t free, uint32_t writing, uint32
 
 }  // namespace
 
-TEST(SlotRing, ZeroSlotsIsRejected) { EXPECT_THROW(SlotRing(0), std::invalid_argument); }
+TEST(SlotRing, ZeroSlotsIsRejected) {
+  EXPECT_THROW(SlotRing(0), std::invalid_argument);
+}
 
 TEST(SlotRing, StartsAllFree) {
   SlotRing ring(5);
