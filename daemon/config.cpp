@@ -49,8 +49,9 @@ std::string toml_value_text(const toml::node& node, const std::string& key) {
   if (auto s = node.value<std::string>()) return *s;
   if (node.is_integer()) return std::to_string(*node.value<int64_t>());
   if (node.is_floating_point()) {
-    std::string s = std::to_string(*node.value<double>());
-    return s;
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, *node.value<double>());  // shortest exact form
+    return std::string(buf, r.ptr);
   }
   if (auto b = node.value<bool>()) return *b ? "true" : "false";
   throw ConfigError("camera key '" + key + "' must be a string, number or boolean");
@@ -160,10 +161,23 @@ void finalize(BrokerConfig& config) {
   if (config.socket_path.empty())
     config.socket_path = socket_path_in(config.runtime_dir, config.instance);
   if (config.cameras.empty() && config.default_camera) config.cameras.push_back(default_camera());
+  static const std::set<std::string> levels = {"trace", "debug",    "info", "warn",
+                                               "error", "critical", "off"};
+  if (!levels.count(config.log_level))
+    throw ConfigError("log_level '" + config.log_level +
+                      "' is not one of trace, debug, info, warn, error, critical, off");
   std::set<std::string> names;
-  int unnamed = 0;
+  for (const auto& cam : config.cameras)
+    if (!cam.stream.name.empty()) names.insert(cam.stream.name);
   for (auto& cam : config.cameras) {
-    if (cam.stream.name.empty()) cam.stream.name = cam.driver + std::to_string(unnamed++);
+    if (!cam.stream.name.empty()) continue;
+    for (int n = 0; cam.stream.name.empty(); ++n)  // driver0, driver1, ... not taken yet
+      if (!names.count(cam.driver + std::to_string(n)))
+        cam.stream.name = cam.driver + std::to_string(n);
+    names.insert(cam.stream.name);
+  }
+  names.clear();
+  for (auto& cam : config.cameras) {
     if (!valid_name(cam.stream.name))
       throw ConfigError("camera name '" + cam.stream.name +
                         "' must be 1-48 characters of letters, digits, '_' or '-'");

@@ -35,8 +35,7 @@ void add_cameras(Broker& broker, const BrokerConfig& config) {
   }
 }
 
-int run(BrokerConfig config) {
-  finalize(config);
+int run(const BrokerConfig& config) {
   InstanceLock lock(config.runtime_dir, config.instance);
   if (int n = remove_stale_state(config.instance, config.socket_path))
     spdlog::warn("removed {} stale shared-memory segment(s) of instance {}", n, config.instance);
@@ -98,8 +97,9 @@ int main(int argc, char** argv) {
     if (!config_file.empty()) load_toml_file(config_file, config);
     for (const auto& spec : camera_specs) config.cameras.push_back(parse_camera_spec(spec));
     if (no_default) config.default_camera = false;
+    finalize(config);
     spdlog::set_level(spdlog::level::from_str(config.log_level));
-    return run(std::move(config));
+    return run(config);
   } catch (const std::exception& e) {
     std::cerr << "framebrokerd: " << e.what() << "\n";
     return 1;

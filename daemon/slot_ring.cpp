@@ -39,7 +39,6 @@ std::optional<uint32_t> SlotRing::loan() {
 std::optional<uint32_t> SlotRing::loan_wait(std::chrono::milliseconds timeout) {
   if (auto s = loan()) return s;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const uint64_t epoch = interrupt_epoch_.load();
   std::unique_lock lock(wait_mu_);
   producer_waiting_.store(true);
   for (;;) {
@@ -47,8 +46,7 @@ std::optional<uint32_t> SlotRing::loan_wait(std::chrono::milliseconds timeout) {
       producer_waiting_.store(false);
       return s;
     }
-    if (interrupt_epoch_.load() != epoch ||
-        wait_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    if (interrupted_.load() || wait_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
       producer_waiting_.store(false);
       return loan();
     }
@@ -58,7 +56,7 @@ std::optional<uint32_t> SlotRing::loan_wait(std::chrono::milliseconds timeout) {
 void SlotRing::interrupt_waits() {
   {
     std::lock_guard lock(wait_mu_);
-    interrupt_epoch_.fetch_add(1);
+    interrupted_.store(true);
   }
   wait_cv_.notify_all();
 }

@@ -40,8 +40,8 @@ class SlotRing {
 
   // --- producer thread ---
   std::optional<uint32_t> loan();
-  // Waits up to `timeout` for a free slot (overflow policy `block`), or until
-  // interrupt_waits() is called.
+  // Waits up to `timeout` for a free slot (overflow policy `block`); returns
+  // at once while interrupted (see interrupt_waits).
   std::optional<uint32_t> loan_wait(std::chrono::milliseconds timeout);
   void commit(uint32_t slot);
   void abort(uint32_t slot);
@@ -58,8 +58,10 @@ class SlotRing {
   // --- either thread ---
   SlotState state(uint32_t slot) const { return states_[slot].load(std::memory_order_acquire); }
   SlotCounts counts() const;
-  // Wakes a producer blocked in loan_wait (used by stop()).
+  // Wakes a producer blocked in loan_wait, and keeps later waits from
+  // sleeping until resume_waits() (used by stop() and start()).
   void interrupt_waits();
+  void resume_waits() { interrupted_.store(false); }
 
  private:
   void make_free(uint32_t slot);
@@ -70,7 +72,7 @@ class SlotRing {
   std::optional<uint32_t> spare_;               // producer-local: aborted loans
 
   std::atomic<bool> producer_waiting_{false};
-  std::atomic<uint64_t> interrupt_epoch_{0};
+  std::atomic<bool> interrupted_{false};
   std::mutex wait_mu_;
   std::condition_variable wait_cv_;
 };

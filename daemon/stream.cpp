@@ -94,6 +94,7 @@ void Stream::start(std::optional<uint64_t> frames) {
   if (camera_->running())
     throw cameras::CameraError("camera " + camera_->name() + " is already running");
   ensure_generation();
+  current_->ring->resume_waits();
   camera_->start(*this, frames);
 }
 

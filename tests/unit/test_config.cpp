@@ -411,3 +411,20 @@ TEST(ConfigFinalize, DuplicateNames) {
   c.cameras.push_back(fbd::parse_camera_spec("aravis:name=cam"));
   expect_config_error([&] { fbd::finalize(c); }, "two cameras are named 'cam'");
 }
+
+TEST(ConfigFinalize, UnnamedCamerasSkipNamesTakenExplicitly) {
+  BrokerConfig c;
+  c.runtime_dir = "/tmp/x";
+  c.cameras.push_back(fbd::parse_camera_spec("sim"));
+  c.cameras.push_back(fbd::parse_camera_spec("sim:name=sim0"));
+  fbd::finalize(c);
+  EXPECT_EQ(c.cameras[0].stream.name, "sim1");
+  EXPECT_EQ(c.cameras[1].stream.name, "sim0");
+}
+
+TEST(ConfigFinalize, UnknownLogLevelIsRefused) {
+  BrokerConfig c;
+  c.runtime_dir = "/tmp/x";
+  c.log_level = "verbose";
+  expect_config_error([&] { fbd::finalize(c); }, "log_level 'verbose'");
+}

@@ -331,13 +331,19 @@ TEST(SlotRing, InterruptWaitsWakesABlockedProducer) {
   expect_counts(ring, 0, 1, 0);
 }
 
-TEST(SlotRing, InterruptBeforeWaitingDoesNotCancelALaterWait) {
+TEST(SlotRing, InterruptIsStickyUntilResumed) {
   SlotRing ring(1);
-  ring.interrupt_waits();  // nobody waits; this must not poison the next wait
   auto a = ring.loan();
   ASSERT_TRUE(a);
   ring.commit(*a);
   ring.add_ref(*a);
+  // A stop() that races the producer into loan_wait must not leave it asleep.
+  ring.interrupt_waits();
+  auto early = std::async(std::launch::async, [&] { return ring.loan_wait(60s); });
+  ASSERT_EQ(early.wait_for(5s), std::future_status::ready) << "an interrupted ring still waited";
+  EXPECT_FALSE(early.get());
+
+  ring.resume_waits();  // start(): waits block again until a slot comes free
   auto fut = std::async(std::launch::async, [&] { return ring.loan_wait(60s); });
   EXPECT_EQ(fut.wait_for(50ms), std::future_status::timeout);
   EXPECT_TRUE(ring.drop_ref(*a));
