@@ -96,6 +96,8 @@ class Camera {
   virtual bool running() const = 0;
   // Frames committed since the camera was created.
   virtual uint64_t frames_committed() const = 0;
+  // Why the device last failed (empty when it is healthy).
+  virtual std::string last_error() const { return {}; }
 };
 
 struct CameraError : std::runtime_error {

@@ -16,6 +16,9 @@ using wire::ErrorCode;
 namespace {
 
 constexpr auto kStallLimit = std::chrono::seconds(10);
+constexpr auto kHelloLimit = std::chrono::seconds(10);
+constexpr size_t kMaxFramesPerDeliver = 256;
+constexpr size_t kMaxDeliverBytes = 512 * 1024;
 
 std::string str(const flatbuffers::String* s) {
   return s ? s->str() : std::string();
@@ -53,7 +56,8 @@ Broker::Broker(asio::io_context& io, std::string instance, std::string socket_pa
       instance_(std::move(instance)),
       socket_path_(std::move(socket_path)),
       acceptor_(io),
-      timer_(io) {}
+      timer_(io),
+      accept_retry_(io) {}
 
 Broker::~Broker() {
   shutdown();
@@ -92,8 +96,13 @@ void Broker::listen() {
 void Broker::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, Connection::Socket socket) {
     if (ec) {
-      if (ec != asio::error::operation_aborted) spdlog::error("accept: {}", ec.message());
-      if (!shutting_down_ && ec != asio::error::operation_aborted) accept();
+      if (ec == asio::error::operation_aborted || shutting_down_) return;
+      // E.g. out of file descriptors: retrying at once would spin.
+      spdlog::error("accept: {}; retrying in 100 ms", ec.message());
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](boost::system::error_code e) {
+        if (!e && !shutting_down_) accept();
+      });
       return;
     }
     auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket),
@@ -110,7 +119,10 @@ void Broker::tick() {
   last_tick_ = now;
   for (auto& [name, s] : streams_) s->tick(dt);
   for (auto& [id, c] : connections_) {
-    if (c->stalled(now, kStallLimit)) {
+    if (!c->greeted && std::chrono::system_clock::now() - c->connected_at > kHelloLimit) {
+      spdlog::warn("client {} (pid {}) never said Hello; closing", id, c->peer().pid);
+      c->close("no Hello");
+    } else if (c->stalled(now, kStallLimit)) {
       spdlog::warn("client {} ({} pid {}) has not read its socket for {} s; disconnecting", id,
                    c->client_name, c->peer().pid, kStallLimit.count());
       c->close("stopped reading its socket");
@@ -131,6 +143,7 @@ void Broker::shutdown() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   timer_.cancel();
+  accept_retry_.cancel();
   for (auto& [id, c] : connections_) {
     for (auto& [stream, sub] : c->subscriptions)
       if (auto* s = find_stream(stream)) s->fanout().remove(sub);
@@ -148,6 +161,10 @@ void Broker::shutdown() {
 void Broker::on_message(Connection& c, const wire::Received& msg) {
   const auto* env = msg.envelope();
   const uint32_t rid = env->request_id();
+  if (!env->message()) {  // the Verifier accepts a union type with no body
+    c.send_error(rid, ErrorCode::Malformed, "message has a type but no body");
+    return c.close_after_flush();
+  }
   if (!c.greeted && env->message_type() != wire::Message::Hello) {
     c.send_error(rid, ErrorCode::Malformed, "the first message must be Hello");
     return c.close_after_flush();
@@ -162,7 +179,7 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
     case wire::Message::Release:
       return on_release(c, *env->message_as_Release());
     case wire::Message::StatusRequest:
-      return on_status(c, rid);
+      return on_status(c, rid, *env->message_as_StatusRequest());
     case wire::Message::CameraCommand:
       return on_camera(c, rid, *env->message_as_CameraCommand());
     default:
@@ -212,7 +229,7 @@ void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m)
                           : next_subscriber_id_++;
   SubscriberOptions opt;
   opt.mode = m.mode() == wire::Mode::Latest ? SubscriberMode::Latest : SubscriberMode::Every;
-  opt.max_hold = std::min(m.max_hold(), s->current()->ring->size());
+  opt.max_hold = std::min(m.max_hold(), fan.max_hold_cap());
   opt.window = std::min(m.window(), s->current()->ring->size());
   opt.from_latest = m.from_latest();
   opt = fan.subscribe(id, opt);
@@ -279,50 +296,6 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
                      " this client does not hold (double release or wrong slot/seq): " + bad);
   }
   deliver_to(c, *s, sub);
-}
-
-void Broker::on_status(Connection& c, uint32_t rid) {
-  flatbuffers::FlatBufferBuilder fbb(16 * 1024);
-  const double uptime =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  auto broker = wire::CreateBrokerInfo(fbb, fbb.CreateString(instance_), int32_t(getpid()),
-                                       fbb.CreateString(FRAMEBROKER_VERSION), uptime,
-                                       uint32_t(connections_.size()));
-  std::vector<flatbuffers::Offset<wire::StreamInfo>> streams;
-  std::vector<flatbuffers::Offset<wire::CameraInfo>> cams;
-  for (auto& [name, s] : streams_) {
-    const Generation& g = *s->current();
-    const auto counts = g.ring->counts();
-    const auto fmt = s->camera().format();
-    auto format = wire::CreateFrameFormat(fbb, fmt.width, fmt.height,
-                                          fbb.CreateString(cameras::to_string(fmt.pixel_type)));
-    streams.push_back(wire::CreateStreamInfo(
-        fbb, fbb.CreateString(name), fbb.CreateString(s->camera().name()), g.gen, g.ring->size(),
-        g.segment->slot_bytes(), counts.free, counts.writing, counts.ready, s->published(),
-        s->dropped(), s->fps(), s->latest_seq(), format,
-        fbb.CreateString(to_string(s->config().overflow)), fbb.CreateString(g.segment->name())));
-    cams.push_back(wire::CreateCameraInfo(fbb, fbb.CreateString(s->camera().name()),
-                                          fbb.CreateString(s->camera().driver()),
-                                          s->camera().running(), s->camera().frames_committed()));
-  }
-  std::vector<flatbuffers::Offset<wire::SubscriberInfo>> subs;
-  for (auto& [id, ref] : subscribers_) {
-    auto conn = connections_.find(ref.connection);
-    Stream* s = find_stream(ref.stream);
-    if (conn == connections_.end() || !s || !s->fanout().has(id)) continue;
-    const auto& cc = *conn->second;
-    const auto opt = s->fanout().options(id);
-    const auto ctr = s->fanout().counters(id);
-    subs.push_back(wire::CreateSubscriberInfo(
-        fbb, id, fbb.CreateString(cc.client_name), cc.peer().pid, cc.peer().uid,
-        fbb.CreateString(ref.stream),
-        opt.mode == SubscriberMode::Latest ? wire::Mode::Latest : wire::Mode::Every, opt.max_hold,
-        opt.window, ctr.held, ctr.queued, ctr.delivered, ctr.missed, ctr.conflated));
-  }
-  auto body = wire::CreateStatus(fbb, broker, fbb.CreateVector(streams), fbb.CreateVector(subs),
-                                 fbb.CreateVector(cams));
-  wire::finish(fbb, rid, wire::Message::Status, body);
-  c.send(fbb);
 }
 
 void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m) {
@@ -396,17 +369,19 @@ void Broker::deliver(Stream& s) {
 
 void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
   if (!c.open() || !c.has_room()) return;  // stays queued until the socket drains
-  const auto frames = s.fanout().take_sendable(subscriber, 256);
-  if (frames.empty()) return;
-  flatbuffers::FlatBufferBuilder fbb(256 + frames.size() * 384);
+  flatbuffers::FlatBufferBuilder fbb(4096);
   auto stream = fbb.CreateSharedString(s.name());
   std::vector<flatbuffers::Offset<wire::FrameReady>> ready;
-  ready.reserve(frames.size());
-  for (const auto& f : frames) {
+  // Batched, but well inside the 1 MiB message limit whatever the tags weigh.
+  while (ready.size() < kMaxFramesPerDeliver && fbb.GetSize() < kMaxDeliverBytes) {
+    const auto next = s.fanout().take_sendable(subscriber, 1);
+    if (next.empty()) break;
+    const FrameRef& f = next.front();
     const auto& meta = s.meta_of(f);
     ready.push_back(wire::CreateFrameReady(fbb, stream, f.gen, f.slot, f.seq,
                                            fbb.CreateVector(meta.data(), meta.size())));
   }
+  if (ready.empty()) return;
   wire::finish(fbb, 0, wire::Message::Deliver, wire::CreateDeliver(fbb, fbb.CreateVector(ready)));
   c.send(fbb);
 }

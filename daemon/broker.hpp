@@ -49,7 +49,9 @@ class Broker : private MessageHandler {
   void on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m);
   void on_unsubscribe(Connection& c, const wire::Unsubscribe& m);
   void on_release(Connection& c, const wire::Release& m);
-  void on_status(Connection& c, uint32_t rid);
+  // In broker_status.cpp: the snapshot behind fbctl status/streams/slots/...
+  void on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m);
+  flatbuffers::Offset<wire::SlotMap> slot_map(flatbuffers::FlatBufferBuilder& fbb, Stream& s);
   void on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m);
 
   // Sends each connection what its subscribers of `s` have queued.
@@ -61,6 +63,7 @@ class Broker : private MessageHandler {
   std::string instance_, socket_path_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer accept_retry_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_tick_ = started_;
 

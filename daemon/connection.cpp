@@ -117,7 +117,8 @@ void Connection::close(const std::string& reason) {
 }
 
 void Connection::say_goodbye(wire::ErrorCode code, const std::string& message) {
-  if (!open_) return;
+  // Only between messages: bytes of a half-written message may still be queued.
+  if (!open_ || !writing_.empty() || !out_.empty()) return;
   flatbuffers::FlatBufferBuilder fbb;
   wire::build_error(fbb, 0, code, message);
   ::send(socket_.native_handle(), fbb.GetBufferPointer(), fbb.GetSize(),

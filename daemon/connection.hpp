@@ -68,7 +68,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool greeted = false;
   std::string client_name = "?";
   std::string role;
-  Clock::time_point connected_at = Clock::now();
+  std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
   std::map<std::string, uint64_t> subscriptions;  // stream -> subscriber id
 
  private:

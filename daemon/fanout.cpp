@@ -12,14 +12,27 @@ Fanout::~Fanout() {
   clear_latest();
 }
 
-SubscriberOptions Fanout::subscribe(SubscriberId id, SubscriberOptions o) {
+SubscriberOptions Fanout::effective(SubscriberOptions o) const {
   if (o.mode == SubscriberMode::Every && o.max_hold == 0) o.max_hold = default_max_hold();
   if (o.mode == SubscriberMode::Latest && o.window == 0) o.window = 1;
+  o.max_hold = std::min(o.max_hold, max_hold_cap());
+  o.window = std::min(o.window, max_hold_cap());
+  return o;
+}
+
+void Fanout::set_slots(uint32_t slots) {
+  slots_ = slots;
+  for (auto& [id, s] : subs_) s.opt = effective(s.requested);
+}
+
+SubscriberOptions Fanout::subscribe(SubscriberId id, SubscriberOptions requested) {
+  const SubscriberOptions o = effective(requested);
   auto& s = subs_[id];
+  s.requested = requested;
   s.opt = o;
   s.active = true;
-  if (o.from_latest && latest_ && !s.held.count(key(latest_->gen, latest_->slot)))
-    enqueue(s, *latest_);
+  s.newer_pending = false;
+  if (o.from_latest && latest_ && !holds(s, *latest_)) enqueue(s, *latest_);
   return o;
 }
 
@@ -28,6 +41,7 @@ void Fanout::unsubscribe(SubscriberId id) {
   if (it == subs_.end()) return;
   drop_queue(it->second);
   it->second.active = false;
+  it->second.newer_pending = false;
   if (it->second.held.empty()) subs_.erase(it);
 }
 
@@ -82,11 +96,16 @@ void Fanout::enqueue(Subscriber& s, const FrameRef& f) {
 void Fanout::top_up_latest(Subscriber& s) {
   if (!s.active || s.opt.mode != SubscriberMode::Latest || !s.newer_pending) return;
   if (s.in_flight() >= s.opt.window) return;
-  if (latest_)
-    enqueue(s, *latest_);
-  else
+  if (!latest_)
     ++s.c.conflated;  // the cache was cleared (new generation): it is gone
+  else if (!holds(s, *latest_))
+    enqueue(s, *latest_);
   s.newer_pending = false;
+}
+
+bool Fanout::holds(const Subscriber& s, const FrameRef& f) {
+  return s.held.count(key(f.gen, f.slot)) ||
+         std::find(s.queue.begin(), s.queue.end(), f) != s.queue.end();
 }
 
 void Fanout::drop_queue(Subscriber& s) {
@@ -104,6 +123,7 @@ std::vector<FrameRef> Fanout::take_sendable(SubscriberId id, size_t limit) {
     s.queue.pop_front();
     s.held.emplace(key(f.gen, f.slot), f.seq);
     ++s.c.delivered;
+    s.c.last_seq = int64_t(f.seq);
     out.push_back(f);
   }
   return out;
@@ -145,13 +165,14 @@ std::vector<Fanout::SubscriberId> Fanout::subscriber_ids() const {
   return ids;
 }
 
-std::vector<Fanout::SubscriberId> Fanout::holders(uint32_t gen, uint32_t slot) const {
-  std::vector<SubscriberId> out;
+std::vector<Holder> Fanout::holders(uint32_t gen, uint32_t slot) const {
+  std::vector<Holder> out;
   for (const auto& [id, s] : subs_) {
-    bool holds = s.held.count(key(gen, slot)) != 0 ||
-                 std::any_of(s.queue.begin(), s.queue.end(),
-                             [&](const FrameRef& f) { return f.gen == gen && f.slot == slot; });
-    if (holds) out.push_back(id);
+    if (s.held.count(key(gen, slot)))
+      out.push_back({id, false});
+    else if (std::any_of(s.queue.begin(), s.queue.end(),
+                         [&](const FrameRef& f) { return f.gen == gen && f.slot == slot; }))
+      out.push_back({id, true});
   }
   return out;
 }

@@ -49,6 +49,12 @@ struct SubscriberOptions {
 struct SubscriberCounters {
   uint64_t delivered = 0, missed = 0, conflated = 0;
   uint32_t held = 0, queued = 0;
+  int64_t last_seq = -1;  // the last seq sent to it
+};
+
+struct Holder {
+  uint64_t subscriber;
+  bool queued;  // queued for it, not yet sent
 };
 
 enum class ReleaseResult { Ok, NotHeld };
@@ -60,9 +66,13 @@ class Fanout {
   Fanout(RefCounter& refs, uint32_t slots) : refs_(refs), slots_(slots) {}
   ~Fanout();
 
-  // Slot count of the current generation (drives the default max_hold).
-  void set_slots(uint32_t slots) { slots_ = slots; }
+  // Slot count of the current generation: drives the default max_hold and
+  // caps every subscriber's (a ring that shrank re-caps the existing ones).
+  void set_slots(uint32_t slots);
   uint32_t default_max_hold() const { return slots_ > 5 ? slots_ - 4 : 1; }
+  // One subscriber may hold at most slots - 2: the latest cache and the
+  // camera's next frame always find a slot.
+  uint32_t max_hold_cap() const { return slots_ > 3 ? slots_ - 2 : 1; }
 
   // Adds (or re-activates) a subscriber; returns the effective options.
   SubscriberOptions subscribe(SubscriberId id, SubscriberOptions options);
@@ -87,14 +97,15 @@ class Fanout {
   SubscriberCounters counters(SubscriberId id) const;
   SubscriberOptions options(SubscriberId id) const;
   std::vector<SubscriberId> subscriber_ids() const;
-  // Holders of a slot, for inspection.
-  std::vector<SubscriberId> holders(uint32_t gen, uint32_t slot) const;
+  // Subscribers holding or queued a slot, for inspection.
+  std::vector<Holder> holders(uint32_t gen, uint32_t slot) const;
   // Total references this fanout holds on (gen, slot), cache included.
   uint32_t refs_on(uint32_t gen, uint32_t slot) const;
 
  private:
   struct Subscriber {
-    SubscriberOptions opt;
+    SubscriberOptions requested;  // as asked (0 = default)
+    SubscriberOptions opt;        // in force for the current slot count
     bool active = true;
     std::deque<FrameRef> queue;
     std::unordered_map<uint64_t, uint64_t> held;  // key(gen, slot) -> seq
@@ -104,7 +115,10 @@ class Fanout {
   };
 
   static uint64_t key(uint32_t gen, uint32_t slot) { return uint64_t(gen) << 32 | slot; }
+  // Already held or queued by s (a frame is never queued to anyone twice).
+  static bool holds(const Subscriber& s, const FrameRef& f);
   void enqueue(Subscriber& s, const FrameRef& f);
+  SubscriberOptions effective(SubscriberOptions o) const;
   void offer(Subscriber& s, const FrameRef& f);
   void top_up_latest(Subscriber& s);
   void drop_queue(Subscriber& s);

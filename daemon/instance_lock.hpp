@@ -1,6 +1,9 @@
 // One broker per instance: an flock on <runtime_dir>/<instance>.lock that
 // holds the owner's pid. Whoever holds it may clear the instance's leftovers
 // (a stale socket, /dev/shm/fb.<instance>.* segments of a killed broker).
+// Segment names are global while runtime directories are not (systemd's and a
+// user's), so a second flock on /dev/shm/fb.<instance>.lock keeps two brokers
+// of one instance name from replacing each other's segments.
 #pragma once
 
 #include <string>
@@ -20,7 +23,11 @@ class InstanceLock {
  private:
   std::string path_;
   int fd_ = -1;
+  int shm_fd_ = -1;
 };
+
+// /dev/shm/fb.<instance>.lock
+std::string shm_lock_path(const std::string& instance);
 
 // Removes the socket file and every segment of the instance; returns how many
 // segments it removed. Only call it while holding the InstanceLock.

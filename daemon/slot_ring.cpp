@@ -41,6 +41,8 @@ std::optional<uint32_t> SlotRing::loan_wait(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lock(wait_mu_);
   producer_waiting_.store(true);
+  // Pairs with the fence in make_free: either we see its slot, or it sees us waiting.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   for (;;) {
     if (auto s = loan()) {
       producer_waiting_.store(false);
@@ -96,6 +98,7 @@ bool SlotRing::unreferenced() const {
 void SlotRing::make_free(uint32_t slot) {
   states_[slot].store(SlotState::Free, std::memory_order_release);
   free_.push(slot);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (producer_waiting_.load()) {
     std::lock_guard lock(wait_mu_);
     wait_cv_.notify_one();

@@ -93,9 +93,15 @@ void Stream::ensure_generation() {
 void Stream::start(std::optional<uint64_t> frames) {
   if (camera_->running())
     throw cameras::CameraError("camera " + camera_->name() + " is already running");
-  ensure_generation();
-  current_->ring->resume_waits();
-  camera_->start(*this, frames);
+  try {
+    ensure_generation();
+    current_->ring->resume_waits();
+    camera_->start(*this, frames);
+    error_.clear();
+  } catch (const std::exception& e) {
+    error_ = e.what();
+    throw;
+  }
 }
 
 void Stream::stop() {
@@ -106,7 +112,16 @@ void Stream::stop() {
 void Stream::snap() {
   if (camera_->running()) throw cameras::CameraError("camera " + camera_->name() + " is running");
   ensure_generation();
-  camera_->snap(*this);
+  // snap() runs on the socket thread, which is the one that frees slots:
+  // waiting for one here could only time out.
+  snapping_ = true;
+  try {
+    camera_->snap(*this);
+  } catch (...) {
+    snapping_ = false;
+    throw;
+  }
+  snapping_ = false;
 }
 
 Generation* Stream::generation(uint32_t gen) {
@@ -136,8 +151,9 @@ std::optional<cameras::Loan> Stream::loan(size_t bytes) {
   Generation& g = *current_;
   std::optional<uint32_t> slot;
   if (bytes <= g.segment->slot_bytes()) {
-    slot = config_.overflow == Overflow::Block ? g.ring->loan_wait(config_.block_timeout)
-                                               : g.ring->loan();
+    slot = config_.overflow == Overflow::Block && !snapping_
+               ? g.ring->loan_wait(config_.block_timeout)
+               : g.ring->loan();
   }
   if (!slot) {
     // The frame is lost, but it still costs a seq so that every loss is a gap.

@@ -83,6 +83,8 @@ class Stream : public cameras::FrameSink, private RefCounter {
   // Drains pending commits into the fanout (normally via the posted wake-up).
   void drain();
 
+  // Why the last start failed ("" after a good start).
+  const std::string& error() const { return error_; }
   uint64_t published() const { return published_.load(); }
   uint64_t dropped() const { return dropped_full_.load() + dropped_camera_.load(); }
   uint64_t dropped_full() const { return dropped_full_.load(); }
@@ -120,10 +122,12 @@ class Stream : public cameras::FrameSink, private RefCounter {
   std::atomic<uint64_t> next_seq_{0};
   std::atomic<uint64_t> published_{0}, dropped_full_{0}, dropped_camera_{0};
   std::atomic<bool> drain_pending_{false};
-  int bell_fd_ = -1;  // eventfd: camera thread -> socket thread
+  bool snapping_ = false;  // the producer is the socket thread itself
+  int bell_fd_ = -1;       // eventfd: camera thread -> socket thread
   boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};
 
+  std::string error_;
   double fps_ = 0;
   uint64_t published_at_tick_ = 0;
 };

@@ -13,7 +13,13 @@ packages=(
   libtomlplusplus-dev
   nlohmann-json3-dev
   libgtest-dev
+  libtiff-dev
+  libncurses-dev
   procps
+  # used by the tests: fbctl top is driven through tmux; snapshots are read
+  # back with a third-party TIFF reader
+  tmux
+  python3 python3-numpy python3-tifffile
 )
 
 missing=()

@@ -12,6 +12,19 @@ std::string str(const flatbuffers::String* s) {
   return s ? s->str() : std::string();
 }
 
+SlotMapStatus slot_map_from_wire(const wire::SlotMap& m) {
+  SlotMapStatus out{str(m.stream()), m.gen(), {}};
+  if (!m.slots()) return out;
+  for (const auto* sl : *m.slots()) {
+    SlotStatus o{sl->index(), str(sl->state()), sl->seq(), sl->age_ms(), {}};
+    if (sl->holders())
+      for (const auto* h : *sl->holders())
+        o.holders.push_back({h->subscriber(), str(h->client()), h->pid(), h->queued()});
+    out.slots.push_back(std::move(o));
+  }
+  return out;
+}
+
 Status status_from_wire(const wire::Status& w) {
   Status s;
   if (const auto* b = w.broker()) {
@@ -30,6 +43,11 @@ Status status_from_wire(const wire::Status& w) {
       o.ready = st->ready();
       o.published = st->published();
       o.dropped = st->dropped();
+      o.dropped_ring_full = st->dropped_ring_full();
+      o.dropped_camera = st->dropped_camera();
+      o.frame_bytes = st->frame_bytes();
+      o.mb_per_s = st->mb_per_s();
+      o.retired_gens = st->retired_gens();
       o.fps = st->fps();
       o.latest_seq = st->latest_seq();
       if (const auto* f = st->format()) {
@@ -58,13 +76,19 @@ Status status_from_wire(const wire::Status& w) {
       o.delivered = sub->delivered();
       o.missed = sub->missed();
       o.conflated = sub->conflated();
+      o.last_seq = sub->last_seq();
+      o.lag = sub->lag();
+      o.connected_unix_ms = sub->connected_unix_ms();
+      o.gid = sub->gid();
       s.subscribers.push_back(std::move(o));
     }
   }
   if (w.cameras()) {
     for (const auto* c : *w.cameras())
-      s.cameras.push_back({str(c->name()), str(c->driver()), c->running(), c->frames()});
+      s.cameras.push_back({str(c->name()), str(c->driver()), c->running(), c->frames(),
+                           str(c->state()), str(c->error()), c->fps()});
   }
+  if (const auto* m = w.slot_map()) s.slot_map = slot_map_from_wire(*m);
   return s;
 }
 
@@ -108,7 +132,8 @@ Subscription Client::subscribe(const std::string& stream, const SubscribeOptions
   const uint32_t id = core_->next_request_id();
   wire::finish(fbb, id, wire::Message::Subscribe, body);
   // Frames may follow Subscribed at once: register the stream before asking.
-  core_->add_subscription(stream);
+  if (!core_->add_subscription(stream))
+    throw Error(Errc::InvalidArgument, "this client is already subscribed to " + stream);
   try {
     auto reply = core_->request(fbb, id, wire::Message::Subscribed, kRequestTimeout);
     const auto* s = reply.envelope()->message_as_Subscribed();
@@ -121,10 +146,13 @@ Subscription Client::subscribe(const std::string& stream, const SubscribeOptions
   }
 }
 
-Status Client::status() {
+Status Client::status(const std::string& slots_of) {
   flatbuffers::FlatBufferBuilder fbb;
   const uint32_t id = core_->next_request_id();
-  wire::finish(fbb, id, wire::Message::StatusRequest, wire::CreateStatusRequest(fbb));
+  auto body =
+      wire::CreateStatusRequest(fbb, slots_of.empty() ? flatbuffers::Offset<flatbuffers::String>()
+                                                      : fbb.CreateString(slots_of));
+  wire::finish(fbb, id, wire::Message::StatusRequest, body);
   auto reply = core_->request(fbb, id, wire::Message::Status, kRequestTimeout);
   return status_from_wire(*reply.envelope()->message_as_Status());
 }
@@ -151,6 +179,10 @@ void CameraControl::start(std::optional<uint64_t> frames) {
 
 void CameraControl::stop() {
   camera_request(*core_, name_, wire::CameraOp::Stop);
+}
+
+void CameraControl::snap() {
+  camera_request(*core_, name_, wire::CameraOp::Snap);
 }
 
 std::string CameraControl::get(const std::string& prop) {

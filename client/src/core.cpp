@@ -108,6 +108,7 @@ wire::Received Core::request(flatbuffers::FlatBufferBuilder& fbb, uint32_t reque
   send(fbb);
   const auto deadline = Clock::now() + timeout;
   for (;;) {
+    uint64_t seen;
     {
       std::lock_guard lock(state_mu_);
       auto it = replies_.find(request_id);
@@ -119,21 +120,23 @@ wire::Received Core::request(flatbuffers::FlatBufferBuilder& fbb, uint32_t reque
           throw Error(errc_for(err->code()), err->message() ? err->message()->str() : "refused",
                       int(err->code()));
         }
-        if (env->message_type() != expected)
+        if (env->message_type() != expected || !env->message())
           throw Error(Errc::Protocol, "the broker answered with an unexpected message");
         return reply;
       }
       if (lost_) throw_lost();
+      seen = dispatched_;
     }
-    if (!pump(deadline) && Clock::now() >= deadline)
+    if (Clock::now() >= deadline)
       throw Error(Errc::Timeout,
                   "the broker did not answer within " + std::to_string(timeout.count()) + " ms");
+    pump(deadline, seen);
   }
 }
 
-void Core::add_subscription(const std::string& stream) {
+bool Core::add_subscription(const std::string& stream) {
   std::lock_guard lock(state_mu_);
-  pending_[stream];
+  return pending_.try_emplace(stream).second;
 }
 
 void Core::remove_subscription(const std::string& stream) {
@@ -160,6 +163,7 @@ void Core::remove_subscription(const std::string& stream) {
 std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& stream,
                                                              Clock::time_point deadline) {
   for (;;) {
+    uint64_t seen;
     {
       std::lock_guard lock(state_mu_);
       auto it = pending_.find(stream);
@@ -171,30 +175,37 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
         return h;
       }
       if (lost_) throw_lost();
+      seen = dispatched_;
     }
-    if (!pump(deadline) && Clock::now() >= deadline) return std::nullopt;
+    if (Clock::now() >= deadline) return std::nullopt;
+    pump(deadline, seen);
   }
 }
 
-bool Core::pump(Clock::time_point deadline) {
+void Core::pump(Clock::time_point deadline, uint64_t seen) {
   std::lock_guard rl(read_mu_);
+  {
+    std::lock_guard lock(state_mu_);
+    if (dispatched_ != seen || lost_) return;  // news arrived while we waited for read_mu_
+  }
   reader_waiting_.store(true);
   flush_releases();
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   pollfd pfd{fd_, POLLIN, 0};
   int r = ::poll(&pfd, 1, int(std::max<int64_t>(0, left.count())));
   reader_waiting_.store(false);
-  if (r == 0 || (r < 0 && errno == EINTR)) return false;
+  if (r <= 0) return;  // timeout or EINTR: the caller checks its deadline
 
   auto area = reader_.write_area();
   ssize_t n = ::recv(fd_, area.data(), area.size(), MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   std::lock_guard lock(state_mu_);
+  ++dispatched_;
   if (n <= 0) {
     lost_ = true;
     if (lost_reason_.empty())
       lost_reason_ = n == 0 ? "the broker closed the connection" : strerror(errno);
-    return true;
+    return;
   }
   reader_.commit(size_t(n));
   wire::Received msg;
@@ -209,7 +220,6 @@ bool Core::pump(Clock::time_point deadline) {
     }
     dispatch(msg);
   }
-  return true;
 }
 
 void Core::dispatch(const wire::Received& msg) {
@@ -230,14 +240,20 @@ void Core::dispatch(const wire::Received& msg) {
 
 std::shared_ptr<shm::Segment> Core::segment_for(Pending& p, const std::string& stream,
                                                 uint32_t gen) {
-  auto& seg = p.segments[gen];
-  if (!seg) seg = shm::Segment::open_readonly(shm::segment_name(instance_, stream, gen));
+  auto it = p.segments.find(gen);
+  if (it != p.segments.end()) return it->second;
+  // A new generation: older ones stay mapped only while a Frame holds them.
+  std::erase_if(p.segments,
+                [gen](const auto& kv) { return kv.first < gen && kv.second.use_count() == 1; });
+  auto seg = std::shared_ptr<shm::Segment>(
+      shm::Segment::open_readonly(shm::segment_name(instance_, stream, gen)));
+  p.segments.emplace(gen, seg);
   return seg;
 }
 
 void Core::on_deliver(const wire::Received& msg) {
   const auto* deliver = msg.envelope()->message_as_Deliver();
-  if (!deliver->frames()) return;
+  if (!deliver || !deliver->frames()) return;
   for (const auto* f : *deliver->frames()) {
     const std::string stream = f->stream() ? f->stream()->str() : "";
     auto it = pending_.find(stream);
@@ -249,7 +265,17 @@ void Core::on_deliver(const wire::Received& msg) {
       continue;
     }
     auto h = std::make_unique<FrameHandle>();
-    h->segment = segment_for(it->second, stream, f->gen());
+    try {
+      h->segment = segment_for(it->second, stream, f->gen());
+      if (f->slot() >= h->segment->slots()) throw std::runtime_error("slot out of range");
+    } catch (const std::exception& e) {  // give the frame back; tell the caller later
+      std::lock_guard rl(release_mu_);
+      releases_[stream].emplace_back(f->seq(), f->gen(), f->slot());
+      ++release_count_;
+      async_errors_.push_back("frame " + std::to_string(f->seq()) + " of " + stream +
+                              " could not be mapped: " + e.what());
+      continue;
+    }
     h->message = msg;
     h->meta = m;
     h->stream = stream;

@@ -52,7 +52,8 @@ class Core : public std::enable_shared_from_this<Core> {
                          wire::Message expected, std::chrono::milliseconds timeout);
   uint32_t next_request_id() { return ++last_request_id_; }
 
-  void add_subscription(const std::string& stream);
+  // False when the stream is already subscribed on this connection.
+  bool add_subscription(const std::string& stream);
   void remove_subscription(const std::string& stream);
   // Pops a delivered frame of `stream`, reading the socket until `deadline`.
   std::optional<std::unique_ptr<FrameHandle>> next_frame(const std::string& stream,
@@ -74,8 +75,10 @@ class Core : public std::enable_shared_from_this<Core> {
 
   Core(int fd, std::string socket_path) : fd_(fd), socket_path_(std::move(socket_path)) {}
   void send(const flatbuffers::FlatBufferBuilder& fbb);
-  // Reads whatever arrives until deadline (or one batch); false on timeout.
-  bool pump(Clock::time_point deadline);
+  // Reads one batch from the socket, waiting until deadline. Returns at once
+  // when another thread dispatched something since the caller looked
+  // (`seen` is the dispatch count the caller saw under state_mu_).
+  void pump(Clock::time_point deadline, uint64_t seen);
   void dispatch(const wire::Received& msg);
   void on_deliver(const wire::Received& msg);
   std::shared_ptr<shm::Segment> segment_for(Pending& p, const std::string& stream, uint32_t gen);
@@ -93,6 +96,7 @@ class Core : public std::enable_shared_from_this<Core> {
   std::map<std::string, Pending> pending_;
   std::map<uint32_t, wire::Received> replies_;
   std::vector<std::string> async_errors_;
+  uint64_t dispatched_ = 0;  // batches read so far
   bool lost_ = false;
   std::string lost_reason_;
 

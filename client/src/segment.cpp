@@ -1,5 +1,6 @@
 #include "segment.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -44,6 +45,14 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, const std::str
   bip::permissions perm(0640);
   bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, perm);
   shm.truncate(bip::offset_t(total));
+  // Reserve the tmpfs pages now: a full /dev/shm is then an error here rather
+  // than a SIGBUS in the pre-fault below.
+  if (int err = ::posix_fallocate(shm.get_mapping_handle().handle, 0, off_t(total))) {
+    bip::shared_memory_object::remove(name.c_str());
+    throw std::runtime_error("cannot reserve " + std::to_string(total >> 20) +
+                             " MiB of shared memory for " + name + ": " + strerror(err) +
+                             " (is /dev/shm large enough?)");
+  }
   bip::mapped_region region(shm, bip::read_write, 0, total);
   // Pre-fault: the VM hands freed pages back to the host, so a first touch
   // during acquisition would cost milliseconds per frame.

@@ -4,8 +4,31 @@
 
 namespace framebroker {
 
+namespace {
+
+using nlohmann::json;
+
+json slot_map_json(const SlotMapStatus& m) {
+  json slots = json::array();
+  for (const auto& s : m.slots) {
+    json holders = json::array();
+    for (const auto& h : s.holders)
+      holders.push_back({{"subscriber", h.subscriber},
+                         {"client", h.client},
+                         {"pid", h.pid},
+                         {"queued", h.queued}});
+    slots.push_back({{"index", s.index},
+                     {"state", s.state},
+                     {"seq", s.seq < 0 ? json(nullptr) : json(s.seq)},
+                     {"age_ms", s.age_ms},
+                     {"holders", holders}});
+  }
+  return {{"stream", m.stream}, {"gen", m.gen}, {"slots", slots}};
+}
+
+}  // namespace
+
 std::string to_json(const Status& s, int indent) {
-  using nlohmann::json;
   json j;
   j["broker"] = {{"instance", s.broker.instance},
                  {"pid", s.broker.pid},
@@ -25,10 +48,14 @@ std::string to_json(const Status& s, int indent) {
          {"ready", st.ready},
          {"published", st.published},
          {"dropped", st.dropped},
+         {"dropped_reasons", {{"ring_full", st.dropped_ring_full}, {"camera", st.dropped_camera}}},
          {"fps", st.fps},
+         {"mb_per_s", st.mb_per_s},
+         {"frame_bytes", st.frame_bytes},
          {"latest_seq", st.latest_seq},
          {"overflow", st.overflow},
          {"segment", st.segment},
+         {"retired_gens", st.retired_gens},
          {"format", {{"width", st.width}, {"height", st.height}, {"pixel_type", st.pixel_type}}}});
   }
   j["subscribers"] = json::array();
@@ -37,6 +64,7 @@ std::string to_json(const Status& s, int indent) {
                                 {"client", sub.client},
                                 {"pid", sub.pid},
                                 {"uid", sub.uid},
+                                {"gid", sub.gid},
                                 {"stream", sub.stream},
                                 {"mode", sub.mode},
                                 {"max_hold", sub.max_hold},
@@ -45,14 +73,27 @@ std::string to_json(const Status& s, int indent) {
                                 {"queued", sub.queued},
                                 {"delivered", sub.delivered},
                                 {"missed", sub.missed},
-                                {"conflated", sub.conflated}});
+                                {"conflated", sub.conflated},
+                                {"last_seq", sub.last_seq},
+                                {"lag", sub.lag},
+                                {"connected_unix_ms", sub.connected_unix_ms}});
   }
   j["cameras"] = json::array();
   for (const auto& c : s.cameras) {
-    j["cameras"].push_back(
-        {{"name", c.name}, {"driver", c.driver}, {"running", c.running}, {"frames", c.frames}});
+    j["cameras"].push_back({{"name", c.name},
+                            {"driver", c.driver},
+                            {"running", c.running},
+                            {"state", c.state},
+                            {"error", c.error},
+                            {"frames", c.frames},
+                            {"fps", c.fps}});
   }
+  if (s.slot_map) j["slot_map"] = slot_map_json(*s.slot_map);
   return j.dump(indent);
+}
+
+std::string to_json(const SlotMapStatus& m, int indent) {
+  return slot_map_json(m).dump(indent);
 }
 
 }  // namespace framebroker

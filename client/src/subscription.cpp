@@ -5,9 +5,7 @@
 namespace framebroker {
 
 Subscription::Subscription(std::shared_ptr<detail::Core> core, StreamInfo info)
-    : core_(std::move(core)), info_(std::move(info)) {
-  core_->add_subscription(info_.stream);
-}
+    : core_(std::move(core)), info_(std::move(info)) {}
 
 Subscription::~Subscription() {
   if (core_) core_->remove_subscription(info_.stream);

@@ -170,6 +170,8 @@ Broker::~Broker() {
   }
   proc_.reset();
   for (const auto& s : segments()) framebroker::shm::Segment::remove("/" + s);
+  framebroker::shm::Segment::remove("/" + framebroker::shm::instance_segment_prefix(instance_) +
+                                    "lock");
   std::error_code ec;
   fs::remove_all(dir_, ec);
 }
@@ -200,7 +202,7 @@ std::vector<std::string> Broker::segments() const {
   const std::string prefix = framebroker::shm::instance_segment_prefix(instance_);
   for (const auto& e : fs::directory_iterator("/dev/shm")) {
     const auto name = e.path().filename().string();
-    if (name.rfind(prefix, 0) == 0) out.push_back(name);
+    if (name.rfind(prefix, 0) == 0 && name != prefix + "lock") out.push_back(name);
   }
   return out;
 }

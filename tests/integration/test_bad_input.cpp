@@ -203,3 +203,39 @@ TEST(BadInput, BadConfigurationExitsWithAClearMessage) {
   EXPECT_NE(r.err.find("unknown camera driver"), std::string::npos) << r.err;
   std::filesystem::remove_all("/tmp/fbtest-badcfg");
 }
+
+TEST(BadInput, ATypeWithNoBodyGetsMalformedAndTheBrokerLives) {
+  Broker b(kCamera);
+  others_lose_nothing(b, [&] {
+    for (auto type : {wire::Message::Hello, wire::Message::Subscribe, wire::Message::Release,
+                      wire::Message::StatusRequest, wire::Message::CameraCommand}) {
+      RawClient c(b.socket());
+      if (type != wire::Message::Hello) {
+        c.hello();
+        ASSERT_TRUE(c.receive_reply());
+      }
+      flatbuffers::FlatBufferBuilder fbb;
+      wire::EnvelopeBuilder env(fbb);
+      env.add_request_id(7);
+      env.add_message_type(type);  // and no message
+      fbb.FinishSizePrefixed(env.Finish());
+      c.send(fbb);
+      EXPECT_EQ(error_code(c.receive_reply()), wire::ErrorCode::Malformed)
+          << wire::EnumNameMessage(type);
+      EXPECT_TRUE(c.wait_closed());
+    }
+  });
+}
+
+TEST(BadInput, SubscribingTwiceToOneStreamIsRefusedAndTheFirstSubscriptionLives) {
+  Broker b(kCamera);
+  auto client = framebroker::Client::connect({.socket_path = b.socket()});
+  auto sub = client.subscribe("cam");
+  try {
+    client.subscribe("cam");
+    FAIL() << "second subscription accepted";
+  } catch (const framebroker::Error& e) {
+    EXPECT_EQ(e.code(), framebroker::Errc::InvalidArgument);
+  }
+  EXPECT_TRUE(sub.next(5s).has_value());
+}

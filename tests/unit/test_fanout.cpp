@@ -256,11 +256,96 @@ TEST(FanoutEvery, DefaultMaxHoldIsSlotsMinusFourAtLeastOne) {
     SCOPED_TRACE(testing::Message() << slots << " slots");
     Rig rig(slots);
     const uint32_t want = slots > 4 ? slots - 4 : 1;
+    const uint32_t cap = slots > 3 ? slots - 2 : 1;
     EXPECT_EQ(rig.fan.default_max_hold(), want);
+    EXPECT_EQ(rig.fan.max_hold_cap(), cap);
+    EXPECT_LE(want, cap);  // the default is never cut down by the cap
     EXPECT_EQ(rig.subscribe(1, every()).max_hold, want);
     EXPECT_EQ(rig.fan.options(1).max_hold, want);
-    EXPECT_EQ(rig.subscribe(2, every(7)).max_hold, 7u);  // an explicit one is kept
+    // An explicit one is kept up to the cap: 7 on 4 slots gives 2, on 32 gives 7.
+    EXPECT_EQ(rig.subscribe(2, every(7)).max_hold, std::min(7u, cap));
+    EXPECT_EQ(rig.fan.options(2).max_hold, std::min(7u, cap));
   }
+}
+
+TEST(FanoutEvery, MaxHoldAndWindowAreCappedAtSlotsMinusTwo) {
+  struct Case {
+    uint32_t slots, requested, want;
+  };
+  for (const Case& k : {Case{4, 7, 2}, Case{4, 4, 2}, Case{4, 2, 2}, Case{4, 1, 1}, Case{8, 8, 6},
+                        Case{8, 100, 6}, Case{8, 6, 6}, Case{8, 5, 5}, Case{3, 3, 1}, Case{2, 2, 1},
+                        Case{1, 5, 1}, Case{32, 31, 30}}) {
+    SCOPED_TRACE(testing::Message() << k.slots << " slots, " << k.requested << " requested");
+    Rig rig(k.slots);
+    EXPECT_EQ(rig.subscribe(1, every(k.requested)).max_hold, k.want);
+    EXPECT_EQ(rig.fan.options(1).max_hold, k.want);
+    EXPECT_EQ(rig.subscribe(2, latest(k.requested)).window, k.want);
+    EXPECT_EQ(rig.fan.options(2).window, k.want);
+  }
+}
+
+// One every-subscriber that asked to hold the whole ring and never lets go
+// still leaves a slot for the latest cache and one for the camera's next
+// frame: the producer never finds the ring full, the subscriber misses.
+TEST(FanoutEvery, OneSubscriberCannotTakeTheWholeRing) {
+  for (uint32_t slots : {3u, 4u, 5u, 8u, 16u}) {
+    for (bool takes : {true, false}) {
+      SCOPED_TRACE(testing::Message() << slots << " slots, " << (takes ? "takes" : "never takes"));
+      Rig rig(slots);
+      const uint32_t cap = slots - 2;
+      EXPECT_EQ(rig.subscribe(1, every(slots)).max_hold, cap);
+      constexpr int kFrames = 100;
+      for (int i = 0; i < kFrames; ++i) {
+        ASSERT_TRUE(rig.produce()) << "frame " << i << " found the ring full";
+        if (takes) rig.take(1);  // and never releases
+      }
+      EXPECT_EQ(rig.dropped, 0u);
+      const auto c = rig.counters(1);
+      EXPECT_EQ(c.held + c.queued, cap);
+      EXPECT_EQ(c.held, takes ? cap : 0u);
+      EXPECT_EQ(c.delivered, takes ? cap : 0u);
+      EXPECT_EQ(c.missed, uint64_t(kFrames) - cap);
+      // Its frames and the cache; one slot is always left for the camera.
+      EXPECT_EQ(rig.ring.counts().ready, cap + 1);
+      EXPECT_EQ(rig.ring.counts().free, 1u);
+    }
+  }
+}
+
+TEST(FanoutEvery, SmallerSlotsLowerAnExistingSubscribersMaxHold) {
+  Rig rig(16);
+  EXPECT_EQ(rig.subscribe(1, every(10)).max_hold, 10u);
+  EXPECT_EQ(rig.subscribe(2, latest(12)).window, 12u);
+  EXPECT_EQ(rig.subscribe(3, every(3)).max_hold, 3u);
+  const auto held = rig.produce_n(3);
+  EXPECT_EQ(rig.take(1), held);
+
+  rig.fan.set_slots(8);  // cap 6
+  EXPECT_EQ(rig.fan.options(1).max_hold, 6u);
+  EXPECT_EQ(rig.fan.options(2).window, 6u);
+  EXPECT_EQ(rig.fan.options(3).max_hold, 3u);  // already under the cap
+  EXPECT_EQ(rig.fan.options(1).mode, SubscriberMode::Every);
+  EXPECT_EQ(rig.fan.options(2).mode, SubscriberMode::Latest);
+
+  rig.fan.set_slots(4);  // cap 2
+  EXPECT_EQ(rig.fan.options(1).max_hold, 2u);
+  EXPECT_EQ(rig.fan.options(2).window, 2u);
+  EXPECT_EQ(rig.fan.options(3).max_hold, 2u);
+
+  // Subscriber 1 already holds 3 > 2: the new cap applies to the next frames.
+  rig.must_produce();
+  EXPECT_EQ(rig.counters(1).missed, 1u);
+  EXPECT_EQ(rig.counters(1).queued, 0u);
+  rig.release_all(1, {held[0], held[1]});
+  const FrameRef f = rig.must_produce();
+  EXPECT_EQ(rig.take(1), std::vector<FrameRef>{f});
+  EXPECT_EQ(rig.counters(1).held, 2u);
+  rig.must_produce();  // full again at 2
+  EXPECT_EQ(rig.counters(1).missed, 2u);
+  rig.release_all(1, {held[2], f});
+  for (Id id : {2, 3}) rig.release_all(id, rig.take(id));
+  for (Id id : {1, 2, 3}) rig.remove(id);
+  EXPECT_EQ(rig.ring.counts().ready, 1u);  // the cache
 }
 
 TEST(FanoutEvery, DefaultMaxHoldLimitsQueueing) {
@@ -444,6 +529,66 @@ TEST(FanoutLatest, StuckLatestSubscriberCostsNobodyAnything) {
   EXPECT_EQ(rig.counters(1).conflated, 98u);
 }
 
+// A viewer with window 1 holds A when B arrives (newer pending), unsubscribes
+// while still holding A, and comes back with window 2. C is queued at once;
+// releasing A must not queue C a second time.
+TEST(FanoutLatest, ResubscribeWhileHoldingNeverQueuesAFrameTwice) {
+  Rig rig(8);
+  rig.subscribe(1, latest(1));
+  const FrameRef a = rig.must_produce();
+  EXPECT_EQ(rig.take(1), std::vector<FrameRef>{a});
+  rig.must_produce();  // B: the window is full, it waits as "newer pending"
+  EXPECT_EQ(rig.counters(1).queued, 0u);
+  rig.unsubscribe(1);
+  EXPECT_TRUE(rig.fan.has(1));  // still holding A
+  EXPECT_FALSE(rig.fan.active(1));
+  EXPECT_EQ(rig.counters(1).held, 1u);
+
+  EXPECT_EQ(rig.subscribe(1, latest(2)).window, 2u);
+  const FrameRef c = rig.must_produce();
+  auto k = rig.counters(1);
+  EXPECT_EQ(k.held, 1u);
+  EXPECT_EQ(k.queued, 1u);  // C, at once: there is room in the window
+
+  EXPECT_EQ(rig.release(1, a), ReleaseResult::Ok);
+  k = rig.counters(1);
+  EXPECT_EQ(k.held, 0u);
+  EXPECT_EQ(k.queued, 1u) << "C was queued twice";
+  EXPECT_EQ(rig.ring.refs(c.slot), 2u);  // the viewer's queue and the cache
+  ASSERT_EQ(rig.fan.holders(kGen, c.slot).size(), 1u);
+  EXPECT_EQ(rig.take(1), std::vector<FrameRef>{c});
+  EXPECT_EQ(rig.release(1, c), ReleaseResult::Ok);
+  EXPECT_EQ(rig.release(1, c), ReleaseResult::NotHeld);
+  k = rig.counters(1);
+  EXPECT_EQ(k.held + k.queued, 0u);
+  EXPECT_EQ(k.delivered, 2u);  // A and C
+  EXPECT_TRUE(rig.take(1).empty());
+
+  // Everything released: only the cache references a slot (rig.check()
+  // already compared ring.refs with fanout.refs_on for every slot).
+  rig.check();
+  for (uint32_t s = 0; s < rig.ring.size(); ++s)
+    EXPECT_EQ(rig.ring.refs(s), s == c.slot ? 1u : 0u) << "slot " << s;
+  EXPECT_EQ(rig.ring.counts().ready, 1u);
+  EXPECT_EQ(rig.ring.counts().free, 7u);
+}
+
+// A re-subscribe with from_latest while the viewer still holds the cached
+// frame does not queue that frame to it again.
+TEST(FanoutLatest, ResubscribeFromLatestSkipsTheFrameItHolds) {
+  Rig rig(8);
+  rig.subscribe(1, latest(1));
+  const FrameRef a = rig.must_produce();
+  EXPECT_EQ(rig.take(1), std::vector<FrameRef>{a});
+  rig.unsubscribe(1);
+  rig.subscribe(1, latest(2, /*from_latest=*/true));
+  EXPECT_EQ(rig.counters(1).queued, 0u);
+  EXPECT_EQ(rig.ring.refs(a.slot), 2u);  // its hold and the cache
+  EXPECT_EQ(rig.release(1, a), ReleaseResult::Ok);
+  EXPECT_TRUE(rig.take(1).empty());
+  EXPECT_EQ(rig.ring.refs(a.slot), 1u);
+}
+
 TEST(FanoutLatest, ClearedCacheConflatesEverythingUnseen) {
   Rig rig(8);
   rig.subscribe(1, latest());
@@ -507,10 +652,19 @@ TEST(FanoutCache, SeveralSubscribersShareOneFrame) {
   rig.subscribe(3, latest());
   const FrameRef f = rig.must_produce();
   EXPECT_EQ(rig.ring.refs(f.slot), 4u);
-  auto h = rig.fan.holders(kGen, f.slot);
-  std::sort(h.begin(), h.end());
-  EXPECT_EQ(h, (std::vector<Id>{1, 2, 3}));
-  for (Id id : {1, 2, 3}) rig.release_all(id, rig.take(id));
+  std::vector<Id> ids;
+  for (const auto& h : rig.fan.holders(kGen, f.slot)) {
+    EXPECT_TRUE(h.queued);  // not sent yet
+    ids.push_back(h.subscriber);
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<Id>{1, 2, 3}));
+  rig.take(1);
+  for (const auto& h : rig.fan.holders(kGen, f.slot)) EXPECT_EQ(h.queued, h.subscriber != 1);
+  EXPECT_EQ(rig.fan.counters(1).last_seq, int64_t(f.seq));
+  EXPECT_EQ(rig.fan.counters(2).last_seq, -1);
+  rig.release_all(1, {f});
+  for (Id id : {2, 3}) rig.release_all(id, rig.take(id));
   EXPECT_EQ(rig.ring.refs(f.slot), 1u);
   EXPECT_TRUE(rig.fan.holders(kGen, f.slot).empty());
 }
@@ -663,10 +817,11 @@ TEST(FanoutUnsubscribe, ResubscribeFromLatestWhileHoldingTheCachedFrame) {
   rig.unsubscribe(1);
   EXPECT_TRUE(rig.fan.has(1));
   rig.subscribe(1, every(0, /*from_latest=*/true));
-  for (const auto& f : rig.take(1)) EXPECT_EQ(f, f0);
-  // However many times it was sent, one release per hold must balance.
-  while (rig.release(1, f0) == ReleaseResult::Ok) {
-  }
+  // It already holds the cached frame: it is not queued to it again.
+  EXPECT_EQ(rig.counters(1).queued, 0u);
+  EXPECT_TRUE(rig.take(1).empty());
+  EXPECT_EQ(rig.release(1, f0), ReleaseResult::Ok);
+  EXPECT_EQ(rig.release(1, f0), ReleaseResult::NotHeld);
   rig.remove(1);
   rig.clear_latest();
   EXPECT_TRUE(rig.ring.unreferenced());
@@ -795,4 +950,16 @@ TEST(Fanout, MixedTrafficKeepsTheInvariants) {
   rig.clear_latest();
   EXPECT_TRUE(rig.ring.unreferenced());
   EXPECT_EQ(rig.ring.counts().free, 6u);
+}
+
+TEST(FanoutEvery, ARingThatGrowsBackRestoresWhatWasAskedFor) {
+  Rig rig(16);
+  rig.subscribe(1, every(10));
+  rig.subscribe(2, every());  // the default: slots - 4
+  rig.fan.set_slots(8);
+  EXPECT_EQ(rig.fan.options(1).max_hold, 6u);
+  EXPECT_EQ(rig.fan.options(2).max_hold, 4u);  // the default of 8 slots, not 12 clipped
+  rig.fan.set_slots(16);
+  EXPECT_EQ(rig.fan.options(1).max_hold, 10u);
+  EXPECT_EQ(rig.fan.options(2).max_hold, 12u);
 }

@@ -432,31 +432,38 @@ TEST_F(StreamTest, NoNewGenerationWhenTheFormatStillFits) {
 
 TEST_F(StreamTest, GenerationsChainAndEachGoesWithItsLastHolder) {
   StreamConfig cfg;
-  cfg.slots = 4;
+  cfg.slots = 4;  // max_hold is capped at 2, so each generation's frame has its own holder
   Stream& s = make(cfg, 16, 16);
-  s.fanout().subscribe(1, every(10));
   std::vector<FrameRef> held;
+  uint64_t sub = 0;
   for (uint32_t w : {16u, 4096u, 8192u}) {  // 512 B, 128 KiB, 256 KiB frames
+    s.fanout().subscribe(++sub, every());
     cam_->set("Width", std::to_string(w));
     s.start(std::nullopt);
     produce(uint8_t(w));
     pump();
-    for (const auto& f : take(1)) held.push_back(f);
+    for (const auto& f : take(sub)) held.push_back(f);
+    s.fanout().unsubscribe(sub);  // it keeps its hold until it releases it
+    check();
     s.stop();
   }
   ASSERT_EQ(held.size(), 3u);
+  EXPECT_EQ(held[0].gen, 1u);
+  EXPECT_EQ(held[1].gen, 2u);
+  EXPECT_EQ(held[2].gen, 3u);
   EXPECT_EQ(s.current()->gen, held[2].gen);
   EXPECT_EQ(s.retired_generations(), 2u);
   EXPECT_EQ(shm_entries().size(), 3u);
-  release(1, held[1]);  // the middle one first
+  release(2, held[1]);  // the middle one first
   EXPECT_FALSE(seg_exists(held[1].gen));
   EXPECT_TRUE(seg_exists(held[0].gen));
   EXPECT_EQ(s.retired_generations(), 1u);
   release(1, held[0]);
   EXPECT_EQ(s.retired_generations(), 0u);
   EXPECT_EQ(shm_entries().size(), 1u);
-  release(1, held[2]);
+  release(3, held[2]);
   EXPECT_TRUE(seg_exists(held[2].gen));  // the current one stays
+  EXPECT_TRUE(s.fanout().subscriber_ids().empty());
 }
 
 TEST_F(StreamTest, DestroyingTheStreamUnlinksEveryGenerationEvenWithHolds) {
@@ -558,10 +565,21 @@ TEST_F(StreamTest, OverflowDropSkipsSeqCountsDropsAndLeaksNoSlot) {
   StreamConfig cfg;
   cfg.slots = 4;
   Stream& s = make(cfg);
-  s.fanout().subscribe(1, every(10));  // holds everything it is sent
+  // One subscriber may hold at most slots - 2 = 2: two of them fill the ring.
+  EXPECT_EQ(s.fanout().subscribe(1, every(10)).max_hold, 2u);  // holds everything it is sent
   s.start(std::nullopt);
-  for (int i = 0; i < 4; ++i) produce(uint8_t(i));
+  produce(0);
+  produce(1);
   pump();
+  const auto first = take(1);
+  ASSERT_EQ(seqs(first), (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(s.fanout().subscribe(2, every(10)).max_hold, 2u);  // and 2 gets the next two
+  produce(2);
+  produce(3);
+  pump();
+  const auto second = take(2);
+  ASSERT_EQ(seqs(second), (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(s.fanout().counters(1).missed, 2u);
   EXPECT_EQ(s.current()->ring->counts().free, 0u);
   // Two frames find no free slot.
   EXPECT_FALSE(cam_->produce(4));
@@ -572,8 +590,6 @@ TEST_F(StreamTest, OverflowDropSkipsSeqCountsDropsAndLeaksNoSlot) {
   EXPECT_EQ(s.dropped(), 2u);
   EXPECT_EQ(s.published(), 4u);
 
-  const auto first = take(1);
-  ASSERT_EQ(seqs(first), (std::vector<uint64_t>{0, 1, 2, 3}));
   release(1, first[0]);  // one slot comes back
   produce(6);
   pump();
@@ -588,8 +604,10 @@ TEST_F(StreamTest, OverflowDropSkipsSeqCountsDropsAndLeaksNoSlot) {
   EXPECT_EQ(seqs(next), (std::vector<uint64_t>{6, 8}));  // the gaps show the losses
   EXPECT_EQ(s.published(), 6u);
   EXPECT_EQ(s.latest_seq(), 8);
+  EXPECT_EQ(s.fanout().counters(1).missed, 2u);  // 2 and 3 (it was full)
+  EXPECT_EQ(s.fanout().counters(2).missed, 2u);  // 6 and 8 (it was full)
 
-  for (size_t i = 2; i < first.size(); ++i) release(1, first[i]);
+  for (const auto& f : second) release(2, f);
   for (const auto& f : next) release(1, f);
   // Only the cache holds a slot now: nothing leaked.
   const auto c = s.current()->ring->counts();
@@ -597,6 +615,57 @@ TEST_F(StreamTest, OverflowDropSkipsSeqCountsDropsAndLeaksNoSlot) {
   EXPECT_EQ(c.free, 3u);
   EXPECT_EQ(c.writing, 0u);
   s.fanout().remove(1);
+  s.fanout().remove(2);
+  check();
+  s.stop();
+}
+
+// One every-subscriber that asked for the whole ring and never releases: the
+// camera still finds a slot for every frame; the subscriber misses instead.
+TEST_F(StreamTest, OneStuckSubscriberCannotTakeTheWholeRing) {
+  StreamConfig cfg;
+  cfg.slots = 6;
+  Stream& s = make(cfg);
+  EXPECT_EQ(s.fanout().subscribe(1, every(6)).max_hold, 4u);
+  s.start(std::nullopt);
+  constexpr int kFrames = 50;
+  for (int i = 0; i < kFrames; ++i) {
+    produce(uint8_t(i));
+    pump();
+    take(1);  // and never released
+  }
+  EXPECT_EQ(s.dropped(), 0u);
+  EXPECT_EQ(s.published(), uint64_t(kFrames));
+  EXPECT_EQ(s.latest_seq(), kFrames - 1);
+  const auto c = s.fanout().counters(1);
+  EXPECT_EQ(c.held, 4u);
+  EXPECT_EQ(c.delivered, 4u);
+  EXPECT_EQ(c.missed, uint64_t(kFrames) - 4);
+  EXPECT_EQ(s.current()->ring->counts().ready, 5u);  // its 4 and the cache
+  EXPECT_EQ(s.current()->ring->counts().free, 1u);
+  s.stop();
+}
+
+// A new generation with fewer slots lowers the cap of existing subscribers.
+TEST_F(StreamTest, FewerSlotsInANewGenerationLowerMaxHold) {
+  StreamConfig cfg;
+  cfg.ring_mb = 1;
+  Stream& s = make(cfg, 64, 64);  // 8 KiB frames: 128 slots
+  ASSERT_EQ(s.current()->ring->size(), 128u);
+  EXPECT_EQ(s.fanout().subscribe(1, every(100)).max_hold, 100u);
+  EXPECT_EQ(s.fanout().subscribe(2, {SubscriberMode::Latest, 0, 50, false}).window, 50u);
+  cam_->set("Width", "512");  // 64 KiB frames: 16 slots
+  s.start(std::nullopt);
+  ASSERT_EQ(s.current()->gen, 2u);
+  ASSERT_EQ(s.current()->ring->size(), 16u);
+  EXPECT_EQ(s.fanout().options(1).max_hold, 14u);
+  EXPECT_EQ(s.fanout().options(2).window, 14u);
+  s.stop();
+  cam_->set("Width", "4096");  // 512 KiB frames: 2 slots
+  s.start(std::nullopt);
+  ASSERT_EQ(s.current()->ring->size(), 2u);
+  EXPECT_EQ(s.fanout().options(1).max_hold, 1u);
+  EXPECT_EQ(s.fanout().options(2).window, 1u);
   check();
   s.stop();
 }
@@ -639,13 +708,16 @@ TEST_F(StreamTest, OverflowBlockWaitsForARelease) {
   cfg.overflow = Overflow::Block;
   cfg.block_timeout = 60s;  // far longer than the test may take
   Stream& s = make(cfg);
-  s.fanout().subscribe(1, every(10));
+  EXPECT_EQ(s.fanout().subscribe(1, every(10)).max_hold, 1u);  // capped on 2 slots
   s.start(std::nullopt);
   produce(1);
   produce(2);
   pump();
+  // The subscriber holds frame 0, the cache frame 1: the ring is full.
   const auto held = take(1);
-  ASSERT_EQ(held.size(), 2u);
+  ASSERT_EQ(seqs(held), std::vector<uint64_t>{0});
+  EXPECT_EQ(s.fanout().counters(1).missed, 1u);
+  EXPECT_EQ(s.current()->ring->counts().free, 0u);
 
   // The camera thread asks for a slot and has to wait.
   auto fut = std::async(std::launch::async, [&] { return cam_->loan(); });
@@ -661,7 +733,6 @@ TEST_F(StreamTest, OverflowBlockWaitsForARelease) {
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].seq, 2u);  // nothing was dropped
   EXPECT_EQ(s.dropped(), 0u);
-  release(1, held[1]);
   release(1, next[0]);
   s.stop();
 }
@@ -670,23 +741,35 @@ TEST_F(StreamTest, OverflowBlockFromACameraThread) {
   // The producer runs on its own thread for many frames; the socket thread
   // (this one) releases them. With block, nothing is ever dropped.
   StreamConfig cfg;
-  cfg.slots = 3;
+  cfg.slots = 4;
   cfg.overflow = Overflow::Block;
   cfg.block_timeout = 10s;
   Stream& s = make(cfg);
-  // max_hold == slots: a publish can never find it full, so none is missed
-  // however the drains batch up.
-  s.fanout().subscribe(1, every(3));
+  // A subscriber may hold at most slots - 2, so on its own it could miss a
+  // frame when the drains batch up. Subscriber 2 pins two slots for good:
+  // then every frame being published, plus all that 1 has in flight, fit in
+  // the other slots - 2, and 1 is never full, however the drains batch up.
+  EXPECT_EQ(s.fanout().subscribe(1, every(4)).max_hold, 2u);
+  EXPECT_EQ(s.fanout().subscribe(2, every(4)).max_hold, 2u);
   s.start(std::nullopt);
+  std::vector<uint64_t> got;
+  produce(0);
+  produce(1);
+  pump();
+  ASSERT_EQ(take(2).size(), 2u);  // never released
+  for (const auto& f : take(1)) {
+    got.push_back(f.seq);
+    release(1, f);
+  }
+  ASSERT_EQ(got.size(), 2u);
   constexpr int kFrames = 200;
   auto producer = std::async(std::launch::async, [&] {
     int ok = 0;
     for (int i = 0; i < kFrames; ++i) ok += cam_->produce(uint8_t(i)) ? 1 : 0;
     return ok;
   });
-  std::vector<uint64_t> got;
   const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (got.size() < size_t(kFrames) && std::chrono::steady_clock::now() < deadline) {
+  while (got.size() < size_t(kFrames + 2) && std::chrono::steady_clock::now() < deadline) {
     io_.restart();
     if (io_.poll() == 0) std::this_thread::yield();
     for (const auto& f : s.fanout().take_sendable(1)) {
@@ -699,9 +782,11 @@ TEST_F(StreamTest, OverflowBlockFromACameraThread) {
   pump();
   check();
   EXPECT_EQ(s.dropped(), 0u);
-  ASSERT_EQ(got.size(), size_t(kFrames));
+  ASSERT_EQ(got.size(), size_t(kFrames + 2));
   for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], i);
   EXPECT_EQ(s.fanout().counters(1).missed, 0u);
+  EXPECT_EQ(s.fanout().counters(2).missed, uint64_t(kFrames));
+  EXPECT_EQ(s.fanout().counters(2).held, 2u);
   s.stop();
 }
 
@@ -716,7 +801,10 @@ TEST_F(StreamTest, OverflowBlockWaitIsBoundedByBlockTimeout) {
   produce(1);
   produce(2);
   pump();
+  // The subscriber holds frame 0, the cache frame 1: the ring is full.
   const auto held = take(1);
+  ASSERT_EQ(seqs(held), std::vector<uint64_t>{0});
+  EXPECT_EQ(s.current()->ring->counts().free, 0u);
 
   auto fut = std::async(std::launch::async, [&] { return cam_->loan(); });
   ASSERT_EQ(fut.wait_for(5s), std::future_status::ready) << "block_timeout was not honoured";
@@ -729,7 +817,6 @@ TEST_F(StreamTest, OverflowBlockWaitIsBoundedByBlockTimeout) {
   const auto next = take(1);
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].seq, 3u);
-  release(1, held[1]);
   release(1, next[0]);
   s.stop();
 }
@@ -738,24 +825,71 @@ TEST_F(StreamTest, StopWakesABlockedProducer) {
   StreamConfig cfg;
   cfg.slots = 2;
   cfg.overflow = Overflow::Block;
-  cfg.block_timeout = 60s;
+  cfg.block_timeout = 20s;  // far longer than the 5 s the test waits
   Stream& s = make(cfg);
   s.fanout().subscribe(1, every(10));
   s.start(std::nullopt);
   produce(1);
   produce(2);
   pump();
-  const auto held = take(1);
+  const auto held = take(1);  // frame 0; the cache holds frame 1: the ring is full
+  ASSERT_EQ(held.size(), 1u);
   auto fut = std::async(std::launch::async, [&] { return cam_->loan(); });
-  // stop() only wakes a wait already under way, so repeat it (bounded).
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (fut.wait_for(10ms) != std::future_status::ready &&
-         std::chrono::steady_clock::now() < deadline)
-    s.stop();
-  ASSERT_EQ(fut.wait_for(0s), std::future_status::ready) << "stop() did not wake the producer";
+  // One stop() is enough: it wakes a wait under way, and the interrupt is
+  // sticky, so a wait that starts after it returns at once too.
+  s.stop();
+  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready) << "stop() did not wake the producer";
   EXPECT_FALSE(fut.get());
   EXPECT_EQ(s.dropped_full(), 1u);
-  for (const auto& f : held) release(1, f);
+  auto again = std::async(std::launch::async, [&] { return cam_->loan(); });
+  ASSERT_EQ(again.wait_for(5s), std::future_status::ready) << "the interrupt was not sticky";
+  EXPECT_FALSE(again.get());
+  EXPECT_EQ(s.dropped_full(), 2u);
+
+  // start() resumes the waits: the producer waits for a release again.
+  s.start(std::nullopt);
+  auto blocked = std::async(std::launch::async, [&] { return cam_->loan(); });
+  EXPECT_EQ(blocked.wait_for(100ms), std::future_status::timeout) << "loan() did not block";
+  release(1, held[0]);
+  ASSERT_EQ(blocked.wait_for(5s), std::future_status::ready) << "the producer was not woken";
+  auto l = blocked.get();
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->slot, held[0].slot);
+  cam_->sink().abort(*l);
+  check();
+  EXPECT_EQ(s.dropped_full(), 2u);
+  s.stop();
+}
+
+// snap() runs on the socket thread, the one that frees slots: with overflow
+// block it must not wait for one (it could only time out).
+TEST_F(StreamTest, SnapNeverBlocksEvenWithOverflowBlock) {
+  StreamConfig cfg;
+  cfg.slots = 2;
+  cfg.overflow = Overflow::Block;
+  cfg.block_timeout = 20s;  // far longer than the 5 s the test waits
+  Stream& s = make(cfg);
+  s.fanout().subscribe(1, every());
+  s.snap();
+  pump();
+  s.snap();
+  pump();
+  const auto held = take(1);  // frame 0; the cache holds frame 1: the ring is full
+  ASSERT_EQ(seqs(held), std::vector<uint64_t>{0});
+  EXPECT_EQ(s.current()->ring->counts().free, 0u);
+  auto fut = std::async(std::launch::async, [&] { s.snap(); });
+  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready) << "snap() waited for a slot";
+  fut.get();
+  EXPECT_EQ(s.dropped_full(), 1u);
+  pump();
+  EXPECT_EQ(s.latest_seq(), 1);
+  check();
+  release(1, held[0]);
+  s.snap();
+  pump();
+  EXPECT_EQ(s.latest_seq(), 3);  // seq 2 went to the dropped frame
+  release(1, take(1).at(0));
+  check();
 }
 
 // ---------------------------------------------------------------- with the simulated camera

@@ -1,16 +1,39 @@
 #include "fbctl/status_view.hpp"
 
-#include <iomanip>
-#include <sstream>
+#include <chrono>
+#include <ctime>
+
+#include "fbctl/table.hpp"
 
 namespace framebroker::fbctl {
 
 namespace {
 
-std::string fixed(double v, int digits) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(digits) << v;
-  return o.str();
+std::string format_of(const StreamStatus& st) {
+  return std::to_string(st.width) + "x" + std::to_string(st.height) + " " + st.pixel_type;
+}
+
+std::string limit_of(const SubscriberStatus& s) {
+  return s.mode == "latest" ? "window " + std::to_string(s.window)
+                            : "max_hold " + std::to_string(s.max_hold);
+}
+
+std::string since(int64_t unix_ms) {
+  const std::time_t t = std::time_t(unix_ms / 1000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return std::string(buf) + " (" + fixed(double(now_ms - unix_ms) / 1000.0, 0) + " s)";
+}
+
+std::string holder_text(const SlotHolderStatus& h) {
+  if (h.subscriber == 0) return "latest cache";
+  return "#" + std::to_string(h.subscriber) + " " + h.client + " (pid " + std::to_string(h.pid) +
+         (h.queued ? ", queued)" : ")");
 }
 
 }  // namespace
@@ -19,38 +42,97 @@ void print_status(std::ostream& out, const Status& s) {
   out << "broker  instance " << s.broker.instance << "  pid " << s.broker.pid << "  version "
       << s.broker.version << "  up " << fixed(s.broker.uptime_s, 0) << " s  clients "
       << s.broker.clients << "\n\n";
+  Table streams(
+      {"STREAM", "FORMAT", "GEN", "SLOTS f/w/r", "FPS", "PUBLISHED", "DROPPED", "LATEST"});
+  for (const auto& st : s.streams)
+    streams.row({st.name, format_of(st), std::to_string(st.gen),
+                 std::to_string(st.free) + "/" + std::to_string(st.writing) + "/" +
+                     std::to_string(st.ready) + " of " + std::to_string(st.slots),
+                 fixed(st.fps, 1), std::to_string(st.published), std::to_string(st.dropped),
+                 count_or_dash(st.latest_seq)});
+  streams.print(out);
+  if (streams.empty()) out << "(no streams)\n";
+  out << "\n";
+  Table subs({"ID", "CLIENT", "PID", "STREAM", "MODE", "HELD", "QUEUED", "DELIVERED", "MISSED",
+              "CONFLATED"});
+  for (const auto& sub : s.subscribers)
+    subs.row({std::to_string(sub.id), sub.client, std::to_string(sub.pid), sub.stream, sub.mode,
+              std::to_string(sub.held), std::to_string(sub.queued), std::to_string(sub.delivered),
+              std::to_string(sub.missed), std::to_string(sub.conflated)});
+  subs.print(out);
+  if (subs.empty()) out << "(no subscribers)\n";
+}
 
-  out << std::left << std::setw(12) << "STREAM" << std::setw(18) << "FORMAT" << std::right
-      << std::setw(5) << "GEN" << std::setw(16) << "SLOTS f/w/r" << std::setw(9) << "FPS"
-      << std::setw(12) << "PUBLISHED" << std::setw(10) << "DROPPED" << std::setw(12) << "LATEST"
-      << "\n";
-  for (const auto& st : s.streams) {
-    std::string format =
-        std::to_string(st.width) + "x" + std::to_string(st.height) + " " + st.pixel_type;
-    std::string slots = std::to_string(st.free) + "/" + std::to_string(st.writing) + "/" +
-                        std::to_string(st.ready) + " of " + std::to_string(st.slots);
-    out << std::left << std::setw(12) << st.name << std::setw(18) << format << std::right
-        << std::setw(5) << st.gen << std::setw(16) << slots << std::setw(9) << fixed(st.fps, 1)
-        << std::setw(12) << st.published << std::setw(10) << st.dropped << std::setw(12)
-        << (st.latest_seq < 0 ? std::string("-") : std::to_string(st.latest_seq)) << "\n";
-  }
-  if (s.streams.empty()) out << "(no streams)\n";
+void print_streams(std::ostream& out, const Status& s) {
+  Table t({"STREAM", "CAMERA", "GEN", "SLOTS", "SLOT_MB", "FREE", "WRITING", "READY", "FPS", "MB/S",
+           "PUBLISHED", "DROPPED", "RING_FULL", "CAMERA_LOST", "LATEST", "FORMAT"});
+  for (const auto& st : s.streams)
+    t.row({st.name, st.camera, std::to_string(st.gen), std::to_string(st.slots),
+           fixed(double(st.slot_bytes) / 1048576.0, 2), std::to_string(st.free),
+           std::to_string(st.writing), std::to_string(st.ready), fixed(st.fps, 1),
+           fixed(st.mb_per_s, 1), std::to_string(st.published), std::to_string(st.dropped),
+           std::to_string(st.dropped_ring_full), std::to_string(st.dropped_camera),
+           count_or_dash(st.latest_seq), format_of(st)});
+  t.print(out);
+  if (t.empty()) out << "(no streams)\n";
+}
 
-  out << "\n"
-      << std::left << std::setw(5) << "ID" << std::setw(16) << "CLIENT" << std::right
-      << std::setw(8) << "PID"
-      << "  " << std::left << std::setw(12) << "STREAM" << std::setw(8) << "MODE" << std::right
-      << std::setw(6) << "HELD" << std::setw(8) << "QUEUED" << std::setw(11) << "DELIVERED"
-      << std::setw(9) << "MISSED" << std::setw(11) << "CONFLATED"
-      << "\n";
-  for (const auto& sub : s.subscribers) {
-    out << std::left << std::setw(5) << sub.id << std::setw(16) << sub.client.substr(0, 15)
-        << std::right << std::setw(8) << sub.pid << "  " << std::left << std::setw(12) << sub.stream
-        << std::setw(8) << sub.mode << std::right << std::setw(6) << sub.held << std::setw(8)
-        << sub.queued << std::setw(11) << sub.delivered << std::setw(9) << sub.missed
-        << std::setw(11) << sub.conflated << "\n";
+void print_subscribers(std::ostream& out, const Status& s) {
+  Table t({"ID", "CLIENT", "PID", "UID", "STREAM", "MODE", "LIMIT", "HELD", "QUEUED", "DELIVERED",
+           "MISSED", "CONFLATED", "LAG", "CONNECTED"});
+  for (const auto& sub : s.subscribers)
+    t.row({std::to_string(sub.id), sub.client, std::to_string(sub.pid), std::to_string(sub.uid),
+           sub.stream, sub.mode, limit_of(sub), std::to_string(sub.held),
+           std::to_string(sub.queued), std::to_string(sub.delivered), std::to_string(sub.missed),
+           std::to_string(sub.conflated), std::to_string(sub.lag), since(sub.connected_unix_ms)});
+  t.print(out);
+  if (t.empty()) out << "(no subscribers)\n";
+}
+
+void print_cameras(std::ostream& out, const Status& s) {
+  Table t({"CAMERA", "DRIVER", "STATE", "FRAMES", "FPS", "ERROR"});
+  for (const auto& c : s.cameras)
+    t.row({c.name, c.driver, c.state, std::to_string(c.frames), fixed(c.fps, 1), c.error});
+  t.print(out);
+  if (t.empty()) out << "(no cameras)\n";
+}
+
+std::string ring_bar(const SlotMapStatus& m) {
+  std::string bar;
+  for (const auto& sl : m.slots) {
+    char c = '.';
+    if (sl.state == "writing") {
+      c = 'w';
+    } else if (sl.state == "ready") {
+      c = 'c';
+      for (const auto& h : sl.holders) {
+        if (h.subscriber != 0 && !h.queued) c = 'H';
+        if (h.subscriber != 0 && h.queued && c != 'H') c = 'q';
+      }
+    }
+    bar += c;
   }
-  if (s.subscribers.empty()) out << "(no subscribers)\n";
+  return bar;
+}
+
+void print_slots(std::ostream& out, const SlotMapStatus& m) {
+  out << m.stream << "  gen " << m.gen << "  " << m.slots.size() << " slots\n";
+  out << "[" << ring_bar(m) << "]\n";
+  out << "  . free  w writing  c latest cache only  q queued for a client  H held by a client\n\n";
+  Table t({"SLOT", "STATE", "SEQ", "AGE_MS", "HOLDERS"});
+  size_t free = 0;
+  for (const auto& sl : m.slots) {
+    if (sl.state == "free") {
+      ++free;
+      continue;
+    }
+    std::string holders;
+    for (const auto& h : sl.holders) holders += (holders.empty() ? "" : ", ") + holder_text(h);
+    t.row({std::to_string(sl.index), sl.state, count_or_dash(sl.seq),
+           sl.seq < 0 ? "-" : fixed(sl.age_ms, 1), holders.empty() ? "-" : holders});
+  }
+  t.print(out);
+  out << "(" << free << " free slot" << (free == 1 ? "" : "s") << " not listed)\n";
 }
 
 }  // namespace framebroker::fbctl

@@ -32,6 +32,8 @@ class CameraControl {
   // frames: nullopt = run until stop().
   void start(std::optional<uint64_t> frames = std::nullopt);
   void stop();
+  // Acquires one frame from an idle camera; subscribers receive it as usual.
+  void snap();
   std::string get(const std::string& prop);
   void set(const std::string& prop, const std::string& value);
   std::vector<PropertyInfo> properties();

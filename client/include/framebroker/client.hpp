@@ -28,7 +28,8 @@ class Client {
   static Client connect(const ConnectOptions& options);
 
   Subscription subscribe(const std::string& stream, const SubscribeOptions& options = {});
-  Status status();
+  // slots_of: also fetch that stream's slot map (Status::slot_map).
+  Status status(const std::string& slots_of = {});
   CameraControl camera(const std::string& name) { return CameraControl(core_, name); }
 
   const std::string& socket_path() const;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,10 @@ struct StreamStatus {
   uint64_t slot_bytes = 0;
   uint32_t free = 0, writing = 0, ready = 0;
   uint64_t published = 0, dropped = 0;
+  uint64_t dropped_ring_full = 0, dropped_camera = 0;  // dropped, by reason
+  uint64_t frame_bytes = 0;
+  double mb_per_s = 0;
+  uint32_t retired_gens = 0;  // older generations some client still holds
   double fps = 0;
   int64_t latest_seq = -1;  // -1 before the first frame
   uint32_t width = 0, height = 0;
@@ -39,12 +44,40 @@ struct SubscriberStatus {
   uint32_t max_hold = 0, window = 0;
   uint32_t held = 0, queued = 0;
   uint64_t delivered = 0, missed = 0, conflated = 0;
+  int64_t last_seq = -1;  // last seq sent to it
+  int64_t lag = 0;        // the stream's latest seq - last_seq
+  int64_t connected_unix_ms = 0;
+  uint32_t gid = 0;
 };
 
 struct CameraStatus {
   std::string name, driver;
   bool running = false;
   uint64_t frames = 0;
+  std::string state;  // idle, running, error
+  std::string error;
+  double fps = 0;
+};
+
+struct SlotHolderStatus {
+  uint64_t subscriber = 0;  // 0: the stream's latest cache
+  std::string client;
+  int pid = 0;
+  bool queued = false;  // queued for the client, not sent yet
+};
+
+struct SlotStatus {
+  uint32_t index = 0;
+  std::string state;  // free, writing, ready
+  int64_t seq = -1;
+  double age_ms = 0;
+  std::vector<SlotHolderStatus> holders;
+};
+
+struct SlotMapStatus {
+  std::string stream;
+  uint32_t gen = 0;
+  std::vector<SlotStatus> slots;
 };
 
 struct Status {
@@ -52,9 +85,12 @@ struct Status {
   std::vector<StreamStatus> streams;
   std::vector<SubscriberStatus> subscribers;
   std::vector<CameraStatus> cameras;
+  std::optional<SlotMapStatus> slot_map;  // when asked for
 };
 
 // The JSON document of `fbctl status --json` (keys are stable: add, never rename).
 std::string to_json(const Status& s, int indent = 2);
+// {"stream", "gen", "slots": [{"index", "state", "seq", "age_ms", "holders": [...]}]}
+std::string to_json(const SlotMapStatus& m, int indent = 2);
 
 }  // namespace framebroker

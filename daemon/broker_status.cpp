@@ -1,0 +1,136 @@
+// The broker's snapshot for fbctl: streams, subscribers, cameras, and on
+// request one stream's slot map. It is built on the socket thread from state
+// that thread owns, so nothing is locked; the camera threads never wait for it.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "broker.hpp"
+#include "framebroker/frame_meta_generated.h"
+
+namespace framebroker::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t now_mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+const char* camera_state(Stream& s) {
+  if (s.camera().running()) return "running";
+  if (!s.error().empty() || !s.camera().last_error().empty()) return "error";
+  return "idle";
+}
+
+}  // namespace
+
+flatbuffers::Offset<wire::SlotMap> Broker::slot_map(flatbuffers::FlatBufferBuilder& fbb,
+                                                    Stream& s) {
+  Generation& g = *s.current();
+  const auto cache = s.fanout().latest();
+  const uint64_t now = now_mono_ns();
+  std::vector<flatbuffers::Offset<wire::SlotInfo>> slots;
+  for (uint32_t i = 0; i < g.ring->size(); ++i) {
+    const SlotState state = g.ring->state(i);
+    int64_t seq = -1;
+    double age_ms = 0;
+    // The metadata of a READY slot is complete (the state is stored after it).
+    if (state == SlotState::Ready && !g.meta[i].empty()) {
+      const auto* m = flatbuffers::GetRoot<meta::FrameMeta>(g.meta[i].data());
+      seq = int64_t(m->seq());
+      age_ms = double(now - std::min(now, m->mono_ns())) / 1e6;
+    }
+    std::vector<flatbuffers::Offset<wire::SlotHolder>> holders;
+    if (cache && cache->gen == g.gen && cache->slot == i)
+      holders.push_back(wire::CreateSlotHolder(fbb, 0, fbb.CreateSharedString("(latest cache)"),
+                                               int32_t(getpid()), false));
+    for (const auto& h : s.fanout().holders(g.gen, i)) {
+      std::string client = "?";
+      int32_t pid = 0;
+      if (auto ref = subscribers_.find(h.subscriber); ref != subscribers_.end()) {
+        if (auto conn = connections_.find(ref->second.connection); conn != connections_.end()) {
+          client = conn->second->client_name;
+          pid = conn->second->peer().pid;
+        }
+      }
+      holders.push_back(
+          wire::CreateSlotHolder(fbb, h.subscriber, fbb.CreateSharedString(client), pid, h.queued));
+    }
+    slots.push_back(wire::CreateSlotInfo(fbb, i, fbb.CreateSharedString(to_string(state)), seq,
+                                         age_ms, fbb.CreateVector(holders)));
+  }
+  return wire::CreateSlotMap(fbb, fbb.CreateString(s.name()), g.gen, fbb.CreateVector(slots));
+}
+
+void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m) {
+  const auto t0 = Clock::now();
+  Stream* mapped = nullptr;
+  if (m.slots_of() && m.slots_of()->size() > 0) {
+    mapped = find_stream(m.slots_of()->str());
+    if (!mapped)
+      return c.send_error(
+          rid, wire::ErrorCode::UnknownStream,
+          "no stream named '" + m.slots_of()->str() + "'; streams: " + stream_names());
+  }
+  flatbuffers::FlatBufferBuilder fbb(16 * 1024);
+  const double uptime = std::chrono::duration<double>(Clock::now() - started_).count();
+  auto broker = wire::CreateBrokerInfo(fbb, fbb.CreateString(instance_), int32_t(getpid()),
+                                       fbb.CreateString(FRAMEBROKER_VERSION), uptime,
+                                       uint32_t(connections_.size()));
+  std::vector<flatbuffers::Offset<wire::StreamInfo>> streams;
+  std::vector<flatbuffers::Offset<wire::CameraInfo>> cams;
+  for (auto& [name, s] : streams_) {
+    const Generation& g = *s->current();
+    const auto counts = g.ring->counts();
+    const auto fmt = s->camera().format();
+    const uint64_t frame_bytes = fmt.frame_bytes();
+    auto format = wire::CreateFrameFormat(fbb, fmt.width, fmt.height,
+                                          fbb.CreateString(cameras::to_string(fmt.pixel_type)));
+    streams.push_back(wire::CreateStreamInfo(
+        fbb, fbb.CreateString(name), fbb.CreateString(s->camera().name()), g.gen, g.ring->size(),
+        g.segment->slot_bytes(), counts.free, counts.writing, counts.ready, s->published(),
+        s->dropped(), s->fps(), s->latest_seq(), format,
+        fbb.CreateString(to_string(s->config().overflow)), fbb.CreateString(g.segment->name()),
+        s->dropped_full(), s->dropped_camera(), frame_bytes, s->fps() * double(frame_bytes) / 1e6,
+        uint32_t(s->retired_generations())));
+    const std::string error =
+        s->camera().last_error().empty() ? s->error() : s->camera().last_error();
+    cams.push_back(wire::CreateCameraInfo(
+        fbb, fbb.CreateString(s->camera().name()), fbb.CreateString(s->camera().driver()),
+        s->camera().running(), s->camera().frames_committed(), fbb.CreateString(camera_state(*s)),
+        fbb.CreateString(error), s->fps()));
+  }
+  std::vector<flatbuffers::Offset<wire::SubscriberInfo>> subs;
+  for (auto& [id, ref] : subscribers_) {
+    auto conn = connections_.find(ref.connection);
+    Stream* s = find_stream(ref.stream);
+    if (conn == connections_.end() || !s || !s->fanout().has(id)) continue;
+    const auto& cc = *conn->second;
+    const auto opt = s->fanout().options(id);
+    const auto ctr = s->fanout().counters(id);
+    const int64_t latest = s->latest_seq();
+    const int64_t lag = ctr.last_seq < 0 ? latest + 1 : latest - ctr.last_seq;
+    const int64_t connected_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(cc.connected_at.time_since_epoch())
+            .count();
+    subs.push_back(wire::CreateSubscriberInfo(
+        fbb, id, fbb.CreateString(cc.client_name), cc.peer().pid, cc.peer().uid,
+        fbb.CreateString(ref.stream),
+        opt.mode == SubscriberMode::Latest ? wire::Mode::Latest : wire::Mode::Every, opt.max_hold,
+        opt.window, ctr.held, ctr.queued, ctr.delivered, ctr.missed, ctr.conflated, ctr.last_seq,
+        lag, connected_ms, cc.peer().gid));
+  }
+  auto map = mapped ? slot_map(fbb, *mapped) : flatbuffers::Offset<wire::SlotMap>();
+  auto body = wire::CreateStatus(fbb, broker, fbb.CreateVector(streams), fbb.CreateVector(subs),
+                                 fbb.CreateVector(cams), map);
+  wire::finish(fbb, rid, wire::Message::Status, body);
+  spdlog::debug("status for client {} built in {:.1f} us ({} bytes)", c.id(),
+                std::chrono::duration<double, std::micro>(Clock::now() - t0).count(),
+                fbb.GetSize());
+  c.send(fbb);
+}
+
+}  // namespace framebroker::daemon
