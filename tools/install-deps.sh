@@ -14,12 +14,13 @@ packages=(
   nlohmann-json3-dev
   libgtest-dev
   libtiff-dev
+  libblosc-dev
   libncurses-dev
   procps
   # used by the tests: fbctl top is driven through tmux; snapshots are read
   # back with a third-party TIFF reader
   tmux
-  python3 python3-numpy python3-tifffile
+  python3 python3-numpy python3-tifffile python3-zarr python3-numcodecs
 )
 
 missing=()

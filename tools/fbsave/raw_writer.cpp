@@ -1,0 +1,422 @@
+// raw writer: <dir>/frames.raw (frames back to back, rows packed, native
+// little-endian), <dir>/index.jsonl (one line per frame) and <dir>/meta.json.
+//
+// frames.raw is written with pwrite at explicit offsets, straight from the
+// shared-memory slot. When the frame size is a multiple of 4096 and the
+// filesystem takes O_DIRECT, every frame goes through an O_DIRECT fd (slots
+// are page-aligned; a frame that is not, or whose rows are padded, is first
+// packed into one reused, page-aligned buffer). Otherwise a normal fd is used.
+// One path per dataset: mixing cached and direct writes on one file only makes
+// the kernel flush and drop cache pages.
+//
+// After a failed frame the data file is cut back to the last complete frame,
+// so frames.raw is always frames_written * frame_bytes long.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "fbsave/writer.hpp"
+
+namespace framebroker::fbsave {
+namespace {
+
+constexpr size_t kAlign = 4096;
+constexpr size_t kIndexFlushBytes = 256 * 1024;
+
+std::string errno_text(int e) {
+  return std::error_code(e, std::generic_category()).message();
+}
+
+int pwrite_all(int fd, const void* buf, size_t n, uint64_t off) {
+  auto p = static_cast<const char*>(buf);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (w == 0) return EIO;
+    p += w;
+    n -= size_t(w);
+    off += uint64_t(w);
+  }
+  return 0;
+}
+
+int write_all(int fd, const void* buf, size_t n) {
+  auto p = static_cast<const char*>(buf);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (w == 0) return EIO;
+    p += w;
+    n -= size_t(w);
+  }
+  return 0;
+}
+
+// Overwrites `path` in place (no new file, so no new blocks for a same-sized
+// text): the fallback when the disk is too full for a temp file.
+int write_file_in_place(const std::string& path, const std::string& text, bool sync) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  int err = pwrite_all(fd, text.data(), text.size(), 0);
+  if (!err && ::ftruncate(fd, off_t(text.size())) != 0) err = errno;
+  if (!err && sync && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
+  return err;
+}
+
+// Writes `text` to `path` through `path.tmp` + rename; returns 0 or the errno.
+int write_file_atomic(const std::string& path, const std::string& text, bool sync) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  int err = write_all(fd, text.data(), text.size());
+  if (!err && sync && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
+  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    if (err == ENOSPC || err == EDQUOT) return write_file_in_place(path, text, sync);
+    return err;
+  }
+  if (sync) {
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    const int dfd =
+        ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return 0;
+}
+
+struct FreeDeleter {
+  void operator()(std::byte* p) const { std::free(p); }
+};
+using AlignedBuf = std::unique_ptr<std::byte, FreeDeleter>;
+
+AlignedBuf aligned_buffer(size_t n) {
+  const size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, rounded);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded);  // touch it now, not on the first frame
+  return AlignedBuf(static_cast<std::byte*>(p));
+}
+
+class RawWriter final : public Writer {
+ public:
+  explicit RawWriter(std::string path)
+      : dir_(std::move(path)),
+        data_path_((std::filesystem::path(dir_) / "frames.raw").string()),
+        index_path_((std::filesystem::path(dir_) / "index.jsonl").string()),
+        meta_path_((std::filesystem::path(dir_) / "meta.json").string()) {}
+
+  ~RawWriter() override {
+    for (int fd : {fd_direct_, fd_buf_, fd_index_})
+      if (fd >= 0) ::close(fd);
+  }
+
+  void begin(const DatasetInfo& info) override {
+    if (began_) throw std::runtime_error("cannot write " + dir_ + ": begin() called twice");
+    info_ = info;
+    if (info_.width == 0 || info_.height == 0)
+      throw std::runtime_error("cannot write " + dir_ + ": empty frame size");
+    if (info_.samples == 0) info_.samples = 1;
+    row_bytes_ = size_t(info_.width) * info_.samples * info_.bytes_per_sample;
+    if (info_.stride == 0) info_.stride = uint32_t(row_bytes_);
+    if (info_.stride < row_bytes_)
+      throw std::runtime_error("cannot write " + dir_ + ": stride " + std::to_string(info_.stride) +
+                               " is less than a row (" + std::to_string(row_bytes_) + " bytes)");
+    frame_bytes_ = info_.frame_bytes();
+
+    if (::mkdir(dir_.c_str(), 0755) != 0) {
+      const int e = errno;
+      struct stat st {};
+      if (e != EEXIST || ::stat(dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw std::runtime_error("cannot write " + dir_ + ": " + errno_text(e));
+    }
+    fd_direct_ =
+        ::open(data_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+    if (fd_direct_ < 0) {
+      if (errno != EINVAL)
+        throw std::runtime_error("cannot write " + data_path_ + ": " + errno_text(errno));
+      direct_note_ = "the filesystem refuses O_DIRECT";
+    } else if (frame_bytes_ % kAlign != 0) {
+      direct_note_ =
+          "the frame size (" + std::to_string(frame_bytes_) + " bytes) is not a multiple of 4096";
+      ::close(fd_direct_);
+      fd_direct_ = -1;
+    } else {
+      direct_note_ = "frames written with O_DIRECT";
+      direct_ = true;
+    }
+    fd_buf_ = ::open(data_path_.c_str(),
+                     O_WRONLY | O_CREAT | O_CLOEXEC | (fd_direct_ < 0 ? O_TRUNC : 0), 0644);
+    if (fd_buf_ < 0)
+      throw std::runtime_error("cannot write " + data_path_ + ": " + errno_text(errno));
+    fd_index_ =
+        ::open(index_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (fd_index_ < 0)
+      throw std::runtime_error("cannot write " + index_path_ + ": " + errno_text(errno));
+    began_ = true;
+
+    // Pre-allocated and reused: the row-packing / alignment buffer and the index buffer.
+    if (info_.stride != row_bytes_) bounce_ = aligned_buffer(frame_bytes_);
+    index_buf_.reserve(kIndexFlushBytes + 1024);
+    write_meta(false);
+  }
+
+  void write(const FrameRecord& frame) override {
+    check_usable();
+    const size_t need = size_t(info_.stride) * (info_.height - 1) + row_bytes_;
+    if (frame.pixels.size() < need)
+      throw std::runtime_error(
+          "cannot write " + data_path_ + ": frame seq " + std::to_string(frame.seq) + " has " +
+          std::to_string(frame.pixels.size()) + " bytes, expected " + std::to_string(need));
+    const std::byte* src = frame.pixels.data();
+    const bool packed = info_.stride == row_bytes_;
+    const bool aligned = reinterpret_cast<uintptr_t>(src) % kAlign == 0;
+    if (!packed || (fd_direct_ >= 0 && !aligned)) {
+      if (!bounce_) bounce_ = aligned_buffer(frame_bytes_);  // once, if ever
+      std::byte* out = bounce_.get();
+      for (uint32_t y = 0; y < info_.height; ++y)
+        std::memcpy(out + size_t(y) * row_bytes_, src + size_t(y) * info_.stride, row_bytes_);
+      src = out;
+    }
+    const uint64_t off = written_ * frame_bytes_;
+    // The frame's index line reaches the file before the frame does: on a full
+    // disk either both are there or neither, so every frame stays described.
+    append_index_line(frame, off);
+    int err = 0;
+    ssize_t w = -1;
+    int werr = 0;
+    if (fd_direct_ >= 0) {
+      do {
+        w = ::pwrite(fd_direct_, src, frame_bytes_, off_t(off));
+        werr = w < 0 ? errno : 0;
+      } while (werr == EINTR);
+      if (werr == EINVAL) {
+        // Took O_DIRECT at open but not this write (alignment rules of the
+        // device): go on through the page cache for good.
+        ::close(fd_direct_);
+        fd_direct_ = -1;
+        direct_ = false;
+        direct_note_ =
+            "the filesystem refused an O_DIRECT write (EINVAL); page cache since frame " +
+            std::to_string(written_.load());
+      }
+    }
+    if (fd_direct_ >= 0) {
+      if (w < 0) {
+        err = werr;
+      } else if (size_t(w) < frame_bytes_) {  // short: finish through the page cache
+        err = pwrite_all(fd_buf_, src + w, frame_bytes_ - size_t(w), off + uint64_t(w));
+      }
+    } else {
+      err = pwrite_all(fd_buf_, src, frame_bytes_, off);
+    }
+    if (err) {
+      ::ftruncate(fd_buf_, off_t(off));  // drop the partial frame, and its index line
+      drop_last_index_line();
+      fail("cannot write " + data_path_ + ": " + errno_text(err));
+    }
+    ++written_;
+  }
+
+  void append_index_line(const FrameRecord& frame, uint64_t off) {
+    char line[384];
+    char hw[32] = "null";
+    if (frame.hw_timestamp_ns) std::snprintf(hw, sizeof hw, "%" PRIu64, *frame.hw_timestamp_ns);
+    const int n =
+        std::snprintf(line, sizeof line,
+                      "{\"t\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"camera_frame_id\":%" PRIu64
+                      ",\"offset\":%" PRIu64 ",\"bytes\":%zu,\"mono_ns\":%" PRIu64
+                      ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s}\n",
+                      written_.load(), frame.seq, frame.camera_frame_id, off, frame_bytes_,
+                      frame.mono_ns, frame.realtime_ns, hw);
+    index_buf_.append(line, size_t(n));
+    ++index_buf_lines_;
+    last_line_bytes_ = size_t(n);
+    if (const int e = flush_index_errno()) {
+      index_buf_.clear();  // this frame will not be written: forget its line
+      index_buf_lines_ = 0;
+      fail("cannot write " + index_path_ + ": " + errno_text(e));
+    }
+  }
+
+  void drop_last_index_line() {
+    if (fd_index_ < 0 || index_lines_ == 0) return;
+    index_bytes_ -= last_line_bytes_;
+    --index_lines_;
+    ::ftruncate(fd_index_, off_t(index_bytes_));
+  }
+
+  void missed(uint64_t first_seq, uint64_t count) override {
+    if (count == 0) return;
+    missed_count_ += count;
+    if (!missed_.empty() && missed_.back().first + missed_.back().second == first_seq)
+      missed_.back().second += count;
+    else
+      missed_.emplace_back(first_seq, count);
+  }
+
+  void checkpoint() override {
+    check_usable();
+    if (const int e = flush_index_errno())
+      fail("cannot write " + index_path_ + ": " + errno_text(e));
+    write_meta(false);
+  }
+
+  void finish() override {
+    if (finished_) return;
+    finished_ = true;
+    if (!began_) return;
+    const bool had_failed = failed_;
+    std::string first_error;  // a new error met here, thrown once at the end
+    auto note = [&](const std::string& m) {
+      if (first_error.empty() && !had_failed) first_error = m;
+      if (!failed_) {
+        failed_ = true;
+        error_ = m;
+      }
+    };
+    if (const int e = flush_index_errno())
+      note("cannot write " + index_path_ + ": " + errno_text(e));
+    if (fd_buf_ >= 0 && ::fdatasync(fd_buf_) != 0)
+      note("cannot write " + data_path_ + ": " + errno_text(errno));
+    if (fd_index_ >= 0 && ::fdatasync(fd_index_) != 0)
+      note("cannot write " + index_path_ + ": " + errno_text(errno));
+    for (int* fd : {&fd_direct_, &fd_buf_, &fd_index_}) {
+      if (*fd >= 0 && ::close(*fd) != 0)
+        note("cannot write " + (fd == &fd_index_ ? index_path_ : data_path_) + ": " +
+             errno_text(errno));
+      *fd = -1;
+    }
+    if (const int e = write_meta_errno(true))
+      note("cannot write " + meta_path_ + ": " + errno_text(e));
+    if (!first_error.empty()) throw std::runtime_error(first_error);
+  }
+
+  Totals totals() const override {
+    const uint64_t n = written_;
+    return Totals{n, missed_count_, n * frame_bytes_};
+  }
+
+ private:
+  // Appends the buffered index lines; on failure cuts index.jsonl back to its
+  // last whole line and keeps the lines for a later try.
+  int flush_index_errno() {
+    if (index_buf_.empty() || fd_index_ < 0) return 0;
+    if (const int e = write_all(fd_index_, index_buf_.data(), index_buf_.size())) {
+      ::ftruncate(fd_index_, off_t(index_bytes_));
+      return e;
+    }
+    index_bytes_ += index_buf_.size();
+    index_lines_ += index_buf_lines_;
+    index_buf_.clear();  // keeps its capacity
+    index_buf_lines_ = 0;
+    return 0;
+  }
+
+  std::string dtype() const {
+    return std::string("<") + (info_.floating ? "f" : "u") + std::to_string(info_.bytes_per_sample);
+  }
+
+  int write_meta_errno(bool final) {
+    nlohmann::json m;
+    m["format"] = "framebroker.fbsave.raw";
+    m["version"] = 1;
+    m["stream"] = info_.stream;
+    m["camera"] = info_.camera;
+    m["width"] = info_.width;
+    m["height"] = info_.height;
+    m["samples"] = info_.samples;
+    m["bytes_per_sample"] = info_.bytes_per_sample;
+    m["stride"] = row_bytes_;  // rows are packed in frames.raw
+    m["slot_stride"] = info_.stride;
+    m["pixel_type"] = info_.pixel_type;
+    m["dtype"] = dtype();
+    m["frame_bytes"] = frame_bytes_;
+    nlohmann::json shape = {written_.load(), info_.height, info_.width};
+    if (info_.samples > 1) shape.push_back(info_.samples);
+    m["shape"] = std::move(shape);
+    m["data_file"] = "frames.raw";
+    m["index_file"] = "index.jsonl";
+    m["index_lines"] = index_lines_;
+    m["frames_expected"] = info_.frames_expected ? nlohmann::json(*info_.frames_expected) : nullptr;
+    m["frames_written"] = written_.load();
+    m["frames_missed"] = missed_count_.load();
+    nlohmann::json ms = nlohmann::json::array();
+    for (const auto& [s, n] : missed_) ms.push_back({s, n});
+    m["missed_seqs"] = std::move(ms);  // [first_seq, count] ranges
+    m["camera_properties"] = info_.camera_properties;
+    m["o_direct"] = direct_;
+    m["o_direct_note"] = direct_note_;
+    m["complete"] = final;
+    m["error"] = error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(error_);
+    return write_file_atomic(meta_path_, m.dump(1) + "\n", final);
+  }
+  void write_meta(bool final) {
+    if (const int e = write_meta_errno(final))
+      fail("cannot write " + meta_path_ + ": " + errno_text(e));
+  }
+
+  [[noreturn]] void fail(const std::string& m) {
+    failed_ = true;
+    error_ = m;
+    throw std::runtime_error(m);
+  }
+
+  void check_usable() {
+    if (!began_ || finished_)
+      throw std::runtime_error("cannot write " + dir_ + ": the writer is not open");
+    if (failed_)
+      throw std::runtime_error("cannot write " + dir_ + ": an earlier write failed (" + error_ +
+                               ")");
+  }
+
+  std::string dir_, data_path_, index_path_, meta_path_;
+  DatasetInfo info_;
+  size_t row_bytes_ = 0, frame_bytes_ = 0;
+  int fd_direct_ = -1, fd_buf_ = -1, fd_index_ = -1;
+  bool direct_ = false;  // frames go through fd_direct_
+  std::string direct_note_;
+  AlignedBuf bounce_;
+  std::string index_buf_;
+  size_t last_line_bytes_ = 0;
+  uint64_t index_buf_lines_ = 0, index_lines_ = 0, index_bytes_ = 0;
+  // Read by totals() from other threads (the saver's progress line).
+  std::atomic<uint64_t> written_{0}, missed_count_{0};
+  std::vector<std::pair<uint64_t, uint64_t>> missed_;
+  bool began_ = false, finished_ = false, failed_ = false;
+  std::string error_;
+};
+
+}  // namespace
+
+std::unique_ptr<Writer> make_raw_writer(const std::string& path) {
+  return std::make_unique<RawWriter>(path);
+}
+
+}  // namespace framebroker::fbsave

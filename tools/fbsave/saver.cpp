@@ -1,0 +1,332 @@
+#include "fbsave/saver.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "framebroker/client.hpp"
+
+namespace framebroker::fbsave {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) {
+  g_stop = true;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Frames travel reader -> writer thread in batches; the writer takes all
+// that are waiting at once, so a busy saver pays one wake-up per batch.
+class FrameQueue {
+ public:
+  void push(Frame f) {
+    {
+      std::lock_guard lock(mu_);
+      frames_.push_back(std::move(f));
+    }
+    cv_.notify_one();
+  }
+  void close() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_one();
+  }
+  // Empty deque: closed and drained.
+  std::deque<Frame> take() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !frames_.empty() || closed_; });
+    return std::exchange(frames_, {});
+  }
+  size_t depth() {
+    std::lock_guard lock(mu_);
+    return frames_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Frame> frames_;
+  bool closed_ = false;
+};
+
+DatasetInfo dataset_info(const SaveOptions& o, const Frame& f,
+                         std::map<std::string, std::string> props) {
+  DatasetInfo info;
+  info.stream = o.stream;
+  info.camera = o.stream;
+  info.width = f.width();
+  info.height = f.height();
+  info.stride = f.stride();
+  info.pixel_type = framebroker::to_string(f.pixel_type());
+  switch (f.pixel_type()) {
+    case PixelType::Mono8:
+      info.bytes_per_sample = 1;
+      break;
+    case PixelType::Mono32F:
+      info.bytes_per_sample = 4, info.floating = true;
+      break;
+    case PixelType::RGB8:
+      info.bytes_per_sample = 1, info.samples = 3;
+      break;
+    case PixelType::RGB16:
+      info.samples = 3;
+      break;
+    case PixelType::BGRA8:
+      throw std::runtime_error("fbsave cannot save BGRA8 frames yet");
+    default:
+      break;  // Mono10..16 in u16
+  }
+  info.camera_properties = std::move(props);
+  info.frames_expected = o.frames;
+  info.compression = o.compression;
+  info.clevel = o.clevel;
+  info.chunk_frames = o.chunk_frames;
+  return info;
+}
+
+std::unique_ptr<Writer> make_writer(Format f, const std::string& path) {
+  switch (f) {
+    case Format::Zarr:
+      return make_zarr_writer(path);
+    case Format::Tiff:
+      return make_tiff_writer(path);
+    case Format::Raw:
+      return make_raw_writer(path);
+  }
+  return nullptr;
+}
+
+void prepare_output(const SaveOptions& o) {
+  const fs::path p(o.path);
+  std::error_code ec;
+  if (fs::exists(p, ec)) {
+    if (!o.overwrite)
+      throw std::runtime_error(o.path + " already exists; pass --overwrite to replace it");
+    fs::remove_all(p, ec);
+    if (ec) throw std::runtime_error("cannot remove " + o.path + ": " + ec.message());
+  }
+  const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec))
+    throw std::runtime_error("cannot write " + o.path + ": " + parent.string() +
+                             " is not a directory");
+  if (::access(parent.c_str(), W_OK) != 0)
+    throw std::runtime_error("cannot write " + o.path + ": " + parent.string() +
+                             " is not writable");
+}
+
+// Writes what the reader hands over; remembers the first error.
+class WriterThread {
+ public:
+  WriterThread(std::unique_ptr<Writer> w, SaveSummary& summary, std::atomic<bool>& failed)
+      : writer_(std::move(w)), summary_(summary), failed_(failed), thread_([this] { run(); }) {}
+  ~WriterThread() { join(); }
+
+  FrameQueue& queue() { return queue_; }
+  void join() {
+    queue_.close();
+    if (thread_.joinable()) thread_.join();
+  }
+  Writer& writer() { return *writer_; }
+
+ private:
+  void run() {
+    auto last_checkpoint = Clock::now();
+    for (;;) {
+      auto batch = queue_.take();
+      if (batch.empty()) return;
+      for (auto& f : batch) {
+        if (failed_) continue;  // drop (release) what is left after an error
+        try {
+          write_one(f);
+        } catch (const std::exception& e) {
+          summary_.error = e.what();
+          failed_ = true;
+        }
+        f.release();
+      }
+      if (!failed_ && Clock::now() - last_checkpoint > std::chrono::seconds(2)) {
+        try {
+          writer_->checkpoint();
+        } catch (const std::exception& e) {
+          summary_.error = e.what();
+          failed_ = true;
+        }
+        last_checkpoint = Clock::now();
+      }
+    }
+  }
+
+  void write_one(const Frame& f) {
+    if (last_seq_ && f.seq() > *last_seq_ + 1)
+      writer_->missed(*last_seq_ + 1, f.seq() - *last_seq_ - 1);
+    last_seq_ = f.seq();
+    const auto& m = f.meta();
+    FrameRecord r{f.seq(),         f.camera_frame_id(), m.mono_ns(),
+                  m.realtime_ns(), std::nullopt,        f.pixels()};
+    if (m.has_hw_timestamp()) r.hw_timestamp_ns = m.hw_timestamp_ns();
+    writer_->write(r);
+  }
+
+  std::unique_ptr<Writer> writer_;
+  SaveSummary& summary_;
+  std::atomic<bool>& failed_;
+  std::optional<uint64_t> last_seq_;
+  FrameQueue queue_;
+  std::thread thread_;
+};
+
+std::map<std::string, std::string> camera_properties(Client& client, const std::string& camera) {
+  std::map<std::string, std::string> out;
+  for (const auto& p : client.camera(camera).properties()) out[p.name] = p.value;
+  return out;
+}
+
+uint64_t next_seq_of(Client& client, const std::string& stream) {
+  for (const auto& s : client.status().streams)
+    if (s.name == stream) return s.published + s.dropped;  // every frame made took a seq
+  return 0;
+}
+
+}  // namespace
+
+const char* to_string(Format f) {
+  switch (f) {
+    case Format::Zarr:
+      return "zarr";
+    case Format::Tiff:
+      return "tiff";
+    case Format::Raw:
+      return "raw";
+  }
+  return "?";
+}
+
+Format format_for_path(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  if (ends_with(p, ".zarr")) return Format::Zarr;
+  if (ends_with(p, ".tif") || ends_with(p, ".tiff")) return Format::Tiff;
+  return Format::Raw;
+}
+
+SaveSummary run_save(const SaveOptions& o) {
+  const Format format = o.format.value_or(format_for_path(o.path));
+  SaveSummary summary{o.path, to_string(format), o.stream};
+  prepare_output(o);
+
+  ConnectOptions co;
+  co.socket_path = o.socket;
+  co.instance = o.instance;
+  co.client_name = "fbsave";
+  co.role = "saver";
+  auto client = Client::connect(co);
+  auto sub = client.subscribe(o.stream, {.mode = Mode::Every});
+  auto props = camera_properties(client, o.stream);
+  std::optional<uint64_t> expected_first;
+  if (o.start) {
+    expected_first = next_seq_of(client, o.stream);
+    client.camera(o.stream).start(o.frames);
+  }
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  const bool progress = !o.json && isatty(STDERR_FILENO);
+  std::atomic<bool> failed{false};
+  std::unique_ptr<WriterThread> wt;
+  const auto t0 = Clock::now();
+  auto last_progress = t0, last_frame = t0;
+  const auto end = o.duration_s ? t0 + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(*o.duration_s))
+                                : Clock::time_point::max();
+  auto covered = [&] {  // seqs accounted for: written or missed
+    if (!summary.last_seq) return uint64_t(0);
+    return *summary.last_seq - expected_first.value_or(*summary.first_seq) + 1;
+  };
+  try {
+    while (!g_stop && !failed && Clock::now() < end && (!o.frames || covered() < *o.frames)) {
+      auto f = sub.next(std::chrono::milliseconds(100));
+      const auto now = Clock::now();
+      if (f) {
+        if (!wt) {
+          auto writer = make_writer(format, o.path);
+          writer->begin(dataset_info(o, *f, props));
+          if (expected_first && f->seq() > *expected_first)
+            writer->missed(*expected_first, f->seq() - *expected_first);
+          wt = std::make_unique<WriterThread>(std::move(writer), summary, failed);
+        }
+        if (!summary.first_seq) summary.first_seq = f->seq();
+        summary.last_seq = f->seq();
+        last_frame = now;
+        wt->queue().push(std::move(*f));
+      } else if (o.start && now - last_frame > std::chrono::seconds(2)) {
+        // A finite acquisition that ended with frames lost at its end.
+        bool running = false;
+        for (const auto& c : client.status().cameras)
+          if (c.name == o.stream) running = c.running;
+        if (!running) break;
+      }
+      if (progress && wt && now - last_progress > std::chrono::milliseconds(500)) {
+        const auto t = wt->writer().totals();
+        const double dt = std::chrono::duration<double>(now - t0).count();
+        std::fprintf(stderr, "\r%s: %llu frames  %.1f MB/s  missed %llu  queue %zu   ",
+                     o.path.c_str(), (unsigned long long)t.written, double(t.bytes) / dt / 1e6,
+                     (unsigned long long)t.missed, wt->queue().depth());
+        last_progress = now;
+      }
+    }
+  } catch (const Error& e) {
+    if (!wt) throw;
+    summary.error = e.what();  // e.g. the broker went away: keep what was written
+  }
+  if (wt) {
+    wt->join();
+    auto& w = wt->writer();
+    // Frames announced for this acquisition that never came are missed too.
+    if (summary.last_seq && o.frames && summary.error.empty() && !g_stop) {
+      const uint64_t end_seq = expected_first.value_or(*summary.first_seq) + *o.frames;
+      if (end_seq > *summary.last_seq + 1)
+        w.missed(*summary.last_seq + 1, end_seq - *summary.last_seq - 1);
+    }
+    try {
+      w.finish();
+    } catch (const std::exception& e) {
+      if (summary.error.empty()) summary.error = e.what();
+    }
+    const auto t = w.totals();
+    summary.written = t.written;
+    summary.missed = t.missed;
+    summary.bytes = t.bytes;
+  }
+  if (o.start) {
+    try {
+      client.camera(o.stream).stop();
+    } catch (const Error&) {
+      // the broker is gone; nothing to stop
+    }
+  }
+  if (!wt && summary.error.empty() && !g_stop)
+    summary.error = "no frame arrived from " + o.stream + "; nothing was written";
+  if (progress) std::fprintf(stderr, "\n");
+  summary.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return summary;
+}
+
+}  // namespace framebroker::fbsave

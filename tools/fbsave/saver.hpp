@@ -1,0 +1,48 @@
+// fbsave's loop: one thread reads frames from the broker, a writer thread
+// writes them (or copies them into chunk buffers) and releases each slot as
+// soon as it is done with it. Gaps in seq are handed to the writer as missed
+// frames, so the output accounts for every frame of the acquisition.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "fbsave/writer.hpp"
+
+namespace framebroker::fbsave {
+
+enum class Format { Zarr, Tiff, Raw };
+const char* to_string(Format f);
+// .zarr / .ome.zarr -> zarr; .tif / .tiff / .ome.tif(f) -> tiff; else raw.
+Format format_for_path(const std::string& path);
+
+struct SaveOptions {
+  std::string stream;
+  std::string path;
+  std::optional<Format> format;
+  std::optional<uint64_t> frames;
+  std::optional<double> duration_s;
+  Compression compression = Compression::None;
+  int clevel = 5;
+  uint32_t chunk_frames = 16;
+  bool start = false;
+  bool overwrite = false;
+  bool json = false;
+  std::string socket, instance = "default";
+};
+
+struct SaveSummary {
+  std::string path, format, stream;
+  uint64_t written = 0, missed = 0, bytes = 0;
+  std::optional<uint64_t> first_seq, last_seq;
+  double elapsed_s = 0;
+  std::string error;  // empty when the save ended well
+};
+
+// Runs a whole save. Throws framebroker::Error for broker trouble before the
+// first frame, std::runtime_error for output trouble before writing starts;
+// errors after that end the save and are reported in SaveSummary::error.
+SaveSummary run_save(const SaveOptions& options);
+
+}  // namespace framebroker::fbsave

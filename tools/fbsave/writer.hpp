@@ -1,0 +1,75 @@
+// The contract between fbsave's saver loop and its three output formats.
+//
+// The saver calls, from one writer thread, in this order:
+//   begin(info) once; then write(frame) per frame, in seq order, and
+//   missed(seq, n) for each gap; checkpoint() every few seconds; finish() once.
+// write() receives the pixels straight from the shared-memory slot; when it
+// returns, the slot is released, so a writer either writes the bytes out or
+// copies them into a (pre-allocated, reused) chunk buffer before returning.
+// Every method throws std::runtime_error with a sentence naming the path and
+// the cause (disk full, permission...). After a throw the saver calls
+// finish() once more so that what was written stays readable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace framebroker::fbsave {
+
+enum class Compression { None, Lz4, Zstd };
+
+struct DatasetInfo {
+  std::string stream;
+  uint32_t width = 0, height = 0;
+  uint32_t stride = 0;                                   // bytes per row in the slot
+  std::string pixel_type;                                // "Mono8", "Mono16", ...
+  uint32_t bytes_per_sample = 2;                         // 1, 2 or 4
+  uint32_t samples = 1;                                  // 1 grey, 3 RGB
+  bool floating = false;                                 // Mono32F
+  std::map<std::string, std::string> camera_properties;  // at start
+  std::string camera;                                    // name
+  std::optional<uint64_t> frames_expected;               // --frames, when known in advance
+  Compression compression = Compression::None;
+  int clevel = 5;
+  uint32_t chunk_frames = 16;  // zarr: K frames per chunk
+  size_t frame_bytes() const { return size_t(width) * height * samples * bytes_per_sample; }
+};
+
+struct FrameRecord {
+  uint64_t seq = 0;
+  uint64_t camera_frame_id = 0;
+  uint64_t mono_ns = 0, realtime_ns = 0;
+  std::optional<uint64_t> hw_timestamp_ns;
+  std::span<const std::byte> pixels;  // stride * height bytes, in shared memory
+};
+
+struct Totals {
+  uint64_t written = 0;  // frames in the output
+  uint64_t missed = 0;   // seqs the saver never received
+  uint64_t bytes = 0;    // pixel bytes written
+};
+
+class Writer {
+ public:
+  virtual ~Writer() = default;
+  virtual void begin(const DatasetInfo& info) = 0;
+  virtual void write(const FrameRecord& frame) = 0;
+  // Seqs [first_seq, first_seq + count) will never arrive.
+  virtual void missed(uint64_t first_seq, uint64_t count) = 0;
+  // Rewrites the metadata so that a kill -9 now leaves a readable dataset.
+  virtual void checkpoint() = 0;
+  // Flushes everything and writes the final metadata (idempotent).
+  virtual void finish() = 0;
+  virtual Totals totals() const = 0;
+};
+
+std::unique_ptr<Writer> make_zarr_writer(const std::string& path);
+std::unique_ptr<Writer> make_tiff_writer(const std::string& path);
+std::unique_ptr<Writer> make_raw_writer(const std::string& path);
+
+}  // namespace framebroker::fbsave

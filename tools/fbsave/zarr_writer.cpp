@@ -1,0 +1,603 @@
+// fbsave's OME-Zarr writer: NGFF 0.4 on Zarr v2.
+//
+// Layout of <path> (a directory):
+//   .zgroup                 {"zarr_format": 2}
+//   .zattrs                 "multiscales" (one level, axes t[,c],y,x) and "framebroker" (per-frame
+//                           metadata in columns, missed seqs, counts, camera and its properties)
+//   0/.zarray               shape (T, H, W) or (T, 3, H, W), chunks (K, H, W) or (K, 3, H, W)
+//   0/<i>.0.0[.0]           chunk i: frames [i*K, i*K + K), Blosc-compressed or raw
+//
+// Threads: the caller's thread copies each frame into the current chunk buffer (a pool of
+// kPoolBuffers, allocated and pre-faulted in begin()) and returns; a full chunk goes to one worker
+// thread, which compresses it into a reused output buffer and writes it under a temporary name,
+// then renames it. When every buffer is busy, write() waits: that is the back-pressure.
+//
+// Crash consistency: chunk files and metadata files appear only complete (temp name + rename).
+// Chunks are written in order by one thread, so the frames on disk are always a prefix of those
+// written: T (in .zarray and in .zattrs) counts the frames in completed chunks only, and .zattrs
+// is renamed before .zarray, so shape[0] never exceeds what .zattrs describes or what is on disk.
+// Missed seqs are listed up to the first frame not yet on disk, so every seq up to there is
+// accounted for (written or missed). There is no fsync: this survives a kill -9, not a power cut.
+#include <blosc.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "fbsave/writer.hpp"
+
+namespace framebroker::fbsave {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int kPoolBuffers = 3;
+// Above this many missed seqs, .zattrs also lists them as [first, count] ranges.
+constexpr uint64_t kMissedRangesAbove = 1'000'000;
+
+std::string errno_message(int e) {
+  return std::generic_category().message(e);
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void append_number(std::string& s, uint64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  s.append(buf, r.ptr);
+}
+
+// Writes `pieces` to <dir>/.<name>.tmp, then renames it to <dir>/<name>. Returns "" on success,
+// otherwise a sentence naming the file and the cause.
+std::string write_file_atomic(const std::string& dir, const std::string& name,
+                              std::initializer_list<std::string_view> pieces) {
+  const std::string final_path = dir + "/" + name;
+  const std::string tmp_path = dir + "/." + name + ".tmp";
+  const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot write " + final_path + ": " + errno_message(errno);
+  int err = 0;
+  for (std::string_view p : pieces) {
+    const char* data = p.data();
+    size_t left = p.size();
+    while (left > 0 && err == 0) {
+      const ssize_t n = ::write(fd, data, left);
+      if (n < 0) {
+        if (errno != EINTR) err = errno;
+      } else {
+        data += n;
+        left -= size_t(n);
+      }
+    }
+  }
+  if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
+  if (err == 0 && ::rename(tmp_path.c_str(), final_path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp_path.c_str());
+    return "cannot write " + final_path + ": " + errno_message(err);
+  }
+  return {};
+}
+
+template <typename T>
+void deinterleave_row(const std::byte* src, std::byte* dst, size_t width, size_t samples,
+                      size_t plane_bytes) {
+  for (size_t c = 0; c < samples; ++c) {
+    T* out = reinterpret_cast<T*>(dst + c * plane_bytes);
+    for (size_t x = 0; x < width; ++x)
+      std::memcpy(out + x, src + (x * samples + c) * sizeof(T), sizeof(T));
+  }
+}
+
+class ZarrWriter final : public Writer {
+ public:
+  explicit ZarrWriter(std::string path) : path_(std::move(path)) {
+    while (path_.size() > 1 && path_.back() == '/') path_.pop_back();
+    array_dir_ = path_ + "/0";
+  }
+
+  ~ZarrWriter() override {
+    try {
+      finish();
+    } catch (...) {  // the caller did not call finish(); nobody is left to tell
+    }
+  }
+
+  void begin(const DatasetInfo& info) override;
+  void write(const FrameRecord& frame) override;
+  void missed(uint64_t first_seq, uint64_t count) override;
+  void checkpoint() override;
+  void finish() override;
+  Totals totals() const override {
+    const uint64_t w = durable_.load();
+    return {w, missed_total_.load(), w * frame_bytes_};
+  }
+
+ private:
+  struct Job {
+    int buffer;
+    uint64_t chunk;
+    uint32_t frames;  // K, or fewer in the last chunk
+  };
+  struct Meta {
+    uint64_t seq, camera_frame_id, mono_ns, realtime_ns;
+    std::optional<uint64_t> hw_timestamp_ns;
+  };
+  struct Range {
+    uint64_t first, count;
+  };
+
+  void rethrow_if_failed();
+  void take_buffer();
+  void submit();
+  void run_worker();
+  std::string write_chunk(const Job& job);
+  std::string chunk_key(uint64_t chunk) const;
+  std::string write_metadata(bool final);
+  std::string zarray_json(uint64_t t) const;
+  std::string multiscales_json() const;
+
+  std::string path_, array_dir_;
+  DatasetInfo info_;
+  bool begun_ = false, finished_ = false;
+  size_t row_bytes_ = 0, frame_bytes_ = 0, chunk_bytes_ = 0;
+  uint32_t k_ = 1;
+  const char* cname_ = nullptr;  // null: no compression
+
+  // Buffers, allocated in begin(). The caller's thread owns pool_[cur_]; the worker owns the
+  // buffers of queued jobs and out_.
+  std::vector<std::unique_ptr<std::byte[]>> pool_;
+  std::unique_ptr<std::byte[]> out_;
+  size_t out_bytes_ = 0;
+  int cur_ = -1;
+  uint32_t in_chunk_ = 0;  // frames in pool_[cur_]
+  uint64_t next_chunk_ = 0;
+
+  // Shared with the worker, under mu_.
+  std::mutex mu_;
+  std::condition_variable job_cv_, free_cv_;
+  std::deque<Job> jobs_;
+  std::vector<int> free_;
+  bool stop_ = false, failed_ = false, reported_ = false;
+  std::string error_;
+  std::thread worker_;
+  std::atomic<uint64_t> durable_{0};  // frames in completed chunks (a prefix of those written)
+  std::atomic<uint64_t> missed_total_{0};
+
+  // Metadata, on the caller's thread only. Frames on disk are serialized to the column texts
+  // once; meta_ keeps the frames not yet serialized (the first one is the first not on disk).
+  std::deque<Meta> meta_;
+  uint64_t serialized_ = 0;
+  std::string col_seq_, col_cfid_, col_mono_, col_real_, col_hw_;
+  std::vector<Range> ranges_;   // missed seqs, in seq order, merged when adjacent
+  size_t missed_range_ = 0;     // missed seqs serialized: ranges_[0, missed_range_) and
+  uint64_t missed_offset_ = 0;  // the first missed_offset_ of ranges_[missed_range_]
+  uint64_t missed_listed_ = 0;
+  std::string missed_text_;
+  bool meta_written_ = false;
+  uint64_t last_meta_t_ = 0, last_meta_missed_ = 0;
+  bool last_meta_final_ = false;
+};
+
+void ZarrWriter::begin(const DatasetInfo& info) {
+  if (begun_) throw std::runtime_error("zarr writer for " + path_ + ": begin() called twice");
+  info_ = info;
+  if (info.width == 0 || info.height == 0)
+    throw std::runtime_error("cannot write " + path_ + ": the frames are empty (" +
+                             std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
+  if (info.bytes_per_sample != 1 && info.bytes_per_sample != 2 && info.bytes_per_sample != 4)
+    throw std::runtime_error("cannot write " + path_ + ": " +
+                             std::to_string(info.bytes_per_sample) +
+                             " bytes per sample is not supported (1, 2 or 4)");
+  if (info.samples != 1 && info.samples != 3)
+    throw std::runtime_error("cannot write " + path_ + ": " + std::to_string(info.samples) +
+                             " samples per pixel is not supported (1 or 3)");
+  row_bytes_ = size_t(info.width) * info.samples * info.bytes_per_sample;
+  if (info_.stride == 0) info_.stride = uint32_t(row_bytes_);
+  if (info_.stride < row_bytes_)
+    throw std::runtime_error("cannot write " + path_ + ": stride " + std::to_string(info_.stride) +
+                             " is less than a row of " + std::to_string(row_bytes_) + " bytes");
+  frame_bytes_ = info.frame_bytes();
+  k_ = std::max<uint32_t>(1, info.chunk_frames);
+  chunk_bytes_ = frame_bytes_ * k_;
+  switch (info.compression) {
+    case Compression::None:
+      cname_ = nullptr;
+      break;
+    case Compression::Lz4:
+      cname_ = "lz4";
+      break;
+    case Compression::Zstd:
+      cname_ = "zstd";
+      break;
+  }
+  if (cname_) {
+    if (blosc_compname_to_compcode(cname_) < 0)
+      throw std::runtime_error(std::string("cannot write ") + path_ + ": this libblosc has no " +
+                               cname_ + " (it has " + blosc_list_compressors() + ")");
+    if (chunk_bytes_ > size_t(BLOSC_MAX_BUFFERSIZE))
+      throw std::runtime_error("cannot write " + path_ + ": a chunk of " + std::to_string(k_) +
+                               " frames is " + std::to_string(chunk_bytes_ >> 20) +
+                               " MiB, over Blosc's 2 GiB limit; use fewer frames per chunk");
+  }
+
+  std::error_code ec;
+  fs::create_directories(array_dir_, ec);
+  if (ec) throw std::runtime_error("cannot create " + path_ + ": " + ec.message());
+  if (auto e = write_file_atomic(path_, ".zgroup",
+                                 {R"({"zarr_format":2})"
+                                  "\n"});
+      !e.empty())
+    throw std::runtime_error(e);
+
+  // The buffers, touched once so that no page fault is left for the frame path.
+  try {
+    for (int i = 0; i < kPoolBuffers; ++i) {
+      pool_.emplace_back(new std::byte[chunk_bytes_]);
+      std::memset(pool_.back().get(), 0, chunk_bytes_);
+      free_.push_back(kPoolBuffers - 1 - i);
+    }
+    if (cname_) {
+      out_bytes_ = chunk_bytes_ + BLOSC_MAX_OVERHEAD;
+      out_.reset(new std::byte[out_bytes_]);
+      std::memset(out_.get(), 0, out_bytes_);
+    }
+  } catch (const std::bad_alloc&) {
+    pool_.clear();
+    throw std::runtime_error("cannot write " + path_ + ": no memory for " +
+                             std::to_string(kPoolBuffers + (cname_ ? 1 : 0)) +
+                             " chunk buffers of " + std::to_string(chunk_bytes_ >> 20) +
+                             " MiB; use fewer frames per chunk");
+  }
+  begun_ = true;
+  if (auto e = write_metadata(false); !e.empty()) throw std::runtime_error(e);
+  worker_ = std::thread([this] { run_worker(); });
+}
+
+void ZarrWriter::rethrow_if_failed() {
+  std::lock_guard lk(mu_);
+  if (failed_) {
+    reported_ = true;
+    throw std::runtime_error(error_);
+  }
+}
+
+void ZarrWriter::take_buffer() {
+  std::unique_lock lk(mu_);
+  free_cv_.wait(lk, [&] { return !free_.empty() || failed_; });
+  if (failed_) {
+    reported_ = true;
+    throw std::runtime_error(error_);
+  }
+  cur_ = free_.back();
+  free_.pop_back();
+}
+
+void ZarrWriter::submit() {
+  {
+    std::lock_guard lk(mu_);
+    jobs_.push_back({cur_, next_chunk_++, in_chunk_});
+  }
+  job_cv_.notify_one();
+  cur_ = -1;
+  in_chunk_ = 0;
+}
+
+void ZarrWriter::write(const FrameRecord& f) {
+  if (!begun_ || finished_)
+    throw std::runtime_error("zarr writer for " + path_ + ": write() outside begin()..finish()");
+  rethrow_if_failed();
+  const size_t need = size_t(info_.stride) * (info_.height - 1) + row_bytes_;
+  if (f.pixels.size() < need)
+    throw std::runtime_error("cannot write " + path_ + ": frame seq " + std::to_string(f.seq) +
+                             " has " + std::to_string(f.pixels.size()) + " bytes, expected " +
+                             std::to_string(need));
+  if (cur_ < 0) take_buffer();
+
+  std::byte* dst = pool_[size_t(cur_)].get() + size_t(in_chunk_) * frame_bytes_;
+  const std::byte* src = f.pixels.data();
+  const size_t h = info_.height;
+  if (info_.samples == 1) {
+    if (info_.stride == row_bytes_) {
+      std::memcpy(dst, src, frame_bytes_);
+    } else {
+      for (size_t y = 0; y < h; ++y)
+        std::memcpy(dst + y * row_bytes_, src + y * info_.stride, row_bytes_);
+    }
+  } else {  // interleaved in the slot, planar (c, y, x) in the array
+    const size_t plane = frame_bytes_ / info_.samples;
+    const size_t plane_row = size_t(info_.width) * info_.bytes_per_sample;
+    for (size_t y = 0; y < h; ++y) {
+      const std::byte* s = src + y * info_.stride;
+      std::byte* d = dst + y * plane_row;
+      switch (info_.bytes_per_sample) {
+        case 1:
+          deinterleave_row<uint8_t>(s, d, info_.width, info_.samples, plane);
+          break;
+        case 2:
+          deinterleave_row<uint16_t>(s, d, info_.width, info_.samples, plane);
+          break;
+        default:
+          deinterleave_row<uint32_t>(s, d, info_.width, info_.samples, plane);
+          break;
+      }
+    }
+  }
+  meta_.push_back({f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns});
+  if (++in_chunk_ == k_) submit();
+}
+
+void ZarrWriter::missed(uint64_t first_seq, uint64_t count) {
+  if (count == 0) return;
+  if (!ranges_.empty() && ranges_.back().first + ranges_.back().count == first_seq)
+    ranges_.back().count += count;
+  else
+    ranges_.push_back({first_seq, count});
+  missed_total_ += count;
+}
+
+void ZarrWriter::run_worker() {
+  for (;;) {
+    Job job;
+    bool skip;
+    {
+      std::unique_lock lk(mu_);
+      job_cv_.wait(lk, [&] { return !jobs_.empty() || stop_; });
+      if (jobs_.empty()) return;
+      job = jobs_.front();
+      jobs_.pop_front();
+      skip = failed_;  // after an error, write nothing more: the chunks on disk stay a prefix
+    }
+    std::string err;
+    if (!skip) {
+      try {
+        err = write_chunk(job);
+      } catch (const std::exception& e) {
+        err = "cannot write " + array_dir_ + "/" + chunk_key(job.chunk) + ": " + e.what();
+      }
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (!skip) {
+        if (err.empty()) {
+          durable_ = job.chunk * k_ + job.frames;
+        } else if (!failed_) {
+          failed_ = true;
+          error_ = std::move(err);
+        }
+      }
+      free_.push_back(job.buffer);
+    }
+    free_cv_.notify_all();
+  }
+}
+
+std::string ZarrWriter::chunk_key(uint64_t chunk) const {
+  return std::to_string(chunk) + (info_.samples == 1 ? ".0.0" : ".0.0.0");
+}
+
+std::string ZarrWriter::write_chunk(const Job& job) {
+  const std::byte* data = pool_[size_t(job.buffer)].get();
+  size_t size = chunk_bytes_;
+  if (cname_) {
+    const int n = blosc_compress_ctx(info_.clevel, BLOSC_SHUFFLE, info_.bytes_per_sample,
+                                     chunk_bytes_, data, out_.get(), out_bytes_, cname_, 0, 1);
+    if (n <= 0)
+      return "cannot write " + array_dir_ + "/" + chunk_key(job.chunk) +
+             ": Blosc compression failed (" + std::to_string(n) + ")";
+    data = out_.get();
+    size = size_t(n);
+  }
+  return write_file_atomic(array_dir_, chunk_key(job.chunk),
+                           {std::string_view(reinterpret_cast<const char*>(data), size)});
+}
+
+void ZarrWriter::checkpoint() {
+  if (!begun_ || finished_) return;
+  rethrow_if_failed();
+  if (auto e = write_metadata(false); !e.empty()) throw std::runtime_error(e);
+}
+
+void ZarrWriter::finish() {
+  if (!begun_ || finished_) return;
+  finished_ = true;
+  bool failed;
+  {
+    std::lock_guard lk(mu_);
+    failed = failed_;
+  }
+  if (cur_ >= 0 && in_chunk_ > 0 && !failed) {
+    // The last, partial chunk: padded with the fill value, shape[0] tells the truth.
+    std::memset(pool_[size_t(cur_)].get() + size_t(in_chunk_) * frame_bytes_, 0,
+                size_t(k_ - in_chunk_) * frame_bytes_);
+    {
+      std::lock_guard lk(mu_);
+      jobs_.push_back({cur_, next_chunk_++, in_chunk_});
+    }
+    cur_ = -1;
+    in_chunk_ = 0;
+  }
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  job_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  pool_.clear();
+  out_.reset();
+
+  std::string error;
+  bool reported;
+  {
+    std::lock_guard lk(mu_);
+    failed = failed_;
+    error = error_;
+    reported = reported_;
+    reported_ = true;
+  }
+  // Metadata for what is on disk. After a failure the last checkpoint's metadata stays if this
+  // cannot be written either; it is consistent with the chunks on disk.
+  const std::string meta_error = write_metadata(!failed);
+  if (failed && !reported) throw std::runtime_error(error);
+  if (!failed && !meta_error.empty()) throw std::runtime_error(meta_error);
+}
+
+std::string ZarrWriter::zarray_json(uint64_t t) const {
+  json shape = json::array({t}), chunks = json::array({k_});
+  if (info_.samples != 1) {
+    shape.push_back(info_.samples);
+    chunks.push_back(info_.samples);
+  }
+  shape.push_back(info_.height);
+  shape.push_back(info_.width);
+  chunks.push_back(info_.height);
+  chunks.push_back(info_.width);
+  std::string dtype = info_.floating ? "<f" : "<u";
+  if (info_.bytes_per_sample == 1) dtype = info_.floating ? "|f" : "|u";
+  dtype += std::to_string(info_.bytes_per_sample);
+  json compressor = nullptr;
+  if (cname_)
+    compressor = {{"id", "blosc"},
+                  {"cname", cname_},
+                  {"clevel", info_.clevel},
+                  {"shuffle", 1},
+                  {"blocksize", 0}};
+  json j = {{"zarr_format", 2},
+            {"shape", shape},
+            {"chunks", chunks},
+            {"dtype", dtype},
+            {"order", "C"},
+            {"fill_value", 0},
+            {"filters", nullptr},
+            {"compressor", compressor},
+            {"dimension_separator", "."}};
+  return dump(j) + "\n";
+}
+
+std::string ZarrWriter::multiscales_json() const {
+  json axes = json::array({{{"name", "t"}, {"type", "time"}}});
+  json scale = json::array({1.0});
+  if (info_.samples != 1) {
+    axes.push_back({{"name", "c"}, {"type", "channel"}});
+    scale.push_back(1.0);
+  }
+  axes.push_back({{"name", "y"}, {"type", "space"}});
+  axes.push_back({{"name", "x"}, {"type", "space"}});
+  scale.push_back(1.0);
+  scale.push_back(1.0);
+  json ms = {{"version", "0.4"},
+             {"name", info_.stream},
+             {"axes", axes},
+             {"datasets", json::array({{{"path", "0"},
+                                        {"coordinateTransformations",
+                                         json::array({{{"type", "scale"}, {"scale", scale}}})}}})}};
+  return dump(json::array({ms}));
+}
+
+std::string ZarrWriter::write_metadata(bool final) {
+  const uint64_t t = durable_.load();  // chunks are done; the worker may add more, not fewer
+
+  // Serialize the frames now on disk, once.
+  while (serialized_ < t && !meta_.empty()) {
+    const Meta& m = meta_.front();
+    const bool first = serialized_ == 0;
+    for (std::string* c : {&col_seq_, &col_cfid_, &col_mono_, &col_real_, &col_hw_})
+      if (!first) c->push_back(',');
+    append_number(col_seq_, m.seq);
+    append_number(col_cfid_, m.camera_frame_id);
+    append_number(col_mono_, m.mono_ns);
+    append_number(col_real_, m.realtime_ns);
+    if (m.hw_timestamp_ns)
+      append_number(col_hw_, *m.hw_timestamp_ns);
+    else
+      col_hw_ += "null";
+    meta_.pop_front();
+    ++serialized_;
+  }
+  // Missed seqs below the first frame not on disk: every seq up to there is accounted for.
+  const uint64_t horizon = meta_.empty() ? UINT64_MAX : meta_.front().seq;
+  while (missed_range_ < ranges_.size()) {
+    const Range& r = ranges_[missed_range_];
+    while (missed_offset_ < r.count && r.first + missed_offset_ < horizon) {
+      if (missed_listed_ > 0) missed_text_.push_back(',');
+      append_number(missed_text_, r.first + missed_offset_);
+      ++missed_offset_;
+      ++missed_listed_;
+    }
+    if (missed_offset_ < r.count) break;
+    ++missed_range_;
+    missed_offset_ = 0;
+  }
+  if (meta_written_ && t == last_meta_t_ && missed_listed_ == last_meta_missed_ &&
+      final == last_meta_final_)
+    return {};
+
+  json fb = {
+      {"version", 1},
+      {"complete", final},
+      {"stream", info_.stream},
+      {"camera", info_.camera},
+      {"camera_properties", info_.camera_properties},
+      {"pixel_type", info_.pixel_type},
+      {"width", info_.width},
+      {"height", info_.height},
+      {"chunk_frames", k_},
+      {"compression", cname_ ? json(cname_) : json(nullptr)},
+      {"frames_expected", info_.frames_expected.value_or(t + missed_listed_)},
+      {"frames_written", t},
+      {"frames_missed", missed_listed_},
+  };
+  if (missed_listed_ > kMissedRangesAbove) {
+    json ranges = json::array();
+    uint64_t left = missed_listed_;
+    for (const Range& r : ranges_) {
+      if (left == 0) break;
+      const uint64_t n = std::min(left, r.count);
+      ranges.push_back({r.first, n});
+      left -= n;
+    }
+    fb["missed_ranges"] = std::move(ranges);
+  }
+  std::string head = R"({"multiscales":)" + multiscales_json() + R"(,"framebroker":)" + dump(fb);
+  head.pop_back();  // the closing brace of "framebroker": the columns follow
+  std::string e = write_file_atomic(
+      path_, ".zattrs",
+      {head, R"(,"frames":{"seq":[)", col_seq_, R"(],"camera_frame_id":[)", col_cfid_,
+       R"(],"mono_ns":[)", col_mono_, R"(],"realtime_ns":[)", col_real_, R"(],"hw_timestamp_ns":[)",
+       col_hw_, R"(]},"missed_seqs":[)", missed_text_, "]}}\n"});
+  if (!e.empty()) return e;
+  // .zarray after .zattrs: shape[0] never exceeds the frames .zattrs describes.
+  e = write_file_atomic(array_dir_, ".zarray", {zarray_json(t)});
+  if (!e.empty()) return e;
+  meta_written_ = true;
+  last_meta_t_ = t;
+  last_meta_missed_ = missed_listed_;
+  last_meta_final_ = final;
+  return {};
+}
+
+}  // namespace
+
+std::unique_ptr<Writer> make_zarr_writer(const std::string& path) {
+  return std::make_unique<ZarrWriter>(path);
+}
+
+}  // namespace framebroker::fbsave
