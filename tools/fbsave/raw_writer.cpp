@@ -30,86 +30,14 @@
 #include <utility>
 #include <vector>
 
+#include "fbsave/file_io.hpp"
+#include "fbsave/frame_index.hpp"
 #include "fbsave/writer.hpp"
 
 namespace framebroker::fbsave {
 namespace {
 
 constexpr size_t kAlign = 4096;
-constexpr size_t kIndexFlushBytes = 256 * 1024;
-
-std::string errno_text(int e) {
-  return std::error_code(e, std::generic_category()).message();
-}
-
-int pwrite_all(int fd, const void* buf, size_t n, uint64_t off) {
-  auto p = static_cast<const char*>(buf);
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (w == 0) return EIO;
-    p += w;
-    n -= size_t(w);
-    off += uint64_t(w);
-  }
-  return 0;
-}
-
-int write_all(int fd, const void* buf, size_t n) {
-  auto p = static_cast<const char*>(buf);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (w == 0) return EIO;
-    p += w;
-    n -= size_t(w);
-  }
-  return 0;
-}
-
-// Overwrites `path` in place (no new file, so no new blocks for a same-sized
-// text): the fallback when the disk is too full for a temp file.
-int write_file_in_place(const std::string& path, const std::string& text, bool sync) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  int err = pwrite_all(fd, text.data(), text.size(), 0);
-  if (!err && ::ftruncate(fd, off_t(text.size())) != 0) err = errno;
-  if (!err && sync && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && !err) err = errno;
-  return err;
-}
-
-// Writes `text` to `path` through `path.tmp` + rename; returns 0 or the errno.
-int write_file_atomic(const std::string& path, const std::string& text, bool sync) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  int err = write_all(fd, text.data(), text.size());
-  if (!err && sync && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && !err) err = errno;
-  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err) {
-    ::unlink(tmp.c_str());
-    if (err == ENOSPC || err == EDQUOT) return write_file_in_place(path, text, sync);
-    return err;
-  }
-  if (sync) {
-    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    const int dfd =
-        ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-  return 0;
-}
 
 struct FreeDeleter {
   void operator()(std::byte* p) const { std::free(p); }
@@ -133,7 +61,7 @@ class RawWriter final : public Writer {
         meta_path_((std::filesystem::path(dir_) / "meta.json").string()) {}
 
   ~RawWriter() override {
-    for (int fd : {fd_direct_, fd_buf_, fd_index_})
+    for (int fd : {fd_direct_, fd_buf_})
       if (fd >= 0) ::close(fd);
   }
 
@@ -175,15 +103,12 @@ class RawWriter final : public Writer {
                      O_WRONLY | O_CREAT | O_CLOEXEC | (fd_direct_ < 0 ? O_TRUNC : 0), 0644);
     if (fd_buf_ < 0)
       throw std::runtime_error("cannot write " + data_path_ + ": " + errno_text(errno));
-    fd_index_ =
-        ::open(index_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_index_ < 0)
-      throw std::runtime_error("cannot write " + index_path_ + ": " + errno_text(errno));
+    if (const int e = index_.open(index_path_))
+      throw std::runtime_error("cannot write " + index_path_ + ": " + errno_text(e));
     began_ = true;
 
-    // Pre-allocated and reused: the row-packing / alignment buffer and the index buffer.
+    // Pre-allocated and reused: the row-packing / alignment buffer.
     if (info_.stride != row_bytes_) bounce_ = aligned_buffer(frame_bytes_);
-    index_buf_.reserve(kIndexFlushBytes + 1024);
     write_meta(false);
   }
 
@@ -238,7 +163,7 @@ class RawWriter final : public Writer {
     }
     if (err) {
       ::ftruncate(fd_buf_, off_t(off));  // drop the partial frame, and its index line
-      drop_last_index_line();
+      index_.drop_last();
       fail("cannot write " + data_path_ + ": " + errno_text(err));
     }
     ++written_;
@@ -255,36 +180,14 @@ class RawWriter final : public Writer {
                       ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s}\n",
                       written_.load(), frame.seq, frame.camera_frame_id, off, frame_bytes_,
                       frame.mono_ns, frame.realtime_ns, hw);
-    index_buf_.append(line, size_t(n));
-    ++index_buf_lines_;
-    last_line_bytes_ = size_t(n);
-    if (const int e = flush_index_errno()) {
-      index_buf_.clear();  // this frame will not be written: forget its line
-      index_buf_lines_ = 0;
+    if (const int e = index_.append(line, size_t(n)))
       fail("cannot write " + index_path_ + ": " + errno_text(e));
-    }
   }
 
-  void drop_last_index_line() {
-    if (fd_index_ < 0 || index_lines_ == 0) return;
-    index_bytes_ -= last_line_bytes_;
-    --index_lines_;
-    ::ftruncate(fd_index_, off_t(index_bytes_));
-  }
-
-  void missed(uint64_t first_seq, uint64_t count) override {
-    if (count == 0) return;
-    missed_count_ += count;
-    if (!missed_.empty() && missed_.back().first + missed_.back().second == first_seq)
-      missed_.back().second += count;
-    else
-      missed_.emplace_back(first_seq, count);
-  }
+  void missed(uint64_t first_seq, uint64_t count) override { missed_.add(first_seq, count); }
 
   void checkpoint() override {
     check_usable();
-    if (const int e = flush_index_errno())
-      fail("cannot write " + index_path_ + ": " + errno_text(e));
     write_meta(false);
   }
 
@@ -301,16 +204,13 @@ class RawWriter final : public Writer {
         error_ = m;
       }
     };
-    if (const int e = flush_index_errno())
-      note("cannot write " + index_path_ + ": " + errno_text(e));
     if (fd_buf_ >= 0 && ::fdatasync(fd_buf_) != 0)
       note("cannot write " + data_path_ + ": " + errno_text(errno));
-    if (fd_index_ >= 0 && ::fdatasync(fd_index_) != 0)
-      note("cannot write " + index_path_ + ": " + errno_text(errno));
-    for (int* fd : {&fd_direct_, &fd_buf_, &fd_index_}) {
+    if (const int e = index_.close(true))
+      note("cannot write " + index_path_ + ": " + errno_text(e));
+    for (int* fd : {&fd_direct_, &fd_buf_}) {
       if (*fd >= 0 && ::close(*fd) != 0)
-        note("cannot write " + (fd == &fd_index_ ? index_path_ : data_path_) + ": " +
-             errno_text(errno));
+        note("cannot write " + data_path_ + ": " + errno_text(errno));
       *fd = -1;
     }
     if (const int e = write_meta_errno(true))
@@ -320,25 +220,10 @@ class RawWriter final : public Writer {
 
   Totals totals() const override {
     const uint64_t n = written_;
-    return Totals{n, missed_count_, n * frame_bytes_};
+    return Totals{n, missed_.count(), n * frame_bytes_};
   }
 
  private:
-  // Appends the buffered index lines; on failure cuts index.jsonl back to its
-  // last whole line and keeps the lines for a later try.
-  int flush_index_errno() {
-    if (index_buf_.empty() || fd_index_ < 0) return 0;
-    if (const int e = write_all(fd_index_, index_buf_.data(), index_buf_.size())) {
-      ::ftruncate(fd_index_, off_t(index_bytes_));
-      return e;
-    }
-    index_bytes_ += index_buf_.size();
-    index_lines_ += index_buf_lines_;
-    index_buf_.clear();  // keeps its capacity
-    index_buf_lines_ = 0;
-    return 0;
-  }
-
   std::string dtype() const {
     return std::string("<") + (info_.floating ? "f" : "u") + std::to_string(info_.bytes_per_sample);
   }
@@ -363,13 +248,11 @@ class RawWriter final : public Writer {
     m["shape"] = std::move(shape);
     m["data_file"] = "frames.raw";
     m["index_file"] = "index.jsonl";
-    m["index_lines"] = index_lines_;
+    m["index_lines"] = index_.lines();
     m["frames_expected"] = info_.frames_expected ? nlohmann::json(*info_.frames_expected) : nullptr;
     m["frames_written"] = written_.load();
-    m["frames_missed"] = missed_count_.load();
-    nlohmann::json ms = nlohmann::json::array();
-    for (const auto& [s, n] : missed_) ms.push_back({s, n});
-    m["missed_seqs"] = std::move(ms);  // [first_seq, count] ranges
+    m["frames_missed"] = missed_.count();
+    m["missed_seqs"] = missed_.ranges_json();  // [first_seq, count] ranges
     m["camera_properties"] = info_.camera_properties;
     m["o_direct"] = direct_;
     m["o_direct_note"] = direct_note_;
@@ -399,16 +282,14 @@ class RawWriter final : public Writer {
   std::string dir_, data_path_, index_path_, meta_path_;
   DatasetInfo info_;
   size_t row_bytes_ = 0, frame_bytes_ = 0;
-  int fd_direct_ = -1, fd_buf_ = -1, fd_index_ = -1;
+  int fd_direct_ = -1, fd_buf_ = -1;
   bool direct_ = false;  // frames go through fd_direct_
   std::string direct_note_;
   AlignedBuf bounce_;
-  std::string index_buf_;
-  size_t last_line_bytes_ = 0;
-  uint64_t index_buf_lines_ = 0, index_lines_ = 0, index_bytes_ = 0;
+  FrameIndex index_;
+  MissedSeqs missed_;
   // Read by totals() from other threads (the saver's progress line).
-  std::atomic<uint64_t> written_{0}, missed_count_{0};
-  std::vector<std::pair<uint64_t, uint64_t>> missed_;
+  std::atomic<uint64_t> written_{0};
   bool began_ = false, finished_ = false, failed_ = false;
   std::string error_;
 };

@@ -40,31 +40,12 @@
 #include <utility>
 #include <vector>
 
+#include "fbsave/file_io.hpp"
+#include "fbsave/frame_index.hpp"
 #include "fbsave/writer.hpp"
 
 namespace framebroker::fbsave {
 namespace {
-
-std::string errno_text(int e) {
-  return std::error_code(e, std::generic_category()).message();
-}
-
-// Writes all of buf at off; returns 0 or the errno.
-int pwrite_all(int fd, const void* buf, size_t n, uint64_t off) {
-  auto p = static_cast<const char*>(buf);
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (w == 0) return EIO;
-    p += w;
-    n -= size_t(w);
-    off += uint64_t(w);
-  }
-  return 0;
-}
 
 int pread_all(int fd, void* buf, size_t n, uint64_t off) {
   auto p = static_cast<char*>(buf);
@@ -78,44 +59,6 @@ int pread_all(int fd, void* buf, size_t n, uint64_t off) {
     p += r;
     n -= size_t(r);
     off += uint64_t(r);
-  }
-  return 0;
-}
-
-// Overwrites `path` in place (no new file, so no new blocks for a same-sized
-// text): the fallback when the disk is too full for a temp file.
-int write_file_in_place(const std::string& path, const std::string& text, bool sync) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  int err = pwrite_all(fd, text.data(), text.size(), 0);
-  if (!err && ::ftruncate(fd, off_t(text.size())) != 0) err = errno;
-  if (!err && sync && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && !err) err = errno;
-  return err;
-}
-
-// Writes `text` to `path` through `path.tmp` + rename; returns 0 or the errno.
-int write_file_atomic(const std::string& path, const std::string& text, bool sync) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  int err = pwrite_all(fd, text.data(), text.size(), 0);
-  if (!err && sync && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && !err) err = errno;
-  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err) {
-    ::unlink(tmp.c_str());
-    if (err == ENOSPC || err == EDQUOT) return write_file_in_place(path, text, sync);
-    return err;
-  }
-  if (sync) {
-    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    const int dfd =
-        ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
   }
   return 0;
 }
@@ -180,23 +123,6 @@ std::string numpy_dtype(const DatasetInfo& i) {
   return std::string("<") + (i.floating ? "f" : "u") + std::to_string(i.bytes_per_sample);
 }
 
-int write_all(int fd, const void* buf, size_t n) {
-  auto p = static_cast<const char*>(buf);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (w == 0) return EIO;
-    p += w;
-    n -= size_t(w);
-  }
-  return 0;
-}
-
-constexpr size_t kIndexFlushBytes = 256 * 1024;
-
 constexpr uint16_t kTagImageDescription = 270;
 
 class TiffWriter final : public Writer {
@@ -213,7 +139,6 @@ class TiffWriter final : public Writer {
       tif_ = nullptr;
     }
     if (fd_ >= 0) ::close(fd_);
-    if (fd_index_ >= 0) ::close(fd_index_);
   }
 
   void begin(const DatasetInfo& info) override {
@@ -233,14 +158,11 @@ class TiffWriter final : public Writer {
                                std::to_string(row_bytes_) + " bytes)");
     frame_bytes_ = info_.frame_bytes();
     if (info_.stride != row_bytes_) pack_buf_.resize(frame_bytes_);  // once, reused per frame
-    index_buf_.reserve(kIndexFlushBytes + 1024);
 
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error("cannot write " + path_ + ": " + errno_text(errno));
     began_ = true;
-    fd_index_ =
-        ::open(index_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_index_ < 0) fail_meta(index_path_, errno);
+    if (const int e = index_.open(index_path_)) fail_meta(index_path_, e);
 
     TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
     TIFFOpenOptionsSetErrorHandlerExtR(opts, &TiffWriter::on_error, this);
@@ -287,7 +209,7 @@ class TiffWriter final : public Writer {
       if (!TIFFWriteDirectory(tif_))
         fail_now("writing the directory of page " + std::to_string(page));
     } catch (...) {
-      drop_last_index_line();
+      index_.drop_last();
       throw;
     }
     after_page_written(page);
@@ -304,37 +226,15 @@ class TiffWriter final : public Writer {
         "{\"page\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"camera_frame_id\":%" PRIu64
         ",\"mono_ns\":%" PRIu64 ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s}\n",
         page, frame.seq, frame.camera_frame_id, frame.mono_ns, frame.realtime_ns, hw);
-    index_buf_.append(line, size_t(n));
-    ++index_buf_lines_;
-    last_line_bytes_ = size_t(n);
-    if (const int e = flush_index_errno()) {
-      index_buf_.clear();  // this page will not be written: forget its line
-      index_buf_lines_ = 0;
-      fail_meta(index_path_, e);
-    }
+    if (const int e = index_.append(line, size_t(n))) fail_meta(index_path_, e);
   }
 
-  void drop_last_index_line() {
-    if (fd_index_ < 0 || index_lines_ == 0) return;
-    index_bytes_ -= last_line_bytes_;
-    --index_lines_;
-    ::ftruncate(fd_index_, off_t(index_bytes_));
-  }
-
-  void missed(uint64_t first_seq, uint64_t count) override {
-    if (count == 0) return;
-    missed_count_ += count;
-    if (!missed_.empty() && missed_.back().first + missed_.back().second == first_seq)
-      missed_.back().second += count;
-    else
-      missed_.emplace_back(first_seq, count);
-  }
+  void missed(uint64_t first_seq, uint64_t count) override { missed_.add(first_seq, count); }
 
   void checkpoint() override {
     check_usable();
     if (!TIFFFlush(tif_)) fail_now("flushing");
     if (pages_ > 0) patch_size_t();
-    if (const int e = flush_index_errno()) fail_meta(index_path_, e);
     write_summary(false);
   }
 
@@ -367,14 +267,8 @@ class TiffWriter final : public Writer {
       if (::close(fd_) != 0) note("cannot write " + path_ + ": " + errno_text(errno));
       fd_ = -1;
     }
-    if (const int e = flush_index_errno())
+    if (const int e = index_.close(true))
       note("cannot write " + index_path_ + ": " + errno_text(e));
-    if (fd_index_ >= 0) {
-      if (::fdatasync(fd_index_) != 0)
-        note("cannot write " + index_path_ + ": " + errno_text(errno));
-      if (::close(fd_index_) != 0) note("cannot write " + index_path_ + ": " + errno_text(errno));
-      fd_index_ = -1;
-    }
     if (const int e = write_summary_errno(true))
       note("cannot write " + summary_path_ + ": " + errno_text(e));
     if (!first_error.empty()) throw std::runtime_error(first_error);
@@ -382,7 +276,7 @@ class TiffWriter final : public Writer {
 
   Totals totals() const override {
     const uint64_t n = pages_;
-    return Totals{n, missed_count_, n * frame_bytes_};
+    return Totals{n, missed_.count(), n * frame_bytes_};
   }
 
  private:
@@ -560,28 +454,13 @@ class TiffWriter final : public Writer {
   }
 
   // ---- frames.jsonl and frames.json ----
-  // Appends the buffered lines; on failure cuts the file back to its last
-  // whole line and keeps the lines for a later try.
-  int flush_index_errno() {
-    if (index_buf_.empty() || fd_index_ < 0) return 0;
-    if (const int e = write_all(fd_index_, index_buf_.data(), index_buf_.size())) {
-      ::ftruncate(fd_index_, off_t(index_bytes_));
-      return e;
-    }
-    index_bytes_ += index_buf_.size();
-    index_lines_ += index_buf_lines_;
-    index_buf_.clear();  // keeps its capacity
-    index_buf_lines_ = 0;
-    return 0;
-  }
-
   int write_summary_errno(bool final) {
     nlohmann::json h;
     h["format"] = "framebroker.fbsave.ome-tiff";
     h["version"] = 1;
     h["tiff"] = std::filesystem::path(path_).filename().string();
     h["frames_index"] = std::filesystem::path(index_path_).filename().string();
-    h["index_lines"] = index_lines_;
+    h["index_lines"] = index_.lines();
     h["stream"] = info_.stream;
     h["camera"] = info_.camera;
     h["width"] = info_.width;
@@ -593,10 +472,8 @@ class TiffWriter final : public Writer {
     h["camera_properties"] = info_.camera_properties;
     h["frames_expected"] = info_.frames_expected ? nlohmann::json(*info_.frames_expected) : nullptr;
     h["frames_written"] = pages_.load();
-    h["frames_missed"] = missed_count_.load();
-    nlohmann::json ms = nlohmann::json::array();
-    for (const auto& [s, n] : missed_) ms.push_back({s, n});
-    h["missed_seqs"] = std::move(ms);  // [first_seq, count] ranges
+    h["frames_missed"] = missed_.count();
+    h["missed_seqs"] = missed_.ranges_json();  // [first_seq, count] ranges
     h["complete"] = final;
     h["error"] = error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(error_);
     return write_file_atomic(summary_path_, h.dump(1) + "\n", final);
@@ -653,13 +530,9 @@ class TiffWriter final : public Writer {
   std::vector<std::byte> pack_buf_;
   // Read by totals() from other threads (the saver's progress line).
   std::atomic<uint64_t> pages_{0};  // complete pages in the file
-  std::vector<std::pair<uint64_t, uint64_t>> missed_;
-  std::atomic<uint64_t> missed_count_{0};
+  MissedSeqs missed_;
   uint64_t first_realtime_ns_ = 0;
-  int fd_index_ = -1;
-  std::string index_buf_;
-  uint64_t index_buf_lines_ = 0, index_lines_ = 0, index_bytes_ = 0;
-  size_t last_line_bytes_ = 0;
+  FrameIndex index_;
 
   int fd_ = -1;
   TIFF* tif_ = nullptr;

@@ -1,0 +1,62 @@
+#include "fbsave/frame_index.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "fbsave/file_io.hpp"
+
+namespace framebroker::fbsave {
+
+int FrameIndex::open(const std::string& path) {
+  path_ = path;
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  return fd_ < 0 ? errno : 0;
+}
+
+int FrameIndex::append(const char* line, size_t n) {
+  if (fd_ < 0) return EBADF;
+  if (const int e = write_all(fd_, line, n)) {
+    [[maybe_unused]] int r = ::ftruncate(fd_, off_t(bytes_));  // no half line
+    return e;
+  }
+  bytes_ += n;
+  ++lines_;
+  last_ = n;
+  return 0;
+}
+
+void FrameIndex::drop_last() {
+  if (fd_ < 0 || lines_ == 0 || last_ == 0) return;
+  bytes_ -= last_;
+  --lines_;
+  last_ = 0;
+  [[maybe_unused]] int r = ::ftruncate(fd_, off_t(bytes_));
+}
+
+int FrameIndex::close(bool sync) {
+  if (fd_ < 0) return 0;
+  int err = 0;
+  if (sync && ::fdatasync(fd_) != 0) err = errno;
+  if (::close(fd_) != 0 && !err) err = errno;
+  fd_ = -1;
+  return err;
+}
+
+void MissedSeqs::add(uint64_t first, uint64_t count) {
+  if (count == 0) return;
+  count_ += count;
+  if (!ranges_.empty() && ranges_.back().first + ranges_.back().second == first)
+    ranges_.back().second += count;
+  else
+    ranges_.emplace_back(first, count);
+}
+
+nlohmann::json MissedSeqs::ranges_json() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [first, n] : ranges_) out.push_back({first, n});
+  return out;
+}
+
+}  // namespace framebroker::fbsave

@@ -1,0 +1,45 @@
+// What the raw and TIFF writers keep beside the pixels: a JSON line per frame,
+// and the seqs that never arrived.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace framebroker::fbsave {
+
+// An append-only .jsonl file, one line per frame. Each line is written before
+// its frame, at once: on a full disk a frame is either described or absent.
+class FrameIndex {
+ public:
+  ~FrameIndex() { close(false); }
+  int open(const std::string& path);       // truncates; 0 or the errno
+  int append(const char* line, size_t n);  // 0, or the errno with the file unchanged
+  void drop_last();                        // the frame of the last line could not be written
+  int close(bool sync);                    // idempotent; 0 or the errno
+  uint64_t lines() const { return lines_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t bytes_ = 0, lines_ = 0;
+  size_t last_ = 0;
+  std::string path_;
+};
+
+// Missed seqs as [first, count] ranges; count() may be read from any thread.
+class MissedSeqs {
+ public:
+  void add(uint64_t first, uint64_t count);
+  uint64_t count() const { return count_.load(); }
+  nlohmann::json ranges_json() const;
+
+ private:
+  std::atomic<uint64_t> count_{0};
+  std::vector<std::pair<uint64_t, uint64_t>> ranges_;
+};
+
+}  // namespace framebroker::fbsave
