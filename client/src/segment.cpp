@@ -86,6 +86,9 @@ std::unique_ptr<Segment> Segment::open_readonly(const std::string& name) {
       throw std::runtime_error("segment " + name + " has an unknown layout");
     if (h->total_bytes > region.get_size())
       throw std::runtime_error("segment " + name + " is truncated");
+    // Map the pages now rather than fault them in one by one on the first pass
+    // through the ring, in the middle of an acquisition.
+    ::madvise(region.get_address(), region.get_size(), MADV_WILLNEED);
     return std::unique_ptr<Segment>(new Segment(name, std::move(region), false));
   } catch (const bip::interprocess_exception& e) {
     throw std::runtime_error("cannot open shared memory " + name + ": " + e.what());

@@ -15,9 +15,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// 256 slots: half a second of slack for a saver on a busy CI machine.
 const std::vector<std::string> kCamera = {
     "--no-default-camera", "--camera",
-    "sim:name=cam,Width=128,Height=96,Pattern=counter,FrameRate=500,slots=64,start=false"};
+    "sim:name=cam,Width=128,Height=96,Pattern=counter,FrameRate=500,slots=256,start=false"};
 
 Result fbsave(Broker& b, std::vector<std::string> args, std::chrono::milliseconds t = 60s) {
   args.insert(args.begin(), FB_FBSAVE_BIN);

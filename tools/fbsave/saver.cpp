@@ -276,7 +276,7 @@ SaveSummary run_save(const SaveOptions& o) {
         summary.last_seq = f->seq();
         last_frame = now;
         wt->queue().push(std::move(*f));
-      } else if (o.start && now - last_frame > std::chrono::seconds(2)) {
+      } else if (o.start && now - last_frame > std::chrono::milliseconds(250)) {
         // A finite acquisition that ended with frames lost at its end.
         bool running = false;
         for (const auto& c : client.status().cameras)

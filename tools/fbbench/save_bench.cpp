@@ -1,0 +1,1014 @@
+#include "fbbench/save_bench.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "framebroker/client.hpp"
+
+extern char** environ;
+
+namespace framebroker::fbbench {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kCamera = "bench";
+
+// ---------------------------------------------------------------------------------------------
+// Interruption: Ctrl-C reaches the children too (same process group); we stop after the current
+// step and clean up.
+
+std::atomic<bool> g_interrupted{false};
+void on_signal(int) {
+  g_interrupted = true;
+}
+
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+
+void check_interrupted() {
+  if (g_interrupted) throw Interrupted();
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: posix_spawn with an argv vector (no shell).
+
+struct ProcResult {
+  int status = -1;  // exit code, or 128 + signal
+  std::string out, err;
+  double seconds = 0;  // from spawn to exit
+  bool ok() const { return status == 0; }
+};
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> v;
+  for (const auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
+  v.push_back(nullptr);
+  return v;
+}
+
+int wait_status(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return -1;
+}
+
+// Reads both pipes until both are closed.
+void drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err) {
+  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  std::string* sinks[2] = {&out, &err};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, size_t(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+}
+
+pid_t spawn(const std::vector<std::string>& argv, posix_spawn_file_actions_t* actions) {
+  auto args = c_argv(argv);
+  pid_t pid = -1;
+  const bool search_path = argv[0].find('/') == std::string::npos;
+  const int rc = search_path ? ::posix_spawnp(&pid, args[0], actions, nullptr, args.data(), environ)
+                             : ::posix_spawn(&pid, args[0], actions, nullptr, args.data(), environ);
+  if (rc != 0) throw std::runtime_error("cannot run " + argv[0] + ": " + errno_text(rc));
+  return pid;
+}
+
+// Runs argv[0] (looked up in PATH when it has no '/') and captures stdout and stderr.
+ProcResult run_capture(const std::vector<std::string>& argv) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + errno_text(errno));
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]), ::close(out[1]);
+    throw std::runtime_error("pipe: " + errno_text(errno));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  ProcResult r;
+  const auto t0 = Clock::now();
+  pid_t pid = -1;
+  try {
+    pid = spawn(argv, &fa);
+  } catch (...) {
+    posix_spawn_file_actions_destroy(&fa);
+    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+    throw;
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]), ::close(err[1]);
+  drain_pipes(out[0], err[0], r.out, r.err);
+  r.status = wait_status(pid);
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+// Starts argv in the background with stdout and stderr going to `log_path`.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  try {
+    const pid_t pid = spawn(argv, &fa);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+  } catch (...) {
+    posix_spawn_file_actions_destroy(&fa);
+    throw;
+  }
+}
+
+// True once `pid` has exited (and is reaped); false while it runs.
+bool reaped(pid_t pid) {
+  int st = 0;
+  const pid_t r = ::waitpid(pid, &st, WNOHANG);
+  return r == pid || (r < 0 && errno == ECHILD);
+}
+
+void stop_process(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < deadline) {
+    if (reaped(pid)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  wait_status(pid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files and filesystems.
+
+struct FsInfo {
+  std::string type = "?", source = "?", mount_point = "?";
+};
+
+// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mount_field(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+      out.push_back(char(std::stoi(s.substr(i + 1, 3), nullptr, 8)));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+bool path_is_under(const std::string& path, const std::string& mount) {
+  if (mount == "/") return true;
+  return path.compare(0, mount.size(), mount) == 0 &&
+         (path.size() == mount.size() || path[mount.size()] == '/');
+}
+
+// The mount that holds `path`: the longest mount point above it (the last one mounted wins).
+FsInfo filesystem_of(const std::string& path) {
+  std::error_code ec;
+  const std::string canon = fs::canonical(path, ec).string();
+  std::ifstream in("/proc/self/mountinfo");
+  FsInfo best;
+  size_t best_len = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::vector<std::string> f;
+    for (std::string w; ls >> w;) f.push_back(w);
+    const auto dash = std::find(f.begin(), f.end(), "-");
+    if (f.size() < 5 || dash == f.end() || f.end() - dash < 3) continue;
+    const std::string mount = unescape_mount_field(f[4]);
+    if (!path_is_under(canon, mount) || mount.size() < best_len) continue;
+    best = {dash[1], unescape_mount_field(dash[2]), mount};
+    best_len = mount.size();
+  }
+  return best;
+}
+
+uint64_t free_bytes(const std::string& path) {
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) != 0) return 0;
+  return uint64_t(st.f_bavail) * st.f_frsize;
+}
+
+// Sum of the sizes of the regular files under `path` (or of `path` itself).
+uint64_t tree_bytes(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
+  uint64_t total = 0;
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  return total;
+}
+
+void sync_filesystem(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot open " + dir + ": " + errno_text(errno));
+  const int rc = ::syncfs(fd);
+  const int e = errno;
+  ::close(fd);
+  if (rc != 0) throw std::runtime_error("syncfs " + dir + ": " + errno_text(e));
+}
+
+void remove_output(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) throw std::runtime_error("cannot remove " + path + ": " + ec.message());
+}
+
+// The 1, 5 and 15 minute load averages: other work on the machine skews every number.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+bool writable_dir(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
+}
+
+// --dir, else /var/tmp unless it is tmpfs, else the current directory.
+std::string choose_dir(const std::string& requested) {
+  if (!requested.empty()) {
+    if (!writable_dir(requested))
+      throw std::runtime_error(requested + " is not a writable directory");
+    return fs::absolute(requested).string();
+  }
+  const std::string cwd = fs::current_path().string();
+  for (const std::string& d : {std::string("/var/tmp"), cwd})
+    if (writable_dir(d) && filesystem_of(d).type != "tmpfs") return d;
+  if (writable_dir("/var/tmp")) return "/var/tmp";
+  return cwd;
+}
+
+std::string make_temp_dir(const std::string& parent, const std::string& prefix) {
+  std::string tmpl = parent + "/" + prefix + ".XXXXXX";
+  if (!::mkdtemp(tmpl.data()))
+    throw std::runtime_error("cannot create a directory in " + parent + ": " + errno_text(errno));
+  return tmpl;
+}
+
+// Removes a directory tree when it goes out of scope.
+struct TempDir {
+  std::string path;
+  explicit TempDir(std::string p) : path(std::move(p)) {}
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string self_dir() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::current_path().string() : exe.parent_path().string();
+}
+
+std::string find_tool(const std::string& requested, const std::vector<std::string>& candidates,
+                      const std::string& what, const std::string& flag) {
+  if (!requested.empty()) {
+    if (::access(requested.c_str(), X_OK) != 0)
+      throw std::runtime_error(what + " " + requested + " is not executable");
+    return requested;
+  }
+  for (const auto& c : candidates)
+    if (::access(c.c_str(), X_OK) == 0) return fs::weakly_canonical(c).string();
+  throw std::runtime_error("cannot find " + what + " (looked at " + candidates.front() +
+                           "); pass " + flag + " PATH");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The broker: one per frame size, with one stopped simulated camera.
+
+class Broker {
+ public:
+  Broker(const std::string& exe, const std::string& runtime_dir, uint32_t side, uint32_t slots)
+      : instance_("fbbench-" + std::to_string(::getpid()) + "-" + std::to_string(side)),
+        socket_(runtime_dir + "/" + instance_ + ".sock"),
+        log_(runtime_dir + "/" + instance_ + ".log") {
+    const std::string camera =
+        "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(side) +
+        ",Height=" + std::to_string(side) +
+        ",PixelType=Mono16,Pattern=spots,FrameRate=0,slots=" + std::to_string(slots) +
+        ",start=false";
+    pid_ = spawn_logged({exe, "--runtime-dir", runtime_dir, "--instance", instance_,
+                         "--no-default-camera", "--camera", camera, "--log-level", "warn"},
+                        log_);
+    try {
+      wait_ready();
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
+  ~Broker() { stop(); }
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  const std::string& socket() const { return socket_; }
+
+  void set_frame_rate(double fps) { connect().camera(kCamera).set("FrameRate", fmt("%.6g", fps)); }
+
+ private:
+  Client connect() const {
+    ConnectOptions co;
+    co.socket_path = socket_;
+    co.client_name = "fbbench";
+    return Client::connect(co);
+  }
+
+  std::string log_text() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return trim(ss.str());
+  }
+
+  void wait_ready() {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      if (reaped(pid_)) {
+        pid_ = -1;
+        throw std::runtime_error("framebrokerd exited at start: " + log_text());
+      }
+      try {
+        connect();
+        return;
+      } catch (const Error&) {
+        if (Clock::now() > deadline)
+          throw std::runtime_error("framebrokerd did not open " + socket_ + " within 10 s");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+
+  // The broker leaves its /dev/shm/fb.<instance>.lock by design (daemon/instance_lock.hpp); the
+  // instance name is ours alone, so it goes once the broker has exited.
+  void stop() {
+    if (pid_ > 0) stop_process(pid_);
+    pid_ = -1;
+    ::unlink(("/dev/shm/fb." + instance_ + ".lock").c_str());
+  }
+
+  std::string instance_, socket_, log_;
+  pid_t pid_ = -1;
+};
+
+// ---------------------------------------------------------------------------------------------
+// One fbsave run.
+
+struct FormatSpec {
+  std::string name;      // raw, zarr, zarr-lz4
+  std::string format;    // fbsave --format
+  std::string compress;  // fbsave --compress
+  std::string output;    // output name in the work dir
+  std::string baseline;  // what it is compared with: dd, py-zarr, py-zarr-lz4
+};
+
+const std::vector<FormatSpec>& format_specs() {
+  static const std::vector<FormatSpec> specs{
+      {"raw", "raw", "none", "raw", "dd"},
+      {"zarr", "zarr", "none", "zarr.zarr", "py-zarr"},
+      {"zarr-lz4", "zarr", "lz4", "zarr-lz4.zarr", "py-zarr-lz4"},
+  };
+  return specs;
+}
+
+struct SaveRun {
+  std::string mode;  // free (FrameRate=0, for a duration) or paced (N frames at rate_fps)
+  double rate_fps = 0;
+  uint64_t frames = 0;  // asked for (paced)
+  uint64_t written = 0, missed = 0, bytes = 0, disk_bytes = 0;
+  double seconds = 0;         // fbsave start to the end of syncfs
+  double sync_seconds = 0;    // the syncfs after fbsave exited
+  double fbsave_elapsed = 0;  // fbsave's own elapsed_s
+  std::string error;
+
+  bool ok() const { return error.empty(); }
+  bool lossless() const { return ok() && missed == 0 && written == frames; }
+  double mb_per_s() const { return seconds > 0 ? double(bytes) / seconds / 1e6 : 0; }
+};
+
+struct SaveJob {
+  const FormatSpec* spec;
+  double rate_fps;
+  std::optional<uint64_t> frames;  // paced
+  double duration_s = 0;           // free
+};
+
+std::vector<std::string> fbsave_argv(const std::string& exe, const std::string& socket,
+                                     const std::string& path, const FormatSpec& spec,
+                                     const SaveJob& job, uint32_t chunk_frames) {
+  std::vector<std::string> a{exe,        kCamera,     "--socket", socket,   "-o",         path,
+                             "--format", spec.format, "--start",  "--json", "--overwrite"};
+  if (job.frames) {
+    a.insert(a.end(), {"--frames", std::to_string(*job.frames)});
+  } else {
+    a.insert(a.end(), {"--duration", fmt("%.3f", job.duration_s)});
+  }
+  if (spec.format == "zarr")
+    a.insert(a.end(),
+             {"--compress", spec.compress, "--chunk-frames", std::to_string(chunk_frames)});
+  return a;
+}
+
+// fbsave --json prints one JSON object on its last line.
+void read_fbsave_summary(const ProcResult& p, SaveRun& r) {
+  const std::string out = trim(p.out);
+  const auto nl = out.rfind('\n');
+  json j;
+  try {
+    j = json::parse(nl == std::string::npos ? out : out.substr(nl + 1));
+  } catch (const json::exception&) {
+    r.error = "fbsave exited " + std::to_string(p.status) + ": " + trim(p.err);
+    return;
+  }
+  r.written = j.value("frames_written", uint64_t(0));
+  r.missed = j.value("frames_missed", uint64_t(0));
+  r.bytes = j.value("bytes", uint64_t(0));
+  r.fbsave_elapsed = j.value("elapsed_s", 0.0);
+  if (!j["error"].is_null()) r.error = j["error"].get<std::string>();
+  if (r.error.empty() && !p.ok())
+    r.error = "fbsave exited " + std::to_string(p.status) + ": " + trim(p.err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines.
+
+struct Baseline {
+  std::string name;  // dd, py-zarr, py-zarr-lz4
+  uint64_t frames = 0, bytes = 0, disk_bytes = 0;
+  double seconds = 0;
+  std::string error;
+  bool ok() const { return error.empty() && seconds > 0; }
+  double mb_per_s() const { return ok() ? double(bytes) / seconds / 1e6 : 0; }
+};
+
+// Writes N frames shaped like the sim's `spots` (about 5% background with 10 bits of noise, 20
+// gaussian beads), each a roll of one image, into a zarr array with chunks (K, H, W). The frames
+// are made before the clock starts; the time covers zarr.open, the writes and os.sync().
+constexpr const char* kPythonZarr = R"PY(
+import json, os, sys, time
+import numpy as np, numcodecs, zarr
+from numcodecs import Blosc
+
+side, n, k = (int(a) for a in sys.argv[1:4])
+path, cname, clevel = sys.argv[4], sys.argv[5], int(sys.argv[6])
+
+def spots_image(side, seed=1):
+    rng = np.random.default_rng(seed)
+    full, noise = 65535, 65535 >> 6
+    img = (full // 20 - noise // 2 + rng.integers(0, noise + 1, size=(side, side))).astype(np.float32)
+    s = 15
+    yy, xx = np.mgrid[:s, :s] - s // 2
+    sprite = 0.7 * full * np.exp(-(xx ** 2 + yy ** 2) / (2 * 2.2 ** 2))
+    for _ in range(20):
+        x, y = rng.integers(0, side - s, size=2)
+        img[y:y + s, x:x + s] += sprite * rng.uniform(0.85, 1.0)
+    return np.minimum(img, full).astype(np.uint16)
+
+img = spots_image(side)
+frame_bytes = side * side * 2
+nblocks = max(1, min(4, (512 << 20) // (k * frame_bytes), -(-n // k)))
+blocks = [np.stack([np.roll(img, 7 * (b * k + j), axis=1) for j in range(k)]) for b in range(nblocks)]
+compressor = None if cname == "none" else Blosc(cname=cname, clevel=clevel, shuffle=Blosc.SHUFFLE)
+
+t0 = time.perf_counter()
+z = zarr.open(path, mode="w", shape=(n, side, side), chunks=(k, side, side), dtype="u2",
+              compressor=compressor)
+for i, start in enumerate(range(0, n, k)):
+    stop = min(n, start + k)
+    z[start:stop] = blocks[i % nblocks][:stop - start]
+os.sync()
+seconds = time.perf_counter() - t0
+
+disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+print(json.dumps({"seconds": seconds, "bytes": n * frame_bytes, "disk_bytes": disk,
+                  "blosc_threads": numcodecs.blosc.get_nthreads()}))
+)PY";
+
+constexpr const char* kPythonVersions = R"PY(
+import numcodecs, numpy, zarr
+print("zarr %s, numcodecs %s, numpy %s" % (zarr.__version__, numcodecs.__version__, numpy.__version__))
+)PY";
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark.
+
+struct SizeResult {
+  uint32_t side = 0;
+  uint64_t frames = 0;
+  std::vector<Baseline> baselines;
+  struct PerFormat {
+    const FormatSpec* spec;
+    SaveRun free;
+    std::vector<SaveRun> paced;  // in the order run
+    std::optional<size_t> best;  // the fastest lossless paced run
+  };
+  std::vector<PerFormat> formats;
+
+  const Baseline* baseline(const std::string& name) const {
+    for (const auto& b : baselines)
+      if (b.name == name && b.ok()) return &b;
+    return nullptr;
+  }
+  double baseline_mb_per_s(const std::string& name) const {
+    const Baseline* b = baseline(name);
+    return b ? b->mb_per_s() : 0;
+  }
+};
+
+class SaveBench {
+ public:
+  explicit SaveBench(const SaveBenchOptions& o)
+      : o_(o),
+        dir_(choose_dir(o.dir)),
+        fs_(filesystem_of(dir_)),
+        broker_exe_(find_tool(
+            o.broker, {self_dir() + "/../daemon/framebrokerd", self_dir() + "/framebrokerd"},
+            "framebrokerd", "--broker")),
+        fbsave_exe_(find_tool(o.fbsave, {self_dir() + "/fbsave", self_dir() + "/../tools/fbsave"},
+                              "fbsave", "--fbsave")),
+        work_(make_temp_dir(dir_, "fbbench")),
+        runtime_(make_temp_dir(fs::temp_directory_path().string(), "fbbench-run")) {}
+
+  int run() {
+    load_start_ = load_average();
+    check_space();
+    python_versions_ = python_versions();
+    progress("fbbench save: writing in " + work_.path + " (" + fs_.type + " on " + fs_.source +
+             ")");
+    if (fs_.type == "tmpfs")
+      progress("warning: " + dir_ + " is tmpfs: the numbers measure memory, not a disk");
+    for (uint32_t side : o_.sizes) results_.push_back(bench_size(side));
+    load_end_ = load_average();
+    if (o_.json)
+      print_json();
+    else
+      print_table();
+    return 0;
+  }
+
+ private:
+  uint64_t frames_for(uint32_t side) const { return o_.frames.value_or(default_frames(side)); }
+  static uint64_t frame_bytes(uint32_t side) { return uint64_t(side) * side * 2; }
+
+  void progress(const std::string& line) const { std::fprintf(stderr, "%s\n", line.c_str()); }
+
+  // The largest output at once: a paced run, or a free run at up to 3 GB/s plus the ring.
+  void check_space() const {
+    uint64_t need = 0;
+    for (uint32_t side : o_.sizes) {
+      const uint64_t fb = frame_bytes(side);
+      need = std::max(
+          {need, frames_for(side) * fb, uint64_t(3e9 * o_.free_seconds) + uint64_t(o_.slots) * fb});
+    }
+    need += need / 5;
+    const uint64_t avail = free_bytes(dir_);
+    if (avail < need)
+      throw std::runtime_error(dir_ + " has " + fmt("%.1f", avail / 1e9) +
+                               " GB free; the runs need " + fmt("%.1f", need / 1e9) +
+                               " GB (use --dir, --frames or --free-seconds)");
+  }
+
+  std::string python_versions() const {
+    try {
+      const auto p = run_capture({o_.python, "-c", kPythonVersions});
+      if (p.ok()) return trim(p.out);
+      progress("warning: no python3-zarr baseline: " + trim(p.err));
+    } catch (const std::exception& e) {
+      progress(std::string("warning: no python3-zarr baseline: ") + e.what());
+    }
+    return "";
+  }
+
+  SizeResult bench_size(uint32_t side) {
+    SizeResult r;
+    r.side = side;
+    r.frames = frames_for(side);
+    const std::string size = std::to_string(side) + "x" + std::to_string(side);
+    r.baselines.push_back(fastest_of([&] { return run_dd(side, r.frames); }, size));
+    for (const std::string cname : {"none", "lz4"})
+      r.baselines.push_back(
+          fastest_of([&] { return run_python_zarr(side, r.frames, cname); }, size));
+    Broker broker(broker_exe_, runtime_.path, side, o_.slots);
+    for (const auto& spec : format_specs())
+      r.formats.push_back(bench_format(broker, spec, r.frames, size));
+    return r;
+  }
+
+  // Runs a baseline --baseline-runs times and keeps the fastest (the paced search keeps the
+  // fastest fbsave run too).
+  template <class F>
+  Baseline fastest_of(F run_once, const std::string& size) const {
+    std::optional<Baseline> best;
+    for (int i = 0; i < o_.baseline_runs; ++i) {
+      Baseline b = run_once();
+      report_baseline(size, b);
+      if (!best || (b.ok() && b.mb_per_s() > best->mb_per_s())) best = std::move(b);
+    }
+    return *best;
+  }
+
+  void report_baseline(const std::string& size, const Baseline& b) const {
+    if (b.ok())
+      progress("  " + size + " " + b.name + ": " + fmt("%.0f MB/s", b.mb_per_s()));
+    else
+      progress("  " + size + " " + b.name + ": failed: " + b.error);
+  }
+
+  Baseline run_dd(uint32_t side, uint64_t n) {
+    check_interrupted();
+    Baseline b{"dd", n, n * frame_bytes(side)};
+    const std::string path = work_.path + "/dd.bin";
+    sync_filesystem(work_.path);
+    const auto p =
+        run_capture({"dd", "if=/dev/zero", "of=" + path, "bs=" + std::to_string(frame_bytes(side)),
+                     "count=" + std::to_string(n), "oflag=direct", "conv=fsync", "status=none"});
+    b.seconds = p.seconds;
+    b.disk_bytes = tree_bytes(path);
+    if (!p.ok()) b.error = "dd exited " + std::to_string(p.status) + ": " + trim(p.err);
+    remove_output(path);
+    check_interrupted();
+    return b;
+  }
+
+  Baseline run_python_zarr(uint32_t side, uint64_t n, const std::string& cname) {
+    check_interrupted();
+    Baseline b{cname == "none" ? "py-zarr" : "py-zarr-" + cname, n, n * frame_bytes(side)};
+    if (python_versions_.empty()) {
+      b.error = "python3 with zarr and numcodecs is not available";
+      return b;
+    }
+    const std::string path = work_.path + "/python.zarr";
+    sync_filesystem(work_.path);
+    const auto p =
+        run_capture({o_.python, "-c", kPythonZarr, std::to_string(side), std::to_string(n),
+                     std::to_string(o_.chunk_frames), path, cname, "5"});
+    try {
+      const json j = json::parse(trim(p.out));
+      b.seconds = j.at("seconds").get<double>();
+      b.disk_bytes = j.at("disk_bytes").get<uint64_t>();
+    } catch (const json::exception&) {
+      b.error = "python3 exited " + std::to_string(p.status) + ": " + trim(p.err);
+    }
+    remove_output(path);
+    check_interrupted();
+    return b;
+  }
+
+  SaveRun run_fbsave(Broker& broker, const SaveJob& job) {
+    check_interrupted();
+    SaveRun r;
+    r.mode = job.frames ? "paced" : "free";
+    r.rate_fps = job.rate_fps;
+    r.frames = job.frames.value_or(0);
+    const std::string path = work_.path + "/" + job.spec->output;
+    remove_output(path);
+    broker.set_frame_rate(job.rate_fps);
+    sync_filesystem(work_.path);
+    const auto t0 = Clock::now();
+    const auto p = run_capture(
+        fbsave_argv(fbsave_exe_, broker.socket(), path, *job.spec, job, o_.chunk_frames));
+    const auto t_sync = Clock::now();
+    sync_filesystem(work_.path);
+    r.sync_seconds = seconds_since(t_sync);
+    r.seconds = seconds_since(t0);
+    read_fbsave_summary(p, r);
+    r.disk_bytes = tree_bytes(path);
+    remove_output(path);
+    check_interrupted();
+    return r;
+  }
+
+  void report_run(const std::string& size, const FormatSpec& spec, const SaveRun& r) const {
+    const std::string what =
+        "  " + size + " " + spec.name + " " +
+        (r.mode == "free" ? std::string("free (FrameRate=0)") : fmt("at %.0f fps", r.rate_fps));
+    if (!r.ok()) {
+      progress(what + ": failed: " + r.error);
+      return;
+    }
+    progress(what + ": " + fmt("%.0f MB/s", r.mb_per_s()) + ", " + std::to_string(r.written) +
+             " written, " + std::to_string(r.missed) + " missed");
+  }
+
+  // The free run gives the rate the saver reaches (frames written / fbsave's own time, without
+  // the final syncfs). Paced runs start just below it, step up 30% after a lossless run and down
+  // 20% after a lossy one; once a lossless and a lossy rate bracket the limit, they bisect.
+  SizeResult::PerFormat bench_format(Broker& broker, const FormatSpec& spec, uint64_t n,
+                                     const std::string& size) {
+    SizeResult::PerFormat f{&spec};
+    f.free = run_fbsave(broker, {&spec, 0, std::nullopt, o_.free_seconds});
+    report_run(size, spec, f.free);
+    if (!f.free.ok() || f.free.fbsave_elapsed <= 0) return f;
+    double rate = std::floor(0.95 * double(f.free.written) / f.free.fbsave_elapsed);
+    double lossless_rate = 0, lossy_rate = 0;
+    for (int i = 0; i < o_.paced_tries && rate >= 1; ++i) {
+      f.paced.push_back(run_fbsave(broker, {&spec, rate, n, 0}));
+      const SaveRun& r = f.paced.back();
+      report_run(size, spec, r);
+      if (!r.ok()) break;
+      if (r.lossless()) {
+        lossless_rate = std::max(lossless_rate, rate);
+        if (!f.best || r.mb_per_s() > f.paced[*f.best].mb_per_s()) f.best = f.paced.size() - 1;
+      } else {
+        lossy_rate = lossy_rate > 0 ? std::min(lossy_rate, rate) : rate;
+      }
+      rate = next_rate(lossless_rate, lossy_rate, rate);
+    }
+    return f;
+  }
+
+  // 0: the limit is found closely enough.
+  static double next_rate(double lossless_rate, double lossy_rate, double rate) {
+    if (lossless_rate > 0 && lossy_rate > 0)
+      return lossy_rate / lossless_rate < 1.03 ? 0 : std::floor((lossless_rate + lossy_rate) / 2);
+    return std::floor(lossless_rate > 0 ? rate * 1.3 : rate * 0.8);
+  }
+
+  // ---- output ----
+
+  struct Row {
+    std::string size, format, mode;
+    const SaveRun* run = nullptr;
+    const Baseline* baseline = nullptr;  // the row is a baseline
+    double versus = 0;                   // fbsave MB/s / its baseline's MB/s
+    std::string versus_name;
+  };
+
+  static std::string size_name(const SizeResult& s) {
+    return std::to_string(s.side) + "x" + std::to_string(s.side);
+  }
+
+  // A row for one fbsave run, with its speed relative to its baseline.
+  static Row run_row(const SizeResult& s, const SizeResult::PerFormat& f, const SaveRun& r) {
+    const double base = s.baseline_mb_per_s(f.spec->baseline);
+    const double versus = base > 0 && r.ok() ? r.mb_per_s() / base : 0;
+    return {size_name(s), f.spec->name, r.mode, &r, nullptr, versus, f.spec->baseline};
+  }
+
+  // Baselines, then per format the fastest lossless paced run (else the last one) and the free run.
+  static std::vector<Row> rows_of(const SizeResult& s) {
+    std::vector<Row> rows;
+    for (const auto& b : s.baselines) rows.push_back({size_name(s), b.name, "", nullptr, &b});
+    for (const auto& f : s.formats) {
+      if (f.best)
+        rows.push_back(run_row(s, f, f.paced[*f.best]));
+      else if (!f.paced.empty())
+        rows.push_back(run_row(s, f, f.paced.back()));
+      rows.push_back(run_row(s, f, f.free));
+    }
+    return rows;
+  }
+
+  static std::string run_label(const SaveRun& r) {
+    if (r.mode == "free") return "free, 0 fps";
+    return fmt("%.0f fps", r.rate_fps) + (r.lossless() ? "" : " (lossy)");
+  }
+
+  void print_header() const {
+    std::printf(
+        "fbbench save: %s, %s on %s (mounted at %s), %u CPUs, load %s at start, %s at end\n",
+        work_.path.c_str(), fs_.type.c_str(), fs_.source.c_str(), fs_.mount_point.c_str(),
+        std::thread::hardware_concurrency(), load_start_.c_str(), load_end_.c_str());
+    std::printf("frames: sim `spots`, Mono16; zarr chunks of %u frames; Blosc clevel 5 + shuffle\n",
+                o_.chunk_frames);
+    std::printf("baselines (fastest of %d): dd oflag=direct conv=fsync; python3 %s\n",
+                o_.baseline_runs,
+                python_versions_.empty() ? "zarr: not available" : python_versions_.c_str());
+    std::printf(
+        "times run from start to the end of syncfs(); MB/s = frame bytes / time (1 MB = 1e6 "
+        "B)\n\n");
+  }
+
+  void print_table() const {
+    print_header();
+    std::printf("%-10s %-16s %-17s %7s %8s %7s %8s %8s  %s\n", "SIZE", "WRITER", "CAMERA",
+                "WRITTEN", "MISSED", "SECONDS", "MB/S", "DISK_MB", "VERSUS");
+    for (const auto& s : results_) {
+      for (const auto& row : rows_of(s)) print_row(row);
+      std::printf("\n");
+    }
+    print_goals();
+  }
+
+  static void print_row(const Row& row) {
+    if (row.baseline) {
+      const Baseline& b = *row.baseline;
+      if (!b.ok()) {
+        std::printf("%-10s %-16s failed: %s\n", row.size.c_str(), b.name.c_str(), b.error.c_str());
+        return;
+      }
+      std::printf("%-10s %-16s %-17s %7llu %8s %7.2f %8.0f %8.0f\n", row.size.c_str(),
+                  b.name.c_str(), "-", (unsigned long long)b.frames, "-", b.seconds, b.mb_per_s(),
+                  b.disk_bytes / 1e6);
+      return;
+    }
+    const SaveRun& r = *row.run;
+    const std::string name = "fbsave " + row.format;
+    if (!r.ok()) {
+      std::printf("%-10s %-16s %-17s failed: %s\n", row.size.c_str(), name.c_str(),
+                  run_label(r).c_str(), r.error.c_str());
+      return;
+    }
+    const std::string versus =
+        row.versus > 0 ? fmt("%.2f", row.versus) + " x " + row.versus_name : std::string("-");
+    std::printf("%-10s %-16s %-17s %7llu %8llu %7.2f %8.0f %8.0f  %s\n", row.size.c_str(),
+                name.c_str(), run_label(r).c_str(), (unsigned long long)r.written,
+                (unsigned long long)r.missed, r.seconds, r.mb_per_s(), r.disk_bytes / 1e6,
+                versus.c_str());
+  }
+
+  // The issue's goals, from the lossless paced runs.
+  void print_goals() const {
+    for (const auto& s : results_) {
+      const std::string size = size_name(s);
+      std::printf("%s: raw/dd %s (goal >= 0.90), zarr-lz4/py-zarr-lz4 %s (goal >= 1.30)\n",
+                  size.c_str(), goal_text(s, "raw").c_str(), goal_text(s, "zarr-lz4").c_str());
+    }
+  }
+
+  static std::string goal_text(const SizeResult& s, const std::string& format) {
+    for (const auto& row : rows_of(s))
+      if (row.run && row.format == format && row.mode == "paced" && row.run->lossless() &&
+          row.versus > 0)
+        return fmt("%.2f", row.versus);
+    return "n/a";
+  }
+
+  static json run_json(const Row& row, const SizeResult& s) {
+    const SaveRun& r = *row.run;
+    return {{"size", row.size},
+            {"width", s.side},
+            {"height", s.side},
+            {"format", row.format},
+            {"mode", r.mode},
+            {"rate_fps", r.rate_fps},
+            {"frames", r.frames},
+            {"frames_written", r.written},
+            {"frames_missed", r.missed},
+            {"lossless", r.mode == "paced" && r.lossless()},
+            {"bytes", r.bytes},
+            {"bytes_on_disk", r.disk_bytes},
+            {"seconds", r.seconds},
+            {"fbsave_elapsed_s", r.fbsave_elapsed},
+            {"sync_s", r.sync_seconds},
+            {"mb_per_s", r.ok() ? json(r.mb_per_s()) : json(nullptr)},
+            {"baseline", row.versus_name},
+            {"ratio", row.versus > 0 ? json(row.versus) : json(nullptr)},
+            {"dd_mb_per_s", nullable(s.baseline_mb_per_s("dd"))},
+            {"python_zarr_mb_per_s", nullable(s.baseline_mb_per_s("py-zarr-lz4"))},
+            {"python_zarr_none_mb_per_s", nullable(s.baseline_mb_per_s("py-zarr"))},
+            {"error", r.ok() ? json(nullptr) : json(r.error)}};
+  }
+
+  static json baseline_json(const Baseline& b, const SizeResult& s) {
+    return {{"size", size_name(s)},
+            {"name", b.name},
+            {"frames", b.frames},
+            {"bytes", b.bytes},
+            {"bytes_on_disk", b.disk_bytes},
+            {"seconds", b.seconds},
+            {"mb_per_s", nullable(b.mb_per_s())},
+            {"error", b.error.empty() ? json(nullptr) : json(b.error)}};
+  }
+
+  static json nullable(double v) { return v > 0 ? json(v) : json(nullptr); }
+
+  void print_json() const {
+    json rows = json::array(), baselines = json::array(), tries = json::array();
+    for (const auto& s : results_) {
+      for (const auto& row : rows_of(s))
+        if (row.run) rows.push_back(run_json(row, s));
+      for (const auto& b : s.baselines) baselines.push_back(baseline_json(b, s));
+      for (const auto& f : s.formats)
+        for (const auto& r : f.paced) tries.push_back(run_json(run_row(s, f, r), s));
+    }
+    const json out{{"dir", dir_},
+                   {"filesystem", fs_.type},
+                   {"device", fs_.source},
+                   {"mount_point", fs_.mount_point},
+                   {"cpus", std::thread::hardware_concurrency()},
+                   {"load_average_start", load_start_},
+                   {"load_average_end", load_end_},
+                   {"baseline_runs", o_.baseline_runs},
+                   {"chunk_frames", o_.chunk_frames},
+                   {"python", python_versions_},
+                   {"rows", rows},
+                   {"baselines", baselines},
+                   {"paced_tries", tries}};
+    std::printf("%s\n", out.dump(2).c_str());
+  }
+
+  const SaveBenchOptions& o_;
+  std::string dir_;
+  FsInfo fs_;
+  std::string broker_exe_, fbsave_exe_;
+  TempDir work_, runtime_;
+  std::string python_versions_;
+  std::string load_start_, load_end_;
+  std::vector<SizeResult> results_;
+};
+
+}  // namespace
+
+uint64_t default_frames(uint32_t side) {
+  const double reference = 200.0 * 2048 * 2048;  // 200 frames of 2048x2048
+  const double n = std::round(reference / (double(side) * side));
+  return uint64_t(std::clamp(n, 16.0, 2000.0));
+}
+
+int run_save_bench(const SaveBenchOptions& options) {
+  install_signal_handlers();
+  try {
+    SaveBench bench(options);
+    return bench.run();
+  } catch (const Interrupted&) {
+    std::fprintf(stderr, "fbbench: interrupted\n");
+    return 130;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fbbench: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace framebroker::fbbench

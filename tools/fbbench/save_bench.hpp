@@ -1,0 +1,43 @@
+// fbbench save: how fast fbsave writes (raw, zarr, zarr with Blosc lz4) with the data on disk,
+// side by side in one run with `dd oflag=direct` writing the same bytes to the same directory and
+// with python3-zarr + numcodecs writing comparable frames with the same chunks.
+//
+// For each frame size it starts its own framebrokerd with one simulated camera (Mono16, `spots`)
+// and, per format, runs fbsave twice or more:
+//   free:  FrameRate=0 for a few seconds: the most the saver writes while the camera outruns it
+//          (the frames it could not take are counted as missed);
+//   paced: N frames at a fixed rate, starting just below the free run's rate and stepping up or
+//          down (at most --paced-tries runs): the fastest rate at which every frame was written.
+// Every time runs from starting the writer to the end of a syncfs() of the output's filesystem.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace framebroker::fbbench {
+
+struct SaveBenchOptions {
+  std::string dir;  // empty: /var/tmp, else the current directory (avoiding tmpfs)
+  std::vector<uint32_t> sizes{512, 2048};
+  std::optional<uint64_t> frames;  // per run; default 2000 at 512x512, 200 at 2048x2048
+  uint32_t chunk_frames = 16;
+  uint32_t slots = 64;  // the camera's ring: fbsave may queue slots - 4 frames
+  double free_seconds = 2;
+  int paced_tries = 3;
+  int baseline_runs = 2;  // each baseline runs this many times; the fastest counts
+  std::string broker;     // default: ../daemon/framebrokerd next to fbbench
+  std::string fbsave;     // default: fbsave next to fbbench
+  std::string python = "/usr/bin/python3";
+  bool json = false;
+};
+
+// Frames per run when --frames is not given: about 1.7 GB at 2048x2048 (200 frames), at most 2000.
+uint64_t default_frames(uint32_t side);
+
+// Runs the benchmark, prints progress on stderr and the table (or JSON) on stdout.
+// Returns the exit code: 0 done, 1 error, 130 interrupted.
+int run_save_bench(const SaveBenchOptions& options);
+
+}  // namespace framebroker::fbbench
