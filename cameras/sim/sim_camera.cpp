@@ -322,15 +322,32 @@ void SimCamera::snap(FrameSink& sink) {
     throw CameraError("snap on '" + name_ + "' got no free slot; the frame was dropped");
 }
 
+// The shortest frame time of a free-running sim whose ring is full.
+constexpr std::chrono::microseconds kMinFrameTime{50};
+
 void SimCamera::run(FrameSink& sink, FrameFormat fmt, std::optional<uint64_t> frames) {
   Renderer renderer(fmt);
   Schedule schedule;
   Live live;
+  Clock::duration frame_time{};  // what rendering the last frame took
   for (uint64_t id = 0; !frames || id < *frames; ++id) {
     if (!await_frame(id, schedule, live)) break;
-    produce(sink, renderer, fmt, live, id);  // a full ring drops this id; go on
+    const auto t0 = Clock::now();
+    if (produce(sink, renderer, fmt, live, id)) {
+      frame_time = Clock::now() - t0;
+    } else if (live.frame_rate == 0 &&
+               !idle_for(std::max<Clock::duration>(frame_time, kMinFrameTime))) {
+      break;  // a full ring drops this id; free-running, a real sensor would
+              // still spend a frame's time on it, so do not spin
+    }
   }
   running_ = false;
+}
+
+bool SimCamera::idle_for(Clock::duration d) {
+  std::unique_lock lock(mutex_);
+  wake_.wait_for(lock, d, [&] { return stop_requested_; });
+  return !stop_requested_;
 }
 
 bool SimCamera::await_frame(uint64_t id, Schedule& schedule, Live& live) {

@@ -63,6 +63,8 @@ class SimCamera : public Camera {
   void run(FrameSink& sink, FrameFormat fmt, std::optional<uint64_t> frames);
   // Sleeps until frame `id` is due and copies the live settings; false if stop() was asked.
   bool await_frame(uint64_t id, Schedule& schedule, Live& live);
+  // Waits d unless stopped; false when stopped.
+  bool idle_for(std::chrono::steady_clock::duration d);
   // Renders and commits one frame; false if the sink had no room for it.
   bool produce(FrameSink& sink, Renderer& renderer, const FrameFormat& fmt, const Live& live,
                uint64_t id);

@@ -495,3 +495,19 @@ TEST(SimCamera, PatternsMoveWithTheFrameId) {
     EXPECT_NE(commits[0].pixels, commits[39].pixels) << pattern;
   }
 }
+
+TEST(SimCamera, AFreeRunningCameraDoesNotSpinWhileTheRingIsFull) {
+  fbc::SimCamera cam("sim");
+  cam.set("FrameRate", "0");
+  cam.set("Width", "64");
+  cam.set("Height", "64");
+  FakeSink sink;
+  for (size_t i = 0; i < 1'000'000; ++i) sink.refuse.insert(i);  // a ring that stays full
+  cam.start(sink, std::nullopt);
+  std::this_thread::sleep_for(200ms);
+  cam.stop();
+  // At least 50 us per refused frame: a spinning loop would make hundreds of
+  // thousands of loans (and burn a seq on each) in this time.
+  EXPECT_LT(sink.loans(), 200ms / 50us + 100);
+  EXPECT_GT(sink.loans(), 0u);
+}
