@@ -81,9 +81,10 @@ TEST(Fbctl, SlotsShowsTheHolderOfAHeldSlot) {
       } else if (h["pid"] == holder->pid()) {
         EXPECT_EQ(h["client"], "fbctl");
         EXPECT_EQ(sl["state"], "ready");
-        EXPECT_GT(sl["age_ms"].get<double>(), 50);  // held since before the sleep
         EXPECT_GE(sl["seq"].get<int>(), 0);
-        ++held_by_watch;
+        // The three it keeps, held since before the sleep (it may also be
+        // reading the newest frame right now).
+        if (sl["age_ms"].get<double>() > 50) ++held_by_watch;
       }
     }
   }
@@ -94,7 +95,7 @@ TEST(Fbctl, SlotsShowsTheHolderOfAHeldSlot) {
   auto text = b.fbctl({"slots", "cam"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   const std::string bar = text.out.substr(text.out.find('['), text.out.find(']') - text.out.find('['));
-  EXPECT_EQ(std::count(bar.begin(), bar.end(), 'H'), 3) << text.out;  // the three held slots
+  EXPECT_GE(std::count(bar.begin(), bar.end(), 'H'), 3) << text.out;  // the three held slots
   EXPECT_NE(text.out.find("fbctl (pid " + std::to_string(holder->pid()) + ")"), std::string::npos)
       << text.out;
 }
