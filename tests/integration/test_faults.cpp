@@ -73,7 +73,8 @@ TEST(Faults, SecondBrokerOnTheSameInstanceNamesTheFirst) {
 TEST(Faults, AfterSigkillOfTheBrokerANewOneStartsCleanAndClientsSeeBrokerLost) {
   Broker b({"--no-default-camera", "--camera", "sim:name=cam,Width=64,Height=64,FrameRate=100"});
   auto watcher = b.fbctl_async({"watch", "cam", "--duration", "60"});
-  ASSERT_TRUE(b.wait_status([&](const json& s) { return !subscribers(s, watcher->pid()).empty(); }));
+  ASSERT_TRUE(
+      b.wait_status([&](const json& s) { return !subscribers(s, watcher->pid()).empty(); }));
   auto client = framebroker::Client::connect({.socket_path = b.socket()});
   auto sub = client.subscribe("cam");
   ASSERT_TRUE(sub.next(5s).has_value());

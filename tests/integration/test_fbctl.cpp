@@ -94,7 +94,8 @@ TEST(Fbctl, SlotsShowsTheHolderOfAHeldSlot) {
 
   auto text = b.fbctl({"slots", "cam"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  const std::string bar = text.out.substr(text.out.find('['), text.out.find(']') - text.out.find('['));
+  const std::string bar =
+      text.out.substr(text.out.find('['), text.out.find(']') - text.out.find('['));
   EXPECT_GE(std::count(bar.begin(), bar.end(), 'H'), 3) << text.out;  // the three held slots
   EXPECT_NE(text.out.find("fbctl (pid " + std::to_string(holder->pid()) + ")"), std::string::npos)
       << text.out;
