@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <stdexcept>
 #include <system_error>
 
 namespace framebroker::fbsave {
@@ -80,6 +81,18 @@ int write_file_atomic(const std::string& path, const std::string& text, bool syn
     }
   }
   return 0;
+}
+
+void FinishErrors::note(const std::string& message) {
+  if (first_new_.empty() && !had_failed_) first_new_ = message;
+  if (!failed_) {
+    failed_ = true;
+    error_ = message;
+  }
+}
+
+void FinishErrors::throw_first_new() const {
+  if (!first_new_.empty()) throw std::runtime_error(first_new_);
 }
 
 }  // namespace framebroker::fbsave

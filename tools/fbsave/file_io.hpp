@@ -20,4 +20,21 @@ int write_file_in_place(const std::string& path, const std::string& text, bool s
 // is full); fsyncs file and directory when `sync`. 0 or the errno.
 int write_file_atomic(const std::string& path, const std::string& text, bool sync);
 
+// The errors finish() meets: each is recorded in the writer (failed, error),
+// and the first one its caller has not heard of yet is thrown once, at the end.
+class FinishErrors {
+ public:
+  FinishErrors(bool& failed, std::string& error)
+      : failed_(failed), error_(error), had_failed_(failed) {}
+  bool had_failed() const { return had_failed_; }
+  void note(const std::string& message);
+  void throw_first_new() const;
+
+ private:
+  bool& failed_;
+  std::string& error_;
+  const bool had_failed_;
+  std::string first_new_;
+};
+
 }  // namespace framebroker::fbsave

@@ -59,4 +59,28 @@ nlohmann::json MissedSeqs::ranges_json() const {
   return out;
 }
 
+nlohmann::json summary_json(const char* format, const DatasetInfo& info, uint64_t written,
+                            uint64_t index_lines, const MissedSeqs& missed, bool complete,
+                            const std::string& error) {
+  nlohmann::json m;
+  m["format"] = format;
+  m["version"] = 1;
+  m["stream"] = info.stream;
+  m["camera"] = info.camera;
+  m["camera_properties"] = info.camera_properties;
+  m["width"] = info.width;
+  m["height"] = info.height;
+  m["samples"] = info.samples;
+  m["slot_stride"] = info.stride;
+  m["pixel_type"] = info.pixel_type;
+  m["index_lines"] = index_lines;
+  m["frames_expected"] = info.frames_expected ? nlohmann::json(*info.frames_expected) : nullptr;
+  m["frames_written"] = written;
+  m["frames_missed"] = missed.count();
+  m["missed_seqs"] = missed.ranges_json();  // [first_seq, count] ranges
+  m["complete"] = complete;
+  m["error"] = error.empty() ? nlohmann::json(nullptr) : nlohmann::json(error);
+  return m;
+}
+
 }  // namespace framebroker::fbsave

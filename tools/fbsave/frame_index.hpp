@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "fbsave/writer.hpp"
+
 namespace framebroker::fbsave {
 
 // An append-only .jsonl file, one line per frame. Each line is written before
@@ -41,5 +43,11 @@ class MissedSeqs {
   std::atomic<uint64_t> count_{0};
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;
 };
+
+// The summary both sidecar formats share: the dataset, its camera, and the
+// accounting (written + missed = the seqs of the acquisition).
+nlohmann::json summary_json(const char* format, const DatasetInfo& info, uint64_t written,
+                            uint64_t index_lines, const MissedSeqs& missed, bool complete,
+                            const std::string& error);
 
 }  // namespace framebroker::fbsave

@@ -195,15 +195,8 @@ class RawWriter final : public Writer {
     if (finished_) return;
     finished_ = true;
     if (!began_) return;
-    const bool had_failed = failed_;
-    std::string first_error;  // a new error met here, thrown once at the end
-    auto note = [&](const std::string& m) {
-      if (first_error.empty() && !had_failed) first_error = m;
-      if (!failed_) {
-        failed_ = true;
-        error_ = m;
-      }
-    };
+    FinishErrors errors(failed_, error_);
+    auto note = [&](const std::string& m) { errors.note(m); };
     if (fd_buf_ >= 0 && ::fdatasync(fd_buf_) != 0)
       note("cannot write " + data_path_ + ": " + errno_text(errno));
     if (const int e = index_.close(true))
@@ -215,7 +208,7 @@ class RawWriter final : public Writer {
     }
     if (const int e = write_meta_errno(true))
       note("cannot write " + meta_path_ + ": " + errno_text(e));
-    if (!first_error.empty()) throw std::runtime_error(first_error);
+    errors.throw_first_new();
   }
 
   Totals totals() const override {
@@ -229,18 +222,10 @@ class RawWriter final : public Writer {
   }
 
   int write_meta_errno(bool final) {
-    nlohmann::json m;
-    m["format"] = "framebroker.fbsave.raw";
-    m["version"] = 1;
-    m["stream"] = info_.stream;
-    m["camera"] = info_.camera;
-    m["width"] = info_.width;
-    m["height"] = info_.height;
-    m["samples"] = info_.samples;
+    nlohmann::json m = summary_json("framebroker.fbsave.raw", info_, written_.load(),
+                                    index_.lines(), missed_, final, error_);
     m["bytes_per_sample"] = info_.bytes_per_sample;
     m["stride"] = row_bytes_;  // rows are packed in frames.raw
-    m["slot_stride"] = info_.stride;
-    m["pixel_type"] = info_.pixel_type;
     m["dtype"] = dtype();
     m["frame_bytes"] = frame_bytes_;
     nlohmann::json shape = {written_.load(), info_.height, info_.width};
@@ -248,16 +233,8 @@ class RawWriter final : public Writer {
     m["shape"] = std::move(shape);
     m["data_file"] = "frames.raw";
     m["index_file"] = "index.jsonl";
-    m["index_lines"] = index_.lines();
-    m["frames_expected"] = info_.frames_expected ? nlohmann::json(*info_.frames_expected) : nullptr;
-    m["frames_written"] = written_.load();
-    m["frames_missed"] = missed_.count();
-    m["missed_seqs"] = missed_.ranges_json();  // [first_seq, count] ranges
-    m["camera_properties"] = info_.camera_properties;
     m["o_direct"] = direct_;
     m["o_direct_note"] = direct_note_;
-    m["complete"] = final;
-    m["error"] = error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(error_);
     return write_file_atomic(meta_path_, m.dump(1) + "\n", final);
   }
   void write_meta(bool final) {

@@ -242,15 +242,9 @@ class TiffWriter final : public Writer {
     if (finished_) return;
     finished_ = true;
     if (!began_) return;
-    const bool had_failed = failed_;
-    std::string first_error;  // a new error met here, thrown once at the end
-    auto note = [&](const std::string& m) {
-      if (first_error.empty() && !had_failed) first_error = m;
-      if (!failed_) {
-        failed_ = true;
-        error_ = m;
-      }
-    };
+    FinishErrors errors(failed_, error_);
+    auto note = [&](const std::string& m) { errors.note(m); };
+    const bool had_failed = errors.had_failed();
     if (tif_) {
       if (!had_failed && !TIFFFlush(tif_)) note(error_message("flushing"));
       if (failed_) poisoned_ = true;  // TIFFClose must not add to a failed file
@@ -271,7 +265,7 @@ class TiffWriter final : public Writer {
       note("cannot write " + index_path_ + ": " + errno_text(e));
     if (const int e = write_summary_errno(true))
       note("cannot write " + summary_path_ + ": " + errno_text(e));
-    if (!first_error.empty()) throw std::runtime_error(first_error);
+    errors.throw_first_new();
   }
 
   Totals totals() const override {
@@ -455,27 +449,11 @@ class TiffWriter final : public Writer {
 
   // ---- frames.jsonl and frames.json ----
   int write_summary_errno(bool final) {
-    nlohmann::json h;
-    h["format"] = "framebroker.fbsave.ome-tiff";
-    h["version"] = 1;
+    nlohmann::json h = summary_json("framebroker.fbsave.ome-tiff", info_, pages_.load(),
+                                    index_.lines(), missed_, final, error_);
     h["tiff"] = std::filesystem::path(path_).filename().string();
     h["frames_index"] = std::filesystem::path(index_path_).filename().string();
-    h["index_lines"] = index_.lines();
-    h["stream"] = info_.stream;
-    h["camera"] = info_.camera;
-    h["width"] = info_.width;
-    h["height"] = info_.height;
-    h["samples"] = info_.samples;
-    h["slot_stride"] = info_.stride;
-    h["pixel_type"] = info_.pixel_type;
     h["dtype"] = numpy_dtype(info_);
-    h["camera_properties"] = info_.camera_properties;
-    h["frames_expected"] = info_.frames_expected ? nlohmann::json(*info_.frames_expected) : nullptr;
-    h["frames_written"] = pages_.load();
-    h["frames_missed"] = missed_.count();
-    h["missed_seqs"] = missed_.ranges_json();  // [first_seq, count] ranges
-    h["complete"] = final;
-    h["error"] = error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(error_);
     return write_file_atomic(summary_path_, h.dump(1) + "\n", final);
   }
   void write_summary(bool final) {
