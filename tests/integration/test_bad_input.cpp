@@ -202,6 +202,7 @@ TEST(BadInput, BadConfigurationExitsWithAClearMessage) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("unknown camera driver"), std::string::npos) << r.err;
   std::filesystem::remove_all("/tmp/fbtest-badcfg");
+  std::filesystem::remove("/dev/shm/fb.bad.lock");  // the broker locked the instance before failing
 }
 
 TEST(BadInput, ATypeWithNoBodyGetsMalformedAndTheBrokerLives) {
