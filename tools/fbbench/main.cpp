@@ -54,6 +54,37 @@ CLI::App* add_save_command(CLI::App& app, SaveBenchOptions& o) {
   return save;
 }
 
+CLI::App* add_soak_command(CLI::App& app, SaveBenchOptions& o, SoakOptions& so) {
+  auto* soak = app.add_subcommand(
+      "soak",
+      "One long fbsave run at a fixed camera rate: does the saver keep every frame for minutes?\n"
+      "Starts its own framebrokerd (simulated Mono16 `spots` camera), runs fbsave --frames\n"
+      "(rate x seconds) --start, and reports frames written and missed. Pick a rate and size the\n"
+      "disk can hold: the output (up to rate x seconds x frame bytes) is removed at the end.\n\n"
+      "Example:\n"
+      "  fbbench soak --seconds 600 --rate 150 --size 512 --format zarr-lz4");
+  soak->add_option("--seconds", so.seconds, "length of the run")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
+  soak->add_option("--rate", so.rate_fps, "camera frames per second")
+      ->check(CLI::Range(1.0, 100000.0))
+      ->capture_default_str();
+  soak->add_option("--size", so.side, "square frame side")
+      ->check(CLI::Range(64, 4096))
+      ->capture_default_str();
+  soak->add_option("--format", so.format, "fbsave format")
+      ->check(CLI::IsMember(save_format_names()))
+      ->capture_default_str();
+  soak->add_option("--dir", o.dir, "directory to write in (default as for `fbbench save`)");
+  soak->add_option("--slots", o.slots, "slots in the camera's ring")
+      ->check(CLI::Range(8, 65536))
+      ->capture_default_str();
+  soak->add_option("--broker", o.broker, "framebrokerd binary (default: ../daemon/framebrokerd)");
+  soak->add_option("--fbsave", o.fbsave, "fbsave binary (default: next to fbbench)");
+  soak->add_flag("--json", o.json, "print the result as JSON");
+  return soak;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,11 +94,18 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   SaveBenchOptions save_options;
   auto* save = add_save_command(app, save_options);
+  SaveBenchOptions soak_options;
+  SoakOptions soak;
+  auto* soak_cmd = add_soak_command(app, soak_options, soak);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (save->parsed()) return run_save_bench(save_options);
+  if (soak_cmd->parsed()) {
+    soak_options.soak = soak;
+    return run_save_bench(soak_options);
+  }
   return 2;
 }

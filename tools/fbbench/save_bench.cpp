@@ -611,6 +611,7 @@ class SaveBench {
         runtime_(make_temp_dir(fs::temp_directory_path().string(), "fbbench-run")) {}
 
   int run() {
+    if (o_.soak) return run_soak(*o_.soak);
     load_start_ = load_average();
     check_space();
     python_versions_ = python_versions();
@@ -805,6 +806,56 @@ class SaveBench {
     return std::floor(lossless_rate > 0 ? rate * 1.3 : rate * 0.8);
   }
 
+  // ---- soak ----
+
+  int run_soak(const SoakOptions& so) {
+    const FormatSpec* spec = nullptr;
+    for (const auto& f : format_specs())
+      if (f.name == so.format) spec = &f;
+    if (!spec) throw std::runtime_error("unknown format " + so.format);
+    const uint64_t n = uint64_t(std::llround(so.rate_fps * so.seconds));
+    const uint64_t need = n * frame_bytes(so.side) / 10 * 12;  // uncompressed, plus 20%
+    if (const uint64_t avail = free_bytes(dir_); avail < need)
+      throw std::runtime_error(dir_ + " has " + fmt("%.1f", avail / 1e9) + " GB free; the soak " +
+                               "needs up to " + fmt("%.1f", need / 1e9) +
+                               " GB (use --dir, --seconds, --rate or --size)");
+    const std::string size = std::to_string(so.side) + "x" + std::to_string(so.side);
+    progress("fbbench soak: " + std::to_string(n) + " frames of " + size + " Mono16 at " +
+             fmt("%.0f", so.rate_fps) + " fps (" + fmt("%.0f", so.seconds) + " s), fbsave " +
+             spec->name + ", in " + work_.path + " (" + fs_.type + ")");
+    load_start_ = load_average();
+    Broker broker(broker_exe_, runtime_.path, so.side, o_.slots);
+    const SaveRun r = run_fbsave(broker, {spec, so.rate_fps, n, 0});
+    load_end_ = load_average();
+    const json out{{"size", size},
+                   {"format", spec->name},
+                   {"rate_fps", so.rate_fps},
+                   {"frames", n},
+                   {"frames_written", r.written},
+                   {"frames_missed", r.missed},
+                   {"lossless", r.lossless()},
+                   {"seconds", r.seconds},
+                   {"mb_per_s", nullable(r.mb_per_s())},
+                   {"bytes_on_disk", r.disk_bytes},
+                   {"load_average_start", load_start_},
+                   {"load_average_end", load_end_},
+                   {"error", r.ok() ? json(nullptr) : json(r.error)}};
+    if (o_.json) {
+      std::printf("%s\n", out.dump(2).c_str());
+    } else if (!r.ok()) {
+      std::printf("soak %s %s at %.0f fps: failed: %s\n", size.c_str(), spec->name.c_str(),
+                  so.rate_fps, r.error.c_str());
+    } else {
+      std::printf(
+          "soak %s %s at %.0f fps for %.0f s: %llu written, %llu missed, %.0f MB/s, %.1f GB on "
+          "disk, load %s -> %s: %s\n",
+          size.c_str(), spec->name.c_str(), so.rate_fps, r.seconds, (unsigned long long)r.written,
+          (unsigned long long)r.missed, r.mb_per_s(), r.disk_bytes / 1e9, load_start_.c_str(),
+          load_end_.c_str(), r.lossless() ? "every frame saved" : "FRAMES MISSED");
+    }
+    return r.ok() ? 0 : 1;
+  }
+
   // ---- output ----
 
   struct Row {
@@ -990,6 +1041,12 @@ class SaveBench {
 };
 
 }  // namespace
+
+std::vector<std::string> save_format_names() {
+  std::vector<std::string> out;
+  for (const auto& f : format_specs()) out.push_back(f.name);
+  return out;
+}
 
 uint64_t default_frames(uint32_t side) {
   const double reference = 200.0 * 2048 * 2048;  // 200 frames of 2048x2048

@@ -18,6 +18,14 @@
 
 namespace framebroker::fbbench {
 
+// fbbench soak: one long paced run, to show that a saver keeps up for minutes, not seconds.
+struct SoakOptions {
+  double seconds = 600;
+  double rate_fps = 150;
+  uint32_t side = 512;
+  std::string format = "zarr-lz4";  // raw, zarr or zarr-lz4
+};
+
 struct SaveBenchOptions {
   std::string dir;  // empty: /var/tmp, else the current directory (avoiding tmpfs)
   std::vector<uint32_t> sizes{512, 2048};
@@ -25,13 +33,17 @@ struct SaveBenchOptions {
   uint32_t chunk_frames = 16;
   uint32_t slots = 64;  // the camera's ring: fbsave may queue slots - 4 frames
   double free_seconds = 2;
-  int paced_tries = 3;
+  int paced_tries = 5;
   int baseline_runs = 2;  // each baseline runs this many times; the fastest counts
   std::string broker;     // default: ../daemon/framebrokerd next to fbbench
   std::string fbsave;     // default: fbsave next to fbbench
   std::string python = "/usr/bin/python3";
   bool json = false;
+  std::optional<SoakOptions> soak;  // set: run the soak instead of the size sweep
 };
+
+// The formats the benchmark knows: raw, zarr, zarr-lz4.
+std::vector<std::string> save_format_names();
 
 // Frames per run when --frames is not given: about 1.7 GB at 2048x2048 (200 frames), at most 2000.
 uint64_t default_frames(uint32_t side);

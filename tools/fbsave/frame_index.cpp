@@ -15,23 +15,25 @@ int FrameIndex::open(const std::string& path) {
   return fd_ < 0 ? errno : 0;
 }
 
-int FrameIndex::append(const char* line, size_t n) {
+int FrameIndex::append(const char* text, size_t n, uint64_t lines) {
   if (fd_ < 0) return EBADF;
-  if (const int e = write_all(fd_, line, n)) {
+  if (const int e = write_all(fd_, text, n)) {
     [[maybe_unused]] int r = ::ftruncate(fd_, off_t(bytes_));  // no half line
     return e;
   }
   bytes_ += n;
-  ++lines_;
+  lines_ += lines;
   last_ = n;
+  last_lines_ = lines;
   return 0;
 }
 
 void FrameIndex::drop_last() {
   if (fd_ < 0 || lines_ == 0 || last_ == 0) return;
   bytes_ -= last_;
-  --lines_;
+  lines_ -= last_lines_;
   last_ = 0;
+  last_lines_ = 0;
   [[maybe_unused]] int r = ::ftruncate(fd_, off_t(bytes_));
 }
 

@@ -18,10 +18,11 @@ namespace framebroker::fbsave {
 class FrameIndex {
  public:
   ~FrameIndex() { close(false); }
-  int open(const std::string& path);       // truncates; 0 or the errno
-  int append(const char* line, size_t n);  // 0, or the errno with the file unchanged
-  void drop_last();                        // the frame of the last line could not be written
-  int close(bool sync);                    // idempotent; 0 or the errno
+  int open(const std::string& path);  // truncates; 0 or the errno
+  // Appends `lines` whole lines in one write: 0, or the errno with the file unchanged.
+  int append(const char* text, size_t n, uint64_t lines = 1);
+  void drop_last();      // the frames of the last append could not be written
+  int close(bool sync);  // idempotent; 0 or the errno
   uint64_t lines() const { return lines_; }
   const std::string& path() const { return path_; }
 
@@ -29,6 +30,7 @@ class FrameIndex {
   int fd_ = -1;
   uint64_t bytes_ = 0, lines_ = 0;
   size_t last_ = 0;
+  uint64_t last_lines_ = 0;
   std::string path_;
 };
 

@@ -152,16 +152,15 @@ class WriterThread {
     for (;;) {
       auto batch = queue_.take();
       if (batch.empty()) return;
-      for (auto& f : batch) {
-        if (failed_) continue;  // drop (release) what is left after an error
+      if (!failed_) {
         try {
-          write_one(f);
+          write_batch(batch);
         } catch (const std::exception& e) {
           summary_.error = e.what();
           failed_ = true;
         }
-        f.release();
       }
+      batch.clear();  // releases the slots (also what is left after an error)
       if (!failed_ && Clock::now() - last_checkpoint > std::chrono::seconds(2)) {
         try {
           writer_->checkpoint();
@@ -174,21 +173,33 @@ class WriterThread {
     }
   }
 
-  void write_one(const Frame& f) {
-    if (last_seq_ && f.seq() > *last_seq_ + 1)
-      writer_->missed(*last_seq_ + 1, f.seq() - *last_seq_ - 1);
-    last_seq_ = f.seq();
-    const auto& m = f.meta();
-    FrameRecord r{f.seq(),         f.camera_frame_id(), m.mono_ns(),
-                  m.realtime_ns(), std::nullopt,        f.pixels()};
-    if (m.has_hw_timestamp()) r.hw_timestamp_ns = m.hw_timestamp_ns();
-    writer_->write(r);
+  // Runs of consecutive seqs go to the writer together; each gap is reported first.
+  void write_batch(const std::deque<Frame>& batch) {
+    records_.clear();
+    for (const Frame& f : batch) {
+      if (last_seq_ && f.seq() > *last_seq_ + 1) {
+        flush_records();
+        writer_->missed(*last_seq_ + 1, f.seq() - *last_seq_ - 1);
+      }
+      last_seq_ = f.seq();
+      const auto& m = f.meta();
+      FrameRecord& r = records_.emplace_back(FrameRecord{
+          f.seq(), f.camera_frame_id(), m.mono_ns(), m.realtime_ns(), std::nullopt, f.pixels()});
+      if (m.has_hw_timestamp()) r.hw_timestamp_ns = m.hw_timestamp_ns();
+    }
+    flush_records();
+  }
+
+  void flush_records() {
+    if (!records_.empty()) writer_->write_batch(records_);
+    records_.clear();
   }
 
   std::unique_ptr<Writer> writer_;
   SaveSummary& summary_;
   std::atomic<bool>& failed_;
   std::optional<uint64_t> last_seq_;
+  std::vector<FrameRecord> records_;  // reused
   FrameQueue queue_;
   std::thread thread_;
 };

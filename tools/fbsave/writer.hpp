@@ -1,8 +1,9 @@
 // The contract between fbsave's saver loop and its three output formats.
 //
 // The saver calls, from one writer thread, in this order:
-//   begin(info) once; then write(frame) per frame, in seq order, and
-//   missed(seq, n) for each gap; checkpoint() every few seconds; finish() once.
+//   begin(info) once; then write(frame) or write_batch(frames) in seq order
+//   (a batch has consecutive seqs), and missed(seq, n) for each gap; checkpoint() every few
+//   seconds; finish() once.
 // write() receives the pixels straight from the shared-memory slot; when it
 // returns, the slot is released, so a writer either writes the bytes out or
 // copies them into a (pre-allocated, reused) chunk buffer before returning.
@@ -59,6 +60,10 @@ class Writer {
   virtual ~Writer() = default;
   virtual void begin(const DatasetInfo& info) = 0;
   virtual void write(const FrameRecord& frame) = 0;
+  // Frames with consecutive seqs; a writer may merge them into fewer, larger writes.
+  virtual void write_batch(std::span<const FrameRecord> frames) {
+    for (const FrameRecord& f : frames) write(f);
+  }
   // Seqs [first_seq, first_seq + count) will never arrive.
   virtual void missed(uint64_t first_seq, uint64_t count) = 0;
   // Rewrites the metadata so that a kill -9 now leaves a readable dataset.

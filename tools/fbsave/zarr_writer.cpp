@@ -9,8 +9,9 @@
 //
 // Threads: the caller's thread copies each frame into the current chunk buffer (a pool of
 // kPoolBuffers, allocated and pre-faulted in begin()) and returns; a full chunk goes to one worker
-// thread, which compresses it into a reused output buffer and writes it under a temporary name,
-// then renames it. When every buffer is busy, write() waits: that is the back-pressure.
+// thread, which compresses it (Blosc spreads one chunk over its own threads) into a reused output
+// buffer and writes it under a temporary name, then renames it. When every buffer is busy, write()
+// waits: that is the back-pressure.
 //
 // Crash consistency: chunk files and metadata files appear only complete (temp name + rename).
 // Chunks are written in order by one thread, so the frames on disk are always a prefix of those
@@ -208,6 +209,8 @@ class ZarrWriter final : public Writer {
   size_t row_bytes_ = 0, frame_bytes_ = 0, chunk_bytes_ = 0;
   uint32_t k_ = 1;
   const char* cname_ = nullptr;  // null: no compression
+  // Blosc splits each chunk over this many threads: one per core, at most 8 (numcodecs' choice).
+  const int blosc_threads_ = int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
 
   // Buffers, allocated in begin(). The caller's thread owns pool_[cur_]; the worker owns the
   // buffers of queued jobs and out_.
@@ -444,8 +447,9 @@ std::string ZarrWriter::write_chunk(const Job& job) {
   const std::byte* data = pool_[size_t(job.buffer)].get();
   size_t size = chunk_bytes_;
   if (cname_) {
-    const int n = blosc_compress_ctx(info_.clevel, BLOSC_SHUFFLE, info_.bytes_per_sample,
-                                     chunk_bytes_, data, out_.get(), out_bytes_, cname_, 0, 1);
+    const int n =
+        blosc_compress_ctx(info_.clevel, BLOSC_SHUFFLE, info_.bytes_per_sample, chunk_bytes_, data,
+                           out_.get(), out_bytes_, cname_, 0, blosc_threads_);
     if (n <= 0)
       return "cannot write " + array_dir_ + "/" + chunk_key(job.chunk) +
              ": Blosc compression failed (" + std::to_string(n) + ")";
