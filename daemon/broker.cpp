@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
+#include <system_error>
 
 #include "cameras/properties.hpp"
 
@@ -72,6 +75,24 @@ Stream& Broker::add_stream(StreamConfig config, std::unique_ptr<cameras::Camera>
   return ref;
 }
 
+bool Broker::remove_stream(const std::string& name) {
+  auto it = streams_.find(name);
+  if (it == streams_.end()) return false;
+  Stream& s = *it->second;
+  s.stop();
+  for (auto& [id, c] : connections_) {
+    auto sub = c->subscriptions.find(name);
+    if (sub == c->subscriptions.end()) continue;
+    s.fanout().remove(sub->second);
+    subscribers_.erase(sub->second);
+    c->subscriptions.erase(sub);
+    c->send_error(0, ErrorCode::UnknownStream,
+                  "stream '" + name + "' was removed from the broker's configuration");
+  }
+  streams_.erase(it);  // unlinks its segments
+  return true;
+}
+
 Stream* Broker::find_stream(const std::string& name) {
   auto it = streams_.find(name);
   return it == streams_.end() ? nullptr : it->second.get();
@@ -83,14 +104,41 @@ std::string Broker::stream_names() const {
   return out.empty() ? "(none)" : out;
 }
 
-void Broker::listen() {
+void Broker::listen(int group) {
   using asio::local::stream_protocol;
   acceptor_.open(stream_protocol());
   acceptor_.bind(stream_protocol::endpoint(socket_path_));
+  owns_socket_file_ = true;
   acceptor_.listen(64);
   std::filesystem::permissions(socket_path_, std::filesystem::perms(0660));
+  if (group >= 0 && ::chown(socket_path_.c_str(), uid_t(-1), gid_t(group)) != 0)
+    throw std::system_error(errno, std::generic_category(),
+                            "cannot give " + socket_path_ + " to group " + std::to_string(group));
   accept();
   tick();
+}
+
+void Broker::listen_on(int fd) {
+  using asio::local::stream_protocol;
+  acceptor_.assign(stream_protocol(), fd);
+  socket_path_ = acceptor_.local_endpoint().path();
+  owns_socket_file_ = false;
+  accept();
+  tick();
+}
+
+std::string Broker::summary() const {
+  size_t running = 0;
+  double fps = 0;
+  for (const auto& [name, s] : streams_) {
+    running += s->fps() > 0;
+    fps += s->fps();
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%zu stream%s (%zu delivering, %.1f frames/s), %zu client%s",
+                streams_.size(), streams_.size() == 1 ? "" : "s", running, fps, connections_.size(),
+                connections_.size() == 1 ? "" : "s");
+  return buf;
 }
 
 void Broker::accept() {
@@ -153,7 +201,7 @@ void Broker::shutdown() {
   connections_.clear();
   subscribers_.clear();
   streams_.clear();  // unlinks every segment
-  ::unlink(socket_path_.c_str());
+  if (owns_socket_file_) ::unlink(socket_path_.c_str());
 }
 
 // ---- messages ----

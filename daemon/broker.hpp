@@ -24,11 +24,21 @@ class Broker : private MessageHandler {
 
   // Takes ownership of a camera and serves it as a stream of the same name.
   Stream& add_stream(StreamConfig config, std::unique_ptr<cameras::Camera> camera);
-  // Starts accepting (the socket must not exist).
-  void listen();
+  // Starts accepting on a new socket at the socket path (which must not exist), mode 0660,
+  // owned by `group` unless it is -1.
+  void listen(int group = -1);
+  // Starts accepting on a listening socket systemd passed in (socket activation). Its file
+  // belongs to systemd and stays at shutdown.
+  void listen_on(int fd);
+  const std::string& socket_path() const { return socket_path_; }
+  // One line for systemd's STATUS=: streams, frames per second, clients.
+  std::string summary() const;
   // Stops cameras, tells clients, closes everything.
   void shutdown();
 
+  // Stops the camera and drops the stream; its subscribers are told and lose their
+  // subscriptions (frames they hold stay mapped on their side). False if there is none.
+  bool remove_stream(const std::string& name);
   Stream* find_stream(const std::string& name);
 
  private:
@@ -73,6 +83,7 @@ class Broker : private MessageHandler {
   uint64_t next_connection_id_ = 1;
   uint64_t next_subscriber_id_ = 1;
   bool shutting_down_ = false;
+  bool owns_socket_file_ = false;
 };
 
 }  // namespace framebroker::daemon

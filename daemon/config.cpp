@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <grp.h>
 #include <toml++/toml.h>
 #include <charconv>
 #include <set>
@@ -96,13 +97,14 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
     throw ConfigError(path + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
                       ": " + std::string(e.description()));
   }
-  static const std::set<std::string> known = {
-      "instance", "runtime_dir", "socket", "log_level", "camera", "default_camera", "lock_memory"};
+  static const std::set<std::string> known = {"instance",    "runtime_dir", "socket",
+                                              "log_level",   "camera",      "default_camera",
+                                              "lock_memory", "group"};
   for (const auto& [k, v] : tbl) {
     if (!known.count(std::string(k.str())))
       throw ConfigError(path + ": unknown key '" + std::string(k.str()) +
                         "' (known: instance, runtime_dir, socket, log_level, default_camera, "
-                        "lock_memory, [[camera]])");
+                        "lock_memory, group, [[camera]])");
   }
   auto str_or = [&](const char* key, std::string& out) {
     if (auto v = tbl[key].value<std::string>(); v && out.empty()) out = *v;
@@ -111,6 +113,7 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
     config.instance = *v;
   str_or("runtime_dir", config.runtime_dir);
   str_or("socket", config.socket_path);
+  str_or("group", config.group);
   if (auto v = tbl["log_level"].value<std::string>(); v && config.log_level == "info")
     config.log_level = *v;
   if (auto v = tbl["default_camera"].value<bool>()) config.default_camera = *v;
@@ -185,6 +188,13 @@ void finalize(BrokerConfig& config) {
       throw ConfigError("two cameras are named '" + cam.stream.name + "'");
     cam.stream.lock_memory = config.lock_memory;
   }
+  config.group_id = -1;
+  if (!config.group.empty()) {
+    const struct group* g = ::getgrnam(config.group.c_str());
+    if (!g) throw ConfigError("group '" + config.group + "' does not exist");
+    config.group_id = int(g->gr_gid);
+  }
+  for (auto& cam : config.cameras) cam.stream.group = config.group_id;
 }
 
 }  // namespace framebroker::daemon

@@ -33,6 +33,8 @@ struct BrokerConfig {
   std::string log_level = "info";
   bool default_camera = true;
   bool lock_memory = false;
+  std::string group;  // owner group of the socket and segments (empty: the broker's own)
+  int group_id = -1;  // resolved by finalize()
   std::vector<CameraConfig> cameras;
 };
 

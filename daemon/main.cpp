@@ -1,59 +1,117 @@
 // framebrokerd: serves camera frames to many processes through shared memory.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <iostream>
 
+#include "apply_config.hpp"
 #include "broker.hpp"
-#include "camera_factory.hpp"
 #include "config.hpp"
 #include "instance_lock.hpp"
+#include "logging.hpp"
+#include "service_manager.hpp"
 
 using namespace framebroker;
 using namespace framebroker::daemon;
 
 namespace {
 
-void add_cameras(Broker& broker, const BrokerConfig& config) {
-  for (const auto& cam : config.cameras) {
-    auto camera = make_camera(cam.driver, cam.stream.name);
-    for (const auto& [k, v] : cam.properties) {
-      try {
-        camera->set(k, v);
-      } catch (const std::exception& e) {
-        throw ConfigError("camera " + cam.stream.name + ": " + e.what());
-      }
-    }
-    auto& stream = broker.add_stream(cam.stream, std::move(camera));
-    if (cam.start) stream.start(std::nullopt);
-    const auto f = stream.camera().format();
-    spdlog::info("camera {} ({}): {}x{} {}, {}", cam.stream.name, cam.driver, f.width, f.height,
-                 cameras::to_string(f.pixel_type), cam.start ? "started" : "idle");
-  }
-}
+// What the command line gave; the configuration is rebuilt from it (and the file) on SIGHUP.
+struct CommandLine {
+  BrokerConfig flags;
+  std::string config_file;
+  std::vector<std::string> camera_specs;
+  bool no_default = false;
 
-int run(const BrokerConfig& config) {
+  BrokerConfig load() const {
+    BrokerConfig config = flags;
+    if (!config_file.empty()) load_toml_file(config_file, config);
+    for (const auto& spec : camera_specs) config.cameras.push_back(parse_camera_spec(spec));
+    if (no_default) config.default_camera = false;
+    finalize(config);
+    return config;
+  }
+};
+
+// STATUS= for systemd, and WATCHDOG=1 from the event loop, so that a stuck loop stops the pings.
+class ServiceHeartbeat {
+ public:
+  ServiceHeartbeat(boost::asio::io_context& io, const Broker& broker)
+      : broker_(broker), timer_(io), watchdog_(service::watchdog_interval()) {
+    beat();
+  }
+
+ private:
+  void beat() {
+    if (watchdog_) service::notify_watchdog();
+    if (std::string status = broker_.summary(); status != last_status_) {
+      service::notify_status(status);
+      last_status_ = std::move(status);
+    }
+    std::chrono::microseconds period = std::chrono::seconds(5);
+    if (watchdog_) period = std::min(period, *watchdog_ / 2);
+    timer_.expires_after(period);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) beat();
+    });
+  }
+
+  const Broker& broker_;
+  boost::asio::steady_timer timer_;
+  std::optional<std::chrono::microseconds> watchdog_;
+  std::string last_status_;
+};
+
+int run(const CommandLine& cli, BrokerConfig config) {
+  const int inherited = service::take_listen_socket();
   InstanceLock lock(config.runtime_dir, config.instance);
-  if (int n = remove_stale_state(config.instance, config.socket_path))
+  // A socket systemd passed in is systemd's file: not stale, not ours to remove.
+  const std::string own_socket = inherited >= 0 ? std::string() : config.socket_path;
+  if (int n = remove_stale_state(config.instance, own_socket))
     spdlog::warn("removed {} stale shared-memory segment(s) of instance {}", n, config.instance);
 
   boost::asio::io_context io(1);
   Broker broker(io, config.instance, config.socket_path);
-  add_cameras(broker, config);
-  broker.listen();
-  spdlog::info("framebrokerd {} (pid {}) serving instance '{}' on {}", FRAMEBROKER_VERSION,
-               getpid(), config.instance, config.socket_path);
+  for (const auto& cam : config.cameras) add_camera(broker, cam);
+  if (inherited >= 0)
+    broker.listen_on(inherited);
+  else
+    broker.listen(config.group_id);
+  spdlog::info("framebrokerd {} (pid {}) serving instance '{}' on {}{}", FRAMEBROKER_VERSION,
+               getpid(), config.instance, broker.socket_path(),
+               inherited >= 0 ? " (socket from systemd)" : "");
+  service::notify_ready(broker.summary());
+  ServiceHeartbeat heartbeat(io, broker);
 
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
+  boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  stop_signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
+    service::notify_stopping();
     broker.shutdown();
     io.stop();
   });
+  boost::asio::signal_set reload_signal(io, SIGHUP);
+  std::function<void(boost::system::error_code, int)> on_reload = [&](boost::system::error_code ec,
+                                                                      int) {
+    if (ec) return;
+    spdlog::info("SIGHUP: reloading {}",
+                 cli.config_file.empty() ? "(no --config file)" : cli.config_file);
+    service::notify_reloading();
+    try {
+      config = apply_reload(broker, config, cli.load());
+      spdlog::info("reload: done; {}", broker.summary());
+    } catch (const std::exception& e) {
+      spdlog::error("reload: {}; the running configuration stays", e.what());
+    }
+    service::notify_ready(broker.summary());
+    reload_signal.async_wait(on_reload);
+  };
+  reload_signal.async_wait(on_reload);
   io.run();
   spdlog::info("stopped");
   return 0;
@@ -65,13 +123,15 @@ int main(int argc, char** argv) {
   CLI::App app{
       "framebrokerd: owns cameras and serves their frames to many processes through shared "
       "memory, with no pixel copied.\n\nWith no options it runs one simulated camera 'sim0' "
-      "(512x512 Mono16, 100 fps) on the socket <runtime_dir>/default.sock.",
+      "(512x512 Mono16, 100 fps) on the socket <runtime_dir>/default.sock.\n\nSignals: SIGTERM "
+      "or SIGINT stop it cleanly; SIGHUP reloads --config (cameras added or removed, properties "
+      "of idle cameras changed; what cannot change live is logged and left).\nUnder systemd it "
+      "reports readiness and status (Type=notify), pings the watchdog, takes the socket of a "
+      ".socket unit, and logs with syslog priorities when stderr is the journal.",
       "framebrokerd"};
-  BrokerConfig config;
-  std::string config_file;
-  std::vector<std::string> camera_specs;
-  bool no_default = false;
-  app.add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
+  CommandLine cli;
+  BrokerConfig& config = cli.flags;
+  app.add_option("--config", cli.config_file, "TOML configuration file")->check(CLI::ExistingFile);
   app.add_option("--instance", config.instance, "instance name (one broker per instance)")
       ->capture_default_str();
   app.add_option("--runtime-dir", config.runtime_dir,
@@ -79,29 +139,32 @@ int main(int argc, char** argv) {
                  "for root, $XDG_RUNTIME_DIR/framebroker, /tmp/framebroker-<uid>)");
   app.add_option("--socket", config.socket_path,
                  "socket path (default <runtime-dir>/<instance>.sock)");
-  app.add_option("--camera", camera_specs,
+  app.add_option("--camera", cli.camera_specs,
                  "a camera, repeatable: DRIVER:key=value,... e.g. "
                  "sim:name=cam0,Width=1024,Height=1024,PixelType=Mono16,FrameRate=200,"
                  "Pattern=spots,slots=32,overflow=drop (stream keys: name, slots, ring_mb, "
                  "overflow=drop|block, start=true|false; other keys are camera properties)");
-  app.add_flag("--no-default-camera", no_default, "start without the simulated camera sim0");
+  app.add_flag("--no-default-camera", cli.no_default, "start without the simulated camera sim0");
   app.add_flag("--lock-memory", config.lock_memory, "mlock the shared-memory rings");
+  app.add_option("--group", config.group,
+                 "group that owns the socket (mode 0660) and the segments (mode 0640), for a "
+                 "broker run as root; default: the broker's own (under systemd: framebroker)");
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("framebrokerd"));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  const bool journal = stderr_is_journal();
+  setup_logging(journal);
   try {
-    if (!config_file.empty()) load_toml_file(config_file, config);
-    for (const auto& spec : camera_specs) config.cameras.push_back(parse_camera_spec(spec));
-    if (no_default) config.default_camera = false;
-    finalize(config);
-    spdlog::set_level(spdlog::level::from_str(config.log_level));
-    return run(config);
+    BrokerConfig running = cli.load();
+    spdlog::set_level(spdlog::level::from_str(running.log_level));
+    return run(cli, std::move(running));
   } catch (const std::exception& e) {
-    std::cerr << "framebrokerd: " << e.what() << "\n";
+    if (journal)
+      spdlog::critical("{}", e.what());
+    else
+      std::cerr << "framebrokerd: " << e.what() << "\n";
     return 1;
   }
 }

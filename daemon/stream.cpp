@@ -76,8 +76,9 @@ void Stream::ensure_generation() {
   drain();
   const uint32_t gen = current_ ? current_->gen + 1 : 1;
   const uint64_t slot_bytes = shm::round_up_to_page(need);
-  auto seg = shm::Segment::create(shm::segment_name(instance_, config_.name, gen), instance_,
-                                  config_.name, gen, slots, slot_bytes, config_.lock_memory);
+  auto seg =
+      shm::Segment::create(shm::segment_name(instance_, config_.name, gen), instance_, config_.name,
+                           gen, slots, slot_bytes, config_.lock_memory, config_.group);
   spdlog::info("stream {}: generation {} with {} slots of {} bytes in {}", config_.name, gen, slots,
                slot_bytes, seg->name());
   fanout_.clear_latest();

@@ -39,6 +39,7 @@ struct StreamConfig {
   Overflow overflow = Overflow::Drop;
   std::chrono::milliseconds block_timeout{1000};
   bool lock_memory = false;
+  int group = -1;  // owner group of the segments; -1: the broker's
 };
 
 // One shared-memory segment and the ring that tracks its slots.

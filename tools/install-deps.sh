@@ -16,7 +16,11 @@ packages=(
   libtiff-dev
   libblosc-dev
   libncurses-dev
+  libsystemd-dev
   procps
+  # systemd-analyze, systemd-socket-activate and systemd-sysusers for the service tests;
+  # dpkg-dev's dpkg-shlibdeps for the .deb; passwd's useradd for the permission test
+  systemd dpkg-dev passwd
   # used by the tests: fbctl top is driven through tmux; snapshots are read
   # back with a third-party TIFF reader
   tmux

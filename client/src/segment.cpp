@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -32,7 +34,7 @@ uint64_t round_up_to_page(uint64_t n) {
 
 std::unique_ptr<Segment> Segment::create(const std::string& name, const std::string& instance,
                                          const std::string& stream, uint32_t gen, uint32_t slots,
-                                         uint64_t slot_bytes, bool lock_memory) {
+                                         uint64_t slot_bytes, bool lock_memory, int group) {
   if (slots == 0 || slot_bytes == 0) throw std::runtime_error("segment needs slots and bytes");
   if (instance.size() >= 64 || stream.size() >= 64)
     throw std::runtime_error("instance and stream names must be shorter than 64 bytes");
@@ -44,6 +46,14 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, const std::str
   bip::shared_memory_object::remove(name.c_str());
   bip::permissions perm(0640);
   bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, perm);
+  const int fd = shm.get_mapping_handle().handle;
+  // Mode 0640 whatever the umask; the group (e.g. framebroker) is who may map it.
+  if (::fchmod(fd, 0640) != 0 || (group >= 0 && ::fchown(fd, uid_t(-1), gid_t(group)) != 0)) {
+    const int err = errno;
+    bip::shared_memory_object::remove(name.c_str());
+    throw std::runtime_error("cannot set the owner group or mode of " + name + ": " +
+                             strerror(err));
+  }
   shm.truncate(bip::offset_t(total));
   // Reserve the tmpfs pages now: a full /dev/shm is then an error here rather
   // than a SIGBUS in the pre-fault below.

@@ -53,7 +53,8 @@ class Segment {
   // Creates (replacing any stale one), sizes, pre-faults. Throws std::runtime_error.
   static std::unique_ptr<Segment> create(const std::string& name, const std::string& instance,
                                          const std::string& stream, uint32_t gen, uint32_t slots,
-                                         uint64_t slot_bytes, bool lock_memory);
+                                         uint64_t slot_bytes, bool lock_memory,
+                                         int group = -1);  // group: owner group id, -1 = ours
   // Opens read-only and checks the header. Throws std::runtime_error.
   static std::unique_ptr<Segment> open_readonly(const std::string& name);
   static bool remove(const std::string& name);
