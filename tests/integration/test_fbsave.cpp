@@ -84,9 +84,10 @@ TEST_P(FbsaveFormats, SavesEveryCounterFrameAndReadsBackExactly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, FbsaveFormats,
-                         ::testing::Values(std::make_pair("zarr", "run.ome.zarr"),
+                         // Directory outputs given with a trailing slash, as shells complete them.
+                         ::testing::Values(std::make_pair("zarr", "run.ome.zarr/"),
                                            std::make_pair("tiff", "run.ome.tif"),
-                                           std::make_pair("raw", "run.raw")),
+                                           std::make_pair("raw", "run.raw/")),
                          [](const auto& info) { return info.param.first; });
 
 TEST(Fbsave, AStalledSaverRecordsTheFramesItMissed) {

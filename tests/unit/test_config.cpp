@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "daemon/config.hpp"
+#include "framebroker/runtime.hpp"
 
 namespace fbd = framebroker::daemon;
 using fbd::BrokerConfig;
@@ -204,6 +205,32 @@ ring_mb = 256
   EXPECT_EQ(r.stream.overflow, Overflow::Drop);
   EXPECT_TRUE(r.start);
   EXPECT_TRUE(r.properties.empty());
+}
+
+TEST_F(TomlFile, GroupOwnsTheSegmentsOfEveryCamera) {
+  BrokerConfig c = load("group = \"root\"\n[[camera]]\nname = \"a\"\n[[camera]]\nname = \"b\"\n");
+  EXPECT_EQ(c.group, "root");
+  fbd::finalize(c);
+  EXPECT_EQ(c.group_id, 0);
+  for (const auto& cam : c.cameras) EXPECT_EQ(cam.stream.group, 0) << cam.stream.name;
+
+  BrokerConfig none = load("[[camera]]\nname = \"a\"\n");
+  fbd::finalize(none);
+  EXPECT_EQ(none.group_id, -1);  // the broker's own group
+  EXPECT_EQ(none.cameras[0].stream.group, -1);
+
+  BrokerConfig bad = load("group = \"no-such-group-fb\"\n");
+  expect_config_error([&] { fbd::finalize(bad); }, "group 'no-such-group-fb' does not exist");
+}
+
+// A user's own broker wins; the system service's socket is the fallback.
+TEST_F(TomlFile, ClientsFallBackToTheSystemSocket) {
+  const std::string own = (dir_ / "own.sock").string(), system = (dir_ / "system.sock").string();
+  EXPECT_EQ(framebroker::choose_socket_path(own, system), own);  // neither: name the user's
+  std::ofstream(system) << "";
+  EXPECT_EQ(framebroker::choose_socket_path(own, system), system);
+  std::ofstream(own) << "";
+  EXPECT_EQ(framebroker::choose_socket_path(own, system), own);
 }
 
 TEST_F(TomlFile, FloatPropertiesKeepTheirValue) {

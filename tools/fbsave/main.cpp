@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  // "run1/" names the directory run1 (shells complete directories with the slash).
+  while (o.path.size() > 1 && o.path.back() == '/') o.path.pop_back();
   if (!format.empty())
     o.format = format == "zarr" ? Format::Zarr : format == "tiff" ? Format::Tiff : Format::Raw;
   o.compression = compress == "lz4"    ? Compression::Lz4
