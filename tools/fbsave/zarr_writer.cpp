@@ -194,6 +194,7 @@ class ZarrWriter final : public Writer {
   };
 
   void rethrow_if_failed();
+  [[noreturn]] void fail_reported(std::string error);
   void take_buffer();
   void submit();
   void run_worker();
@@ -471,7 +472,22 @@ std::string ZarrWriter::write_chunk(const Job& job) {
 void ZarrWriter::checkpoint() {
   if (!begun_ || finished_) return;
   rethrow_if_failed();
-  if (auto e = write_metadata(false); !e.empty()) throw std::runtime_error(e);
+  if (auto e = write_metadata(false); !e.empty()) fail_reported(std::move(e));
+}
+
+// An error the caller is about to get: the worker writes nothing more, and finish() does not
+// throw a second error of the same cause (e.g. the chunk the full disk refused next).
+void ZarrWriter::fail_reported(std::string error) {
+  {
+    std::lock_guard lk(mu_);
+    if (!failed_) {
+      failed_ = true;
+      error_ = error;
+    }
+    reported_ = true;
+  }
+  free_cv_.notify_all();
+  throw std::runtime_error(error);
 }
 
 void ZarrWriter::finish() {
