@@ -34,9 +34,9 @@ CLI::App* add_save_command(CLI::App& app, SaveBenchOptions& o) {
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   save->add_option("--slots", o.slots,
-                   "slots in the camera's ring; the saver may fall behind by slots - 4 frames")
-      ->check(CLI::Range(8, 65536))
-      ->capture_default_str();
+                   "slots in the camera's ring; the saver may fall behind by slots - 4 frames "
+                   "(default: a 256 MiB ring, at least 64 slots)")
+      ->check(CLI::Range(8, 65536));
   save->add_option("--free-seconds", o.free_seconds, "length of the FrameRate=0 run")
       ->check(CLI::Range(0.2, 600.0))
       ->capture_default_str();
@@ -76,9 +76,9 @@ CLI::App* add_soak_command(CLI::App& app, SaveBenchOptions& o, SoakOptions& so) 
       ->check(CLI::IsMember(save_format_names()))
       ->capture_default_str();
   soak->add_option("--dir", o.dir, "directory to write in (default as for `fbbench save`)");
-  soak->add_option("--slots", o.slots, "slots in the camera's ring")
-      ->check(CLI::Range(8, 65536))
-      ->capture_default_str();
+  soak->add_option("--slots", o.slots,
+                   "slots in the camera's ring (default: a 256 MiB ring, at least 64 slots)")
+      ->check(CLI::Range(8, 65536));
   soak->add_option("--broker", o.broker, "framebrokerd binary (default: ../daemon/framebrokerd)");
   soak->add_option("--fbsave", o.fbsave, "fbsave binary (default: next to fbbench)");
   soak->add_flag("--json", o.json, "print the result as JSON");

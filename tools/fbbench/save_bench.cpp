@@ -630,6 +630,7 @@ class SaveBench {
 
  private:
   uint64_t frames_for(uint32_t side) const { return o_.frames.value_or(default_frames(side)); }
+  uint32_t slots_for(uint32_t side) const { return o_.slots ? o_.slots : default_slots(side); }
   static uint64_t frame_bytes(uint32_t side) { return uint64_t(side) * side * 2; }
 
   void progress(const std::string& line) const { std::fprintf(stderr, "%s\n", line.c_str()); }
@@ -639,8 +640,8 @@ class SaveBench {
     uint64_t need = 0;
     for (uint32_t side : o_.sizes) {
       const uint64_t fb = frame_bytes(side);
-      need = std::max(
-          {need, frames_for(side) * fb, uint64_t(3e9 * o_.free_seconds) + uint64_t(o_.slots) * fb});
+      need = std::max({need, frames_for(side) * fb,
+                       uint64_t(3e9 * o_.free_seconds) + uint64_t(slots_for(side)) * fb});
     }
     need += need / 5;
     const uint64_t avail = free_bytes(dir_);
@@ -670,7 +671,7 @@ class SaveBench {
     for (const std::string cname : {"none", "lz4"})
       r.baselines.push_back(
           fastest_of([&] { return run_python_zarr(side, r.frames, cname); }, size));
-    Broker broker(broker_exe_, runtime_.path, side, o_.slots);
+    Broker broker(broker_exe_, runtime_.path, side, slots_for(side));
     for (const auto& spec : format_specs())
       r.formats.push_back(bench_format(broker, spec, r.frames, size));
     return r;
@@ -824,7 +825,7 @@ class SaveBench {
              fmt("%.0f", so.rate_fps) + " fps (" + fmt("%.0f", so.seconds) + " s), fbsave " +
              spec->name + ", in " + work_.path + " (" + fs_.type + ")");
     load_start_ = load_average();
-    Broker broker(broker_exe_, runtime_.path, so.side, o_.slots);
+    Broker broker(broker_exe_, runtime_.path, so.side, slots_for(so.side));
     const SaveRun r = run_fbsave(broker, {spec, so.rate_fps, n, 0});
     load_end_ = load_average();
     const json out{{"size", size},
@@ -903,6 +904,11 @@ class SaveBench {
         std::thread::hardware_concurrency(), load_start_.c_str(), load_end_.c_str());
     std::printf("frames: sim `spots`, Mono16; zarr chunks of %u frames; Blosc clevel 5 + shuffle\n",
                 o_.chunk_frames);
+    std::string rings;
+    for (uint32_t side : o_.sizes)
+      rings += (rings.empty() ? "" : ", ") + std::to_string(slots_for(side)) + " slots at " +
+               std::to_string(side) + "x" + std::to_string(side);
+    std::printf("camera ring: %s (fbsave may fall behind by slots - 4 frames)\n", rings.c_str());
     std::printf("baselines (fastest of %d): dd oflag=direct conv=fsync; python3 %s\n",
                 o_.baseline_runs,
                 python_versions_.empty() ? "zarr: not available" : python_versions_.c_str());
@@ -1023,6 +1029,12 @@ class SaveBench {
                    {"load_average_end", load_end_},
                    {"baseline_runs", o_.baseline_runs},
                    {"chunk_frames", o_.chunk_frames},
+                   {"slots",
+                    [&] {
+                      json j = json::object();
+                      for (uint32_t side : o_.sizes) j[std::to_string(side)] = slots_for(side);
+                      return j;
+                    }()},
                    {"python", python_versions_},
                    {"rows", rows},
                    {"baselines", baselines},
@@ -1046,6 +1058,11 @@ std::vector<std::string> save_format_names() {
   std::vector<std::string> out;
   for (const auto& f : format_specs()) out.push_back(f.name);
   return out;
+}
+
+uint32_t default_slots(uint32_t side) {
+  const uint64_t frame = uint64_t(side) * side * 2;
+  return uint32_t(std::clamp<uint64_t>((256u << 20) / frame, 64, 65536));
 }
 
 uint64_t default_frames(uint32_t side) {

@@ -31,7 +31,7 @@ struct SaveBenchOptions {
   std::vector<uint32_t> sizes{512, 2048};
   std::optional<uint64_t> frames;  // per run; default 2000 at 512x512, 200 at 2048x2048
   uint32_t chunk_frames = 16;
-  uint32_t slots = 64;  // the camera's ring: fbsave may queue slots - 4 frames
+  uint32_t slots = 0;  // the camera's ring (fbsave may queue slots - 4 frames); 0: slots_for()
   double free_seconds = 2;
   int paced_tries = 5;
   int baseline_runs = 2;  // each baseline runs this many times; the fastest counts
@@ -44,6 +44,9 @@ struct SaveBenchOptions {
 
 // The formats the benchmark knows: raw, zarr, zarr-lz4.
 std::vector<std::string> save_format_names();
+
+// The default ring: 256 MiB (what a saver's stream would be given), at least 64 slots.
+uint32_t default_slots(uint32_t side);
 
 // Frames per run when --frames is not given: about 1.7 GB at 2048x2048 (200 frames), at most 2000.
 uint64_t default_frames(uint32_t side);
