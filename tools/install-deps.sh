@@ -21,6 +21,8 @@ packages=(
   # systemd-analyze, systemd-socket-activate and systemd-sysusers for the service tests;
   # dpkg-dev's dpkg-shlibdeps for the .deb; passwd's useradd for the permission test
   systemd dpkg-dev passwd
+  # fbview's page is tested in a real headless browser
+  chromium
   # used by the tests: fbctl top is driven through tmux; snapshots are read
   # back with a third-party TIFF reader
   tmux

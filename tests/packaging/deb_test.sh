@@ -151,7 +151,7 @@ need() {  # need PATH [ALTERNATIVE...]: one of them is in the package
   echo "   MISSING $*" >&2
   missing=1
 }
-for p in framebrokerd fbctl fbsave fbbench; do need "./usr/bin/$p"; done
+for p in framebrokerd fbctl fbsave fbview fbbench; do need "./usr/bin/$p"; done
 for u in framebrokerd.service framebrokerd.socket; do
   need "./lib/systemd/system/$u" "./usr/lib/systemd/system/$u"
 done
@@ -161,6 +161,7 @@ need ./etc/framebroker/framebroker.toml
 need ./usr/share/man/man8/framebrokerd.8 ./usr/share/man/man8/framebrokerd.8.gz
 need ./usr/share/man/man1/fbctl.1 ./usr/share/man/man1/fbctl.1.gz
 need ./usr/share/man/man1/fbsave.1 ./usr/share/man/man1/fbsave.1.gz
+need ./usr/share/man/man1/fbview.1 ./usr/share/man/man1/fbview.1.gz
 need "$lib/libframebroker.so.0.1.0"
 need "$lib/libframebroker.so.0"
 need "$lib/libframebroker.so"

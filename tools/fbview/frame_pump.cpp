@@ -1,0 +1,247 @@
+#include "fbview/frame_pump.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace framebroker::fbview {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::mutex g_pumps_mu;
+std::set<FramePump*> g_pumps;
+
+json histogram_json(const Histogram& h) {
+  json bins = json::array();
+  for (uint32_t b : h.bins) bins.push_back(b);
+  return bins;
+}
+
+}  // namespace
+
+FramePump::FramePump(ConnectOptions connect, std::string stream, Send send)
+    : connect_(std::move(connect)), stream_(std::move(stream)), send_(std::move(send)) {
+  {
+    std::lock_guard lock(g_pumps_mu);
+    g_pumps.insert(this);
+  }
+  thread_ = std::thread([this] {
+    run();
+    finished_ = true;
+  });
+}
+
+FramePump::~FramePump() {
+  stop();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(g_pumps_mu);
+  g_pumps.erase(this);
+}
+
+void FramePump::stop_all(std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    bool running = false;
+    {
+      std::lock_guard lock(g_pumps_mu);
+      for (FramePump* p : g_pumps) {
+        p->stop();
+        running = running || !p->finished();
+      }
+    }
+    if (!running || std::chrono::steady_clock::now() > until) return;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+void FramePump::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  cv_.notify_all();
+}
+
+void FramePump::request(const ViewRequest& r) {
+  {
+    std::lock_guard lock(mu_);
+    pending_ = r;
+  }
+  cv_.notify_all();
+}
+
+std::optional<double> FramePump::probe(uint32_t x, uint32_t y) {
+  std::lock_guard lock(scaled_mu_);
+  const Region& r = scaled_.region;
+  if (scaled_.values.empty() || x < r.x || y < r.y) return std::nullopt;
+  const uint32_t ox = (x - r.x) / scaled_.scale, oy = (y - r.y) / scaled_.scale;
+  if (ox >= scaled_.width || oy >= scaled_.height) return std::nullopt;
+  return scaled_.values[size_t(oy) * scaled_.width + ox];
+}
+
+bool FramePump::sleep_for(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [&] { return stopped_; });
+}
+
+void FramePump::say_status(bool connected, const std::string& message) {
+  if (connected_ == connected) return;
+  connected_ = connected;
+  send_(json{{"type", "status"}, {"broker", connected ? "connected" : "lost"}, {"message", message}}
+            .dump(),
+        false);
+}
+
+void FramePump::run() {
+  while (sleep_for(0ms)) {
+    if (!connect()) {
+      if (!sleep_for(1s)) return;
+      continue;
+    }
+    try {
+      serve();
+    } catch (const std::exception& e) {
+      say_status(false, std::string("lost the broker: ") + e.what() + "; reconnecting");
+    }
+    sub_.reset();
+    client_.reset();
+  }
+}
+
+bool FramePump::connect() {
+  try {
+    client_.emplace(Client::connect(connect_));
+    sub_.emplace(client_->subscribe(stream_, {.mode = Mode::Latest}));
+    last_seq_.reset();
+    status_at_ = {};
+    say_status(true, "watching " + stream_ + " on " + client_->socket_path());
+    return true;
+  } catch (const std::exception& e) {
+    sub_.reset();
+    client_.reset();
+    say_status(false, std::string(e.what()) + "; retrying every second");
+    return false;
+  }
+}
+
+void FramePump::serve() {
+  for (;;) {
+    ViewRequest req;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, 250ms, [&] { return stopped_ || pending_.has_value(); });
+      if (stopped_) return;
+      if (!pending_) {
+        lock.unlock();
+        refresh_stream_status();  // also notices a broker that went away while idle
+        continue;
+      }
+      req = *pending_;
+      pending_.reset();
+    }
+    std::optional<Frame> f = take_newest();
+    if (!f) {  // stopped, or no frame yet: the tab's request stays
+      std::lock_guard lock(mu_);
+      if (!pending_) pending_ = req;
+      continue;
+    }
+    std::string message = render(*f, req);
+    f->release();
+    client_->flush();  // the broker may deliver the next newest while the tab draws this one
+    send_(std::move(message), true);
+  }
+}
+
+std::optional<Frame> FramePump::take_newest() {
+  std::optional<Frame> f;
+  const auto give_up = std::chrono::steady_clock::now() + 1s;
+  while (!f) {
+    if (!sleep_for(0ms)) return std::nullopt;
+    refresh_stream_status();
+    f = sub_->next(200ms);
+    if (!f && std::chrono::steady_clock::now() > give_up) return std::nullopt;
+  }
+  // The frame waiting for us may have come long before the tab was ready. If the broker has
+  // a newer one, let this one go: in latest mode the newest is delivered at once.
+  if (int64_t(f->seq()) < latest_seq()) {
+    f->release();
+    client_->flush();
+    if (auto newer = sub_->next(1s)) return newer;
+    return std::nullopt;
+  }
+  return f;
+}
+
+int64_t FramePump::latest_seq() {
+  status_at_ = {};
+  refresh_stream_status();
+  return latest_seq_;
+}
+
+void FramePump::refresh_stream_status() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - status_at_ < 1s) return;
+  status_at_ = now;
+  const Status s = client_->status();
+  for (const auto& st : s.streams) {
+    if (st.name != stream_) continue;
+    camera_fps_ = st.fps;
+    dropped_ = st.dropped;
+    latest_seq_ = st.latest_seq;
+  }
+}
+
+std::string FramePump::render(const Frame& f, const ViewRequest& r) {
+  const std::string pixel_type = to_string(f.pixel_type());
+  const SourceFormat fmt{f.width(), f.height(), f.stride(), sample_of(pixel_type),
+                         bit_depth_of(pixel_type)};
+  if (last_seq_ && f.seq() > *last_seq_ + 1) conflated_ += f.seq() - *last_seq_ - 1;
+  last_seq_ = f.seq();
+
+  json header;
+  {
+    std::lock_guard lock(scaled_mu_);
+    shrink(f.pixels(), fmt, r.region, r.max_width, r.max_height, scaled_);
+    const Histogram h = histogram_of(scaled_.values);
+    const Levels levels = choose_levels(r.mode, h, r.manual);
+    map_to_8bit(scaled_.values, levels, r.gamma, mapped_);
+    const Region& reg = scaled_.region;
+    header = {{"type", "frame"},
+              {"stream", stream_},
+              {"seq", f.seq()},
+              {"camera_frame_id", f.camera_frame_id()},
+              {"width", scaled_.width},
+              {"height", scaled_.height},
+              {"source_width", f.width()},
+              {"source_height", f.height()},
+              {"region", {reg.x, reg.y, reg.w, reg.h}},
+              {"scale", scaled_.scale},
+              {"pixel_type", pixel_type},
+              {"bit_depth", fmt.bit_depth},
+              {"black", levels.black},
+              {"white", levels.white},
+              {"gamma", r.gamma},
+              {"min", scaled_.raw_min},
+              {"max", scaled_.raw_max},
+              {"histogram", histogram_json(h)},
+              {"hist_min", h.min},
+              {"hist_max", h.max},
+              {"camera_fps", camera_fps_},
+              {"dropped", dropped_},
+              {"conflated", conflated_},
+              {"mono_ns", f.meta().mono_ns()}};
+  }
+  const std::string text = header.dump();
+  std::string msg(4 + text.size() + mapped_.size(), '\0');
+  const uint32_t n = uint32_t(text.size());
+  const unsigned char len[4] = {uint8_t(n), uint8_t(n >> 8), uint8_t(n >> 16), uint8_t(n >> 24)};
+  std::memcpy(msg.data(), len, 4);
+  std::memcpy(msg.data() + 4, text.data(), text.size());
+  std::memcpy(msg.data() + 4 + text.size(), mapped_.data(), mapped_.size());
+  return msg;
+}
+
+}  // namespace framebroker::fbview

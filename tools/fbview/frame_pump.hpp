@@ -1,0 +1,90 @@
+// One browser tab's frames. A thread with its own broker connection and a `latest`
+// subscription takes a frame only after the tab has asked for one (it drew the last), shrinks
+// and maps it to 8-bit, releases the slot, and hands the message over. A slow tab costs this
+// pump frames (counted as conflated), never the camera or another subscriber. When the broker
+// goes away the pump says so and reconnects.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "fbview/render.hpp"
+#include "framebroker/client.hpp"
+
+namespace framebroker::fbview {
+
+struct ViewRequest {
+  uint32_t max_width = 1024, max_height = 1024;
+  Region region;  // empty: the whole frame
+  AutoContrast mode = AutoContrast::MinMax;
+  Levels manual;
+  double gamma = 1;
+};
+
+class FramePump {
+ public:
+  // Called on the pump's thread: a frame (binary) or a status line (text).
+  using Send = std::function<void(std::string message, bool binary)>;
+
+  FramePump(ConnectOptions connect, std::string stream, Send send);
+  ~FramePump();  // stops and joins
+  FramePump(const FramePump&) = delete;
+  FramePump& operator=(const FramePump&) = delete;
+
+  // The tab drew its frame and wants the next one.
+  void request(const ViewRequest& r);
+  // The raw value at source pixel (x, y) of the last frame sent, if it showed that pixel.
+  std::optional<double> probe(uint32_t x, uint32_t y);
+  void stop();
+  // The thread has ended: nothing more will be sent.
+  bool finished() const { return finished_.load(); }
+  // At exit: stops every pump and waits (up to `limit`) until their threads have ended.
+  static void stop_all(std::chrono::milliseconds limit);
+
+ private:
+  void run();
+  bool connect();
+  void serve();
+  std::optional<Frame> take_newest();
+  void refresh_stream_status();  // at most once a second
+  int64_t latest_seq();          // the stream's newest seq, asked now
+  std::string render(const Frame& f, const ViewRequest& r);
+  void say_status(bool connected, const std::string& message);
+  bool sleep_for(std::chrono::milliseconds d);  // false: stopped
+
+  ConnectOptions connect_;
+  std::string stream_;
+  Send send_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+  std::optional<ViewRequest> pending_;
+
+  // The pump thread's own.
+  std::optional<Client> client_;
+  std::optional<Subscription> sub_;
+  std::optional<bool> connected_;  // what the tab was last told
+  std::optional<uint64_t> last_seq_;
+  uint64_t conflated_ = 0;
+  double camera_fps_ = 0;
+  uint64_t dropped_ = 0;
+  int64_t latest_seq_ = -1;
+  std::chrono::steady_clock::time_point status_at_{};
+  std::vector<uint8_t> mapped_;
+
+  std::mutex scaled_mu_;  // probe() reads the last frame from the socket thread
+  Scaled scaled_;
+
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+}  // namespace framebroker::fbview

@@ -1,0 +1,143 @@
+#include "fbview/view_socket.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "fbview/frame_pump.hpp"
+
+namespace framebroker::fbview {
+namespace {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using nlohmann::json;
+
+// Reads a ready message into a request; throws json errors or std::invalid_argument.
+ViewRequest parse_ready(const json& m) {
+  ViewRequest r;
+  r.max_width = std::clamp(m.value("max_width", 1024u), 1u, 8192u);
+  r.max_height = std::clamp(m.value("max_height", 1024u), 1u, 8192u);
+  if (m.contains("region") && !m["region"].is_null()) {
+    const auto& a = m["region"];
+    if (!a.is_array() || a.size() != 4) throw std::invalid_argument("region must be [x, y, w, h]");
+    auto coord = [](const json& v) { return uint32_t(std::clamp(v.get<double>(), 0.0, 1e6)); };
+    r.region = {coord(a[0]), coord(a[1]), coord(a[2]), coord(a[3])};
+  }
+  r.mode = auto_contrast_of(m.value("auto", std::string("minmax")));
+  r.manual = {m.value("black", 0.0), m.value("white", 65535.0)};
+  r.gamma = std::clamp(m.value("gamma", 1.0), 0.1, 10.0);
+  return r;
+}
+
+class ViewSocket : public std::enable_shared_from_this<ViewSocket> {
+ public:
+  ViewSocket(boost::asio::ip::tcp::socket socket, const ConnectOptions& connect, std::string stream)
+      : ws_(std::move(socket)), connect_(connect), stream_(std::move(stream)) {}
+
+  ~ViewSocket() {
+    if (!pump_) return;
+    pump_->stop();
+    // Its thread may be in a broker call for a moment: join it off the socket thread.
+    if (!pump_->finished()) std::thread([p = std::move(pump_)] {}).detach();
+  }
+
+  void start(beast::http::request<beast::http::string_body> upgrade) {
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.async_accept(upgrade, [self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->on_open();
+    });
+  }
+
+ private:
+  void on_open() {
+    std::weak_ptr<ViewSocket> weak = shared_from_this();
+    auto executor = ws_.get_executor();
+    pump_ = std::make_shared<FramePump>(
+        connect_, stream_, [weak, executor](std::string msg, bool binary) {
+          boost::asio::post(executor, [weak, m = std::move(msg), binary]() mutable {
+            if (auto self = weak.lock()) self->send(std::move(m), binary);
+          });
+        });
+    read();
+  }
+
+  void read() {
+    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->pump_->stop();  // closed by the tab (or broken)
+      self->on_message();
+      self->read();
+    });
+  }
+
+  void on_message() {
+    const std::string text = beast::buffers_to_string(in_.data());
+    in_.consume(in_.size());
+    try {
+      if (ws_.got_binary()) throw std::invalid_argument("binary messages are not understood");
+      const json m = json::parse(text);
+      const std::string type = m.at("type").get<std::string>();
+      if (type == "ready") {
+        ViewRequest r;  // a bad ready still gets a frame (defaults): the page waits for one
+        try {
+          r = parse_ready(m);
+        } catch (const std::exception&) {
+          pump_->request(r);
+          throw;
+        }
+        pump_->request(r);
+      } else if (type == "probe") {
+        const auto x = m.at("x").get<double>(), y = m.at("y").get<double>();
+        std::optional<double> v;
+        if (x >= 0 && y >= 0) v = pump_->probe(uint32_t(x), uint32_t(y));
+        send(json{{"type", "probe"}, {"x", x}, {"y", y}, {"value", v ? json(*v) : json()}}.dump(),
+             false);
+      } else {
+        throw std::invalid_argument("unknown message type '" + type + "'");
+      }
+    } catch (const std::exception& e) {
+      send(json{{"type", "error"}, {"message", std::string("bad message: ") + e.what()}}.dump(),
+           false);
+    }
+  }
+
+  void send(std::string msg, bool binary) {
+    out_.push_back({std::move(msg), binary});
+    if (out_.size() == 1) write();
+  }
+
+  void write() {
+    ws_.binary(out_.front().binary);
+    ws_.async_write(boost::asio::buffer(out_.front().data),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->out_.pop_front();
+                      if (ec) return self->pump_->stop();
+                      if (!self->out_.empty()) self->write();
+                    });
+  }
+
+  struct Outgoing {
+    std::string data;
+    bool binary;
+  };
+
+  websocket::stream<beast::tcp_stream> ws_;
+  ConnectOptions connect_;
+  std::string stream_;
+  beast::flat_buffer in_;
+  std::deque<Outgoing> out_;
+  std::shared_ptr<FramePump> pump_;
+};
+
+}  // namespace
+
+void serve_view_socket(boost::asio::ip::tcp::socket socket,
+                       beast::http::request<beast::http::string_body> upgrade,
+                       const ConnectOptions& connect, const std::string& stream) {
+  std::make_shared<ViewSocket>(std::move(socket), connect, stream)->start(std::move(upgrade));
+}
+
+}  // namespace framebroker::fbview

@@ -1,0 +1,22 @@
+// One tab's WebSocket. Text messages from the page: {"type":"ready", max_width, max_height,
+// region, auto, black, white, gamma} after it drew a frame, and {"type":"probe", x, y}. To
+// the page: one binary message per frame (u32 LE header length, JSON header, 8-bit pixels),
+// and text {"type":"status"|"error"|"probe", ...}. A malformed message gets an error message;
+// the socket stays open.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <string>
+
+#include "framebroker/options.hpp"
+
+namespace framebroker::fbview {
+
+// Takes over the socket, answers the upgrade and serves until either side closes.
+void serve_view_socket(boost::asio::ip::tcp::socket socket,
+                       boost::beast::http::request<boost::beast::http::string_body> upgrade,
+                       const ConnectOptions& connect, const std::string& stream);
+
+}  // namespace framebroker::fbview
