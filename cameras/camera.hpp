@@ -66,6 +66,12 @@ class FrameSink {
   virtual void commit(const Loan& loan, const FrameInfo& info) = 0;
   virtual void abort(const Loan& loan) = 0;
   virtual void drop(std::string_view reason) = 0;
+
+  // For adapters that queue slots with the device before frames exist (zero-copy DMA
+  // targets): a failed loan_ahead() is no lost frame; if the device then loses one for want
+  // of a buffer, the adapter reports it with drop_ring_full(). Never sleeps.
+  virtual std::optional<Loan> loan_ahead(size_t bytes) { return loan(bytes); }
+  virtual void drop_ring_full() { drop("no free slot"); }
 };
 
 class Camera {
@@ -78,7 +84,7 @@ class Camera {
   // Typed properties. set() throws PropertyError on an unknown name, a value
   // out of range, or (for format properties) while running.
   virtual PropertySet& properties() = 0;
-  std::string get(const std::string& prop) const {
+  virtual std::string get(const std::string& prop) const {
     return const_cast<Camera*>(this)->properties().get(prop);
   }
   virtual void set(const std::string& prop, const std::string& value) = 0;

@@ -77,8 +77,14 @@ CameraConfig update_camera(Broker& broker, const CameraConfig& old, const Camera
 }  // namespace
 
 void add_camera(Broker& broker, const CameraConfig& cam) {
-  auto camera = make_camera(cam.driver, cam.stream.name);
-  for (const auto& [k, v] : cam.properties) {
+  PropertyList properties = cam.properties;
+  std::unique_ptr<cameras::Camera> camera;
+  try {
+    camera = make_camera(cam.driver, cam.stream.name, properties);
+  } catch (const cameras::CameraError& e) {
+    throw ConfigError(e.what());
+  }
+  for (const auto& [k, v] : properties) {
     try {
       camera->set(k, v);
     } catch (const std::exception& e) {

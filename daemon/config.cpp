@@ -132,6 +132,8 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
       const std::string key(k.str());
       if (key == "driver") {
         cam.driver = toml_value_text(v, key);
+      } else if (key == "device") {  // which device the driver opens (aravis)
+        cam.properties.emplace_back(key, toml_value_text(v, key));
       } else if (key == "properties") {
         const auto* props = v.as_table();
         if (!props) throw ConfigError(path + ": [camera.properties] must be a table");
@@ -140,7 +142,7 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
                                       toml_value_text(pv, std::string(pk.str())));
       } else if (!apply_stream_key(cam, key, toml_value_text(v, key))) {
         throw ConfigError(path + ": unknown [[camera]] key '" + key +
-                          "' (known: driver, name, slots, ring_mb, overflow, start, "
+                          "' (known: driver, device, name, slots, ring_mb, overflow, start, "
                           "[camera.properties])");
       }
     }

@@ -183,6 +183,19 @@ void Stream::abort(const cameras::Loan& loan) {
   current_->ring->abort(loan.slot);
 }
 
+std::optional<cameras::Loan> Stream::loan_ahead(size_t bytes) {
+  Generation& g = *current_;
+  if (bytes > g.segment->slot_bytes()) return std::nullopt;
+  const std::optional<uint32_t> slot = g.ring->loan();
+  if (!slot) return std::nullopt;
+  return cameras::Loan{g.segment->writable_slot(*slot).first(bytes), *slot, g.gen};
+}
+
+void Stream::drop_ring_full() {
+  next_seq_.fetch_add(1);
+  dropped_full_.fetch_add(1);
+}
+
 void Stream::drop(std::string_view reason) {
   next_seq_.fetch_add(1);
   dropped_camera_.fetch_add(1);

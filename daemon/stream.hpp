@@ -101,6 +101,8 @@ class Stream : public cameras::FrameSink, private RefCounter {
   void commit(const cameras::Loan& loan, const cameras::FrameInfo& info) override;
   void abort(const cameras::Loan& loan) override;
   void drop(std::string_view reason) override;
+  std::optional<cameras::Loan> loan_ahead(size_t bytes) override;
+  void drop_ring_full() override;
 
  private:
   void add_ref(const FrameRef& f) override;

@@ -17,6 +17,8 @@ packages=(
   libblosc-dev
   libncurses-dev
   libsystemd-dev
+  # GenICam cameras; aravis-0.8.pc also needs libusb's headers
+  libaravis-dev libusb-1.0-0-dev
   procps
   # systemd-analyze, systemd-socket-activate and systemd-sysusers for the service tests;
   # dpkg-dev's dpkg-shlibdeps for the .deb; passwd's useradd for the permission test

@@ -85,6 +85,11 @@ TEST(Cdp, JsExceptionsThrow) {
   // The page is still usable, and evaluate's own exceptions are not console errors.
   EXPECT_EQ(page.evaluate("'ok'"), "ok");
   EXPECT_TRUE(page.console_errors().empty());
+  // A timeout throws, and the late reply does not confuse the next call.
+  EXPECT_NE(what_of([&] { page.evaluate("new Promise(r => setTimeout(() => r('late'), 500))", 100ms); })
+                .find("timed out"),
+            std::string::npos);
+  EXPECT_EQ(page.evaluate("'next'"), "next");
   // A failing poll is rethrown once wait_for gives up.
   EXPECT_NE(what_of([&] { page.wait_for("missing.thing", 200ms); }).find("ReferenceError"), std::string::npos);
 }

@@ -1,0 +1,494 @@
+#include "cameras/aravis/aravis_camera.hpp"
+
+#include <arv.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+namespace framebroker::cameras {
+namespace {
+
+using namespace std::chrono_literals;
+
+// GError -> text, freeing it.
+std::string take_error(GError*& e, const char* fallback = "unknown error") {
+  std::string s = e ? e->message : fallback;
+  g_clear_error(&e);
+  return s;
+}
+
+// Our pixel types and their GenICam names; Mono10/12 come unpacked in 16-bit words.
+const std::vector<std::pair<PixelType, const char*>> kPixelFormats = {
+    {PixelType::Mono8, "Mono8"},   {PixelType::Mono10, "Mono10"}, {PixelType::Mono12, "Mono12"},
+    {PixelType::Mono16, "Mono16"}, {PixelType::RGB8, "RGB8"},
+};
+
+uint8_t bit_depth(PixelType t) {
+  switch (t) {
+    case PixelType::Mono10:
+      return 10;
+    case PixelType::Mono12:
+      return 12;
+    case PixelType::Mono8:
+    case PixelType::RGB8:
+      return 8;
+    default:
+      return 16;
+  }
+}
+
+std::string number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+const char* status_text(ArvBufferStatus s) {
+  switch (s) {
+    case ARV_BUFFER_STATUS_MISSING_PACKETS:
+      return "aravis: missing packets";
+    case ARV_BUFFER_STATUS_WRONG_PACKET_ID:
+      return "aravis: wrong packet id";
+    case ARV_BUFFER_STATUS_SIZE_MISMATCH:
+      return "aravis: size mismatch";
+    case ARV_BUFFER_STATUS_FILLING:
+      return "aravis: frame incomplete";
+    case ARV_BUFFER_STATUS_ABORTED:
+      return "aravis: aborted";
+    case ARV_BUFFER_STATUS_TIMEOUT:
+      return "aravis: timeout";
+    default:
+      return "aravis: buffer failed";
+  }
+}
+
+constexpr const char* kGenicam = "genicam.";
+constexpr int kQueuedBuffers = 8;
+
+}  // namespace
+
+struct AravisCamera::Device {
+  ArvCamera* camera = nullptr;
+  ArvStream* stream = nullptr;
+  gulong lost_handler = 0;
+  // One ArvBuffer per slot it was ever given, made once (no allocation per frame).
+  std::map<std::pair<uint32_t, uint32_t>, ArvBuffer*> buffers;  // (gen, slot)
+  std::map<ArvBuffer*, Loan> queued;
+
+  ~Device() {
+    if (stream) g_object_unref(stream);
+    for (auto& [key, b] : buffers) g_object_unref(b);
+    if (camera) {
+      if (lost_handler) g_signal_handler_disconnect(arv_camera_get_device(camera), lost_handler);
+      g_object_unref(camera);
+    }
+  }
+  ArvDevice* device() const { return arv_camera_get_device(camera); }
+};
+
+std::vector<AravisDevice> discover_aravis_devices(bool with_fake) {
+  if (with_fake) arv_enable_interface("Fake");
+  arv_update_device_list();
+  std::vector<AravisDevice> out;
+  for (unsigned i = 0; i < arv_get_n_devices(); ++i) {
+    auto s = [](const char* p) { return std::string(p ? p : ""); };
+    out.push_back({s(arv_get_device_id(i)), s(arv_get_device_physical_id(i)),
+                   s(arv_get_device_vendor(i)), s(arv_get_device_model(i)),
+                   s(arv_get_device_serial_nbr(i)), s(arv_get_device_protocol(i)),
+                   s(arv_get_device_address(i))});
+  }
+  return out;
+}
+
+AravisCamera::AravisCamera(std::string name, std::string device)
+    : name_(std::move(name)), device_id_(std::move(device)) {
+  props_.add({"Device", PropertyType::String, device_id_, "", {}, {}, {}, true, false});
+  open();
+}
+
+AravisCamera::~AravisCamera() {
+  {
+    std::lock_guard lock(reconnect_mu_);
+    closing_ = true;
+  }
+  reconnect_cv_.notify_all();
+  if (reconnect_.joinable()) reconnect_.join();
+  stop();
+}
+
+void AravisCamera::open() {
+  if (device_id_.rfind("Fake", 0) == 0) arv_enable_interface("Fake");
+  GError* err = nullptr;
+  auto dev = std::make_unique<Device>();
+  dev->camera = arv_camera_new(device_id_.c_str(), &err);
+  if (!dev->camera)
+    throw CameraError("camera '" + name_ + "': cannot open device '" + device_id_ +
+                      "': " + take_error(err, "not found (fbctl cameras --discover lists them)"));
+  dev->lost_handler = g_signal_connect_swapped(
+      dev->device(), "control-lost",
+      G_CALLBACK(+[](AravisCamera* self) { self->on_control_lost(); }), this);
+  std::lock_guard lock(mu_);
+  dev_ = std::move(dev);
+  read_properties();
+}
+
+// Mirrors the device's values into props_ (the device may round what it was given).
+void AravisCamera::read_properties() {
+  ArvCamera* c = dev_->camera;
+  GError* err = nullptr;
+  gint x = 0, y = 0, w = 0, h = 0, wmax = 0, hmax = 0, xinc = 1;
+  arv_camera_get_region(c, &x, &y, &w, &h, &err);
+  g_clear_error(&err);
+  arv_camera_get_width_bounds(c, nullptr, &wmax, &err);
+  g_clear_error(&err);
+  arv_camera_get_height_bounds(c, nullptr, &hmax, &err);
+  g_clear_error(&err);
+  (void)xinc;
+  auto put = [&](Property p) {
+    if (props_.has(p.name)) {
+      props_.force(p.name, p.value);
+    } else {
+      props_.add(std::move(p));
+    }
+  };
+  put({"Width", PropertyType::Int, std::to_string(w), "px", 1, double(wmax), {}, false, true});
+  put({"Height", PropertyType::Int, std::to_string(h), "px", 1, double(hmax), {}, false, true});
+  put({"OffsetX", PropertyType::Int, std::to_string(x), "px", 0, double(wmax), {}, false, true});
+  put({"OffsetY", PropertyType::Int, std::to_string(y), "px", 0, double(hmax), {}, false, true});
+
+  std::vector<std::string> types;
+  guint n = 0;
+  const char** available = arv_camera_dup_available_pixel_formats_as_strings(c, &n, &err);
+  g_clear_error(&err);
+  for (const auto& [t, gname] : kPixelFormats)
+    for (guint i = 0; available && i < n; ++i)
+      if (std::string(available[i]) == gname) types.emplace_back(to_string(t));
+  g_free(available);
+  const char* current = arv_camera_get_pixel_format_as_string(c, &err);
+  g_clear_error(&err);
+  std::string type = current ? current : "";
+  if (std::find(types.begin(), types.end(), type) == types.end()) types.push_back(type);
+  put({"PixelType", PropertyType::Enum, type, "", {}, {}, types, false, true});
+
+  double lo = 0, hi = 0;
+  const double exposure = arv_camera_get_exposure_time(c, &err);
+  g_clear_error(&err);
+  arv_camera_get_exposure_time_bounds(c, &lo, &hi, &err);
+  g_clear_error(&err);
+  put({"Exposure",
+       PropertyType::Float,
+       number(exposure / 1000),
+       "ms",
+       lo / 1000,
+       hi / 1000,
+       {},
+       false,
+       false});
+  if (arv_camera_is_frame_rate_available(c, &err)) {
+    const double rate = arv_camera_get_frame_rate(c, &err);
+    g_clear_error(&err);
+    arv_camera_get_frame_rate_bounds(c, &lo, &hi, &err);
+    put({"FrameRate", PropertyType::Float, number(rate), "fps", lo, hi, {}, false, false});
+  }
+  g_clear_error(&err);
+  if (arv_camera_is_binning_available(c, &err)) {
+    gint bx = 1, by = 1;
+    arv_camera_get_binning(c, &bx, &by, &err);
+    put({"Binning", PropertyType::Int, std::to_string(bx), "", 1, 8, {}, false, true});
+  }
+  g_clear_error(&err);
+  if (arv_camera_is_gain_available(c, &err)) {
+    const double gain = arv_camera_get_gain(c, &err);
+    g_clear_error(&err);
+    arv_camera_get_gain_bounds(c, &lo, &hi, &err);
+    put({"Gain", PropertyType::Float, number(gain), "dB", lo, hi, {}, false, false});
+  }
+  g_clear_error(&err);
+}
+
+PropertySet& AravisCamera::properties() {
+  return props_;
+}
+
+namespace {
+
+// A GenICam feature as one of our properties: its type, value and limits from the node map.
+std::optional<Property> genicam_property(ArvDevice* d, const std::string& feature) {
+  ArvGcNode* node = arv_device_get_feature(d, feature.c_str());
+  if (!node || !ARV_IS_GC_FEATURE_NODE(node)) return std::nullopt;
+  GError* err = nullptr;
+  Property p;
+  p.name = kGenicam + feature;
+  const char* v = arv_gc_feature_node_get_value_as_string(ARV_GC_FEATURE_NODE(node), &err);
+  p.value = v ? v : "";
+  g_clear_error(&err);
+  p.read_only = arv_gc_feature_node_is_locked(ARV_GC_FEATURE_NODE(node), &err) ||
+                arv_gc_feature_node_get_actual_access_mode(ARV_GC_FEATURE_NODE(node)) ==
+                    ARV_GC_ACCESS_MODE_RO;
+  g_clear_error(&err);
+  p.type = PropertyType::String;
+  if (ARV_IS_GC_INTEGER(node)) {
+    p.type = PropertyType::Int;
+    p.min = double(arv_gc_integer_get_min(ARV_GC_INTEGER(node), &err));
+    g_clear_error(&err);
+    p.max = double(arv_gc_integer_get_max(ARV_GC_INTEGER(node), &err));
+  } else if (ARV_IS_GC_FLOAT(node)) {
+    p.type = PropertyType::Float;
+    p.min = arv_gc_float_get_min(ARV_GC_FLOAT(node), &err);
+    g_clear_error(&err);
+    p.max = arv_gc_float_get_max(ARV_GC_FLOAT(node), &err);
+  } else if (ARV_IS_GC_ENUMERATION(node)) {
+    p.type = PropertyType::Enum;
+    guint n = 0;
+    const char** values =
+        arv_gc_enumeration_dup_available_string_values(ARV_GC_ENUMERATION(node), &n, &err);
+    for (guint i = 0; values && i < n; ++i) p.allowed.emplace_back(values[i]);
+    g_free(values);
+  }
+  g_clear_error(&err);
+  return p;
+}
+
+}  // namespace
+
+std::string AravisCamera::get(const std::string& prop) const {
+  std::lock_guard lock(mu_);
+  if (prop.rfind(kGenicam, 0) != 0) return props_.get(prop);
+  auto p = genicam_property(dev_->device(), prop.substr(strlen(kGenicam)));
+  if (!p)
+    throw PropertyError(PropertyError::Kind::Unknown,
+                        "camera '" + name_ + "' has no GenICam feature '" + prop.substr(8) + "'");
+  auto& props = const_cast<PropertySet&>(props_);  // keep the last seen value for `fbctl props`
+  if (props.has(p->name)) {
+    props.force(p->name, p->value);
+  } else {
+    props.add(*p);
+  }
+  return p->value;
+}
+
+void AravisCamera::set(const std::string& prop, const std::string& value) {
+  std::lock_guard lock(mu_);
+  ArvCamera* c = dev_->camera;
+  GError* err = nullptr;
+  if (prop.rfind(kGenicam, 0) == 0) {
+    const std::string feature = prop.substr(strlen(kGenicam));
+    auto p = genicam_property(dev_->device(), feature);
+    if (!p)
+      throw PropertyError(PropertyError::Kind::Unknown,
+                          "camera '" + name_ + "' has no GenICam feature '" + feature + "'");
+    if (p->read_only) throw PropertyError(PropertyError::Kind::ReadOnly, prop + " is read-only");
+    if (running_ && (feature == "Width" || feature == "Height" || feature == "PixelFormat"))
+      throw PropertyError(PropertyError::Kind::Busy, prop + " changes the format: stop first");
+    const std::string assignment = feature + "=" + value;
+    if (!arv_device_set_features_from_string(dev_->device(), assignment.c_str(), &err))
+      throw PropertyError(PropertyError::Kind::Invalid,
+                          "cannot set " + prop + " to '" + value + "': " + take_error(err));
+    read_properties();
+    return;
+  }
+  props_.set(prop, value, running_);  // checks type, limits and running
+  bool ok = true;
+  if (prop == "Width" || prop == "Height" || prop == "OffsetX" || prop == "OffsetY") {
+    arv_camera_set_region(c, int(props_.get_int("OffsetX")), int(props_.get_int("OffsetY")),
+                          int(props_.get_int("Width")), int(props_.get_int("Height")), &err);
+  } else if (prop == "PixelType") {
+    arv_camera_set_pixel_format_from_string(c, value.c_str(), &err);
+  } else if (prop == "Exposure") {
+    arv_camera_set_exposure_time(c, props_.get_float("Exposure") * 1000, &err);
+  } else if (prop == "FrameRate") {
+    arv_camera_set_frame_rate(c, props_.get_float("FrameRate"), &err);
+  } else if (prop == "Binning") {
+    const int b = int(props_.get_int("Binning"));
+    arv_camera_set_binning(c, b, b, &err);
+  } else if (prop == "Gain") {
+    arv_camera_set_gain(c, props_.get_float("Gain"), &err);
+  } else {
+    ok = false;
+  }
+  std::string failure = err ? take_error(err) : "";
+  read_properties();  // what the device really took
+  if (!ok) throw PropertyError(PropertyError::Kind::ReadOnly, prop + " cannot be set");
+  if (!failure.empty())
+    throw PropertyError(PropertyError::Kind::Invalid,
+                        "cannot set " + prop + " to '" + value + "': " + failure);
+}
+
+FrameFormat AravisCamera::format() const {
+  std::lock_guard lock(mu_);
+  FrameFormat f;
+  f.width = uint32_t(props_.get_int("Width"));
+  f.height = uint32_t(props_.get_int("Height"));
+  f.pixel_type = parse_pixel_type(props_.get("PixelType")).value_or(PixelType::Mono8);
+  f.bit_depth = bit_depth(f.pixel_type);
+  f.stride = uint32_t(f.width * bytes_per_pixel(f.pixel_type));
+  f.roi_x = uint32_t(props_.get_int("OffsetX"));
+  f.roi_y = uint32_t(props_.get_int("OffsetY"));
+  f.roi_w = f.width;
+  f.roi_h = f.height;
+  if (props_.has("Binning")) f.binning_x = f.binning_y = uint8_t(props_.get_int("Binning"));
+  return f;
+}
+
+void AravisCamera::start(FrameSink& sink, std::optional<uint64_t> frames) {
+  if (running_) throw CameraError("camera '" + name_ + "' is already running; stop it first");
+  if (thread_.joinable()) thread_.join();  // a finished run (frames reached)
+  if (lost_) throw CameraError("camera '" + name_ + "': " + last_error());
+  if (!parse_pixel_type(get("PixelType")))
+    throw CameraError("camera '" + name_ + "': pixel format " + get("PixelType") +
+                      " is not supported (Mono8, Mono10, Mono12, Mono16, RGB8)");
+  GError* err = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    dev_->stream = arv_camera_create_stream(dev_->camera, nullptr, nullptr, &err);
+    if (!dev_->stream)
+      throw CameraError("camera '" + name_ + "': cannot open a stream: " + take_error(err));
+    arv_camera_set_acquisition_mode(dev_->camera, ARV_ACQUISITION_MODE_CONTINUOUS, &err);
+    g_clear_error(&err);
+  }
+  stop_ = false;
+  running_ = true;
+  sink_ = &sink;
+  frames_left_ = frames;
+  thread_ = std::thread([this, &sink, frames] { acquire(sink, frames); });
+}
+
+// The adapter's thread: keeps the device's queue full of lent slots, commits filled ones.
+void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
+  ArvStream* stream;
+  ArvCamera* camera;
+  {
+    std::lock_guard lock(mu_);
+    stream = dev_->stream;
+    camera = dev_->camera;
+  }
+  const FrameFormat fmt = format();
+  GError* err = nullptr;
+  const size_t payload = arv_camera_get_payload(camera, &err);
+  g_clear_error(&err);
+  auto top_up = [&] {
+    while (int(dev_->queued.size()) < kQueuedBuffers) {
+      std::optional<Loan> l = sink.loan_ahead(payload);
+      if (!l) return;  // the ring is full: the device has fewer buffers for now
+      ArvBuffer*& b = dev_->buffers[{l->gen, l->slot}];
+      if (!b) b = arv_buffer_new_full(payload, l->data.data(), nullptr, nullptr);
+      dev_->queued[b] = *l;
+      arv_stream_push_buffer(stream, ARV_BUFFER(g_object_ref(b)));  // the stream takes a ref
+    }
+  };
+  top_up();
+  arv_camera_start_acquisition(camera, &err);
+  if (err) {
+    set_error("cannot start acquisition: " + take_error(err));
+    stop_ = true;
+  }
+  guint64 underruns_seen = 0;
+  uint64_t id_high = 0;  // the 16-bit GVSP frame id, widened
+  std::optional<uint16_t> last_id;
+  uint64_t done = 0;
+  while (!stop_ && !lost_ && (!frames || done < *frames)) {
+    top_up();
+    ArvBuffer* b = arv_stream_timeout_pop_buffer(stream, 100'000);
+    guint64 completed = 0, failures = 0, underruns = 0;
+    arv_stream_get_statistics(stream, &completed, &failures, &underruns);
+    for (; underruns_seen < underruns; ++underruns_seen) sink.drop_ring_full();
+    if (!b) continue;
+    g_object_unref(b);  // the stream's ref; ours stays in dev_->buffers
+    auto it = dev_->queued.find(b);
+    if (it == dev_->queued.end()) continue;  // not ours (cannot happen)
+    const Loan loan = it->second;
+    dev_->queued.erase(it);
+    if (arv_buffer_get_status(b) != ARV_BUFFER_STATUS_SUCCESS) {
+      sink.abort(loan);
+      sink.drop(status_text(arv_buffer_get_status(b)));
+      continue;
+    }
+    // GVSP ids are 16-bit, wrap, and skip 0: widen by counting wraps.
+    const uint16_t id = uint16_t(arv_buffer_get_frame_id(b));
+    if (last_id && id < *last_id) id_high += 0x10000;
+    last_id = id;
+    FrameInfo info;
+    info.camera_frame_id = id_high + id;
+    info.hw_timestamp_ns = arv_buffer_get_timestamp(b);
+    info.format = fmt;
+    last_data_ = loan.data.data();
+    sink.commit(loan, info);
+    ++committed_;
+    ++done;
+  }
+  arv_camera_stop_acquisition(camera, &err);
+  g_clear_error(&err);
+  // Slots still queued with the device go back unpublished.
+  arv_stream_set_emit_signals(stream, FALSE);
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [buffer, loan] : dev_->queued) sink.abort(loan);
+    dev_->queued.clear();
+    g_object_unref(dev_->stream);
+    dev_->stream = nullptr;
+    for (auto& [key, buffer] : dev_->buffers) g_object_unref(buffer);
+    dev_->buffers.clear();
+  }
+  running_ = false;
+}
+
+void AravisCamera::stop() {
+  stop_ = true;
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  sink_ = nullptr;
+}
+
+void AravisCamera::snap(FrameSink& sink) {
+  if (running_) throw CameraError("camera '" + name_ + "' is running; stop it before snap");
+  start(sink, 1);  // the frame arrives on the adapter's thread, like any other
+}
+
+std::string AravisCamera::last_error() const {
+  std::lock_guard lock(error_mu_);
+  return error_;
+}
+
+void AravisCamera::set_error(const std::string& e) {
+  std::lock_guard lock(error_mu_);
+  error_ = e;
+}
+
+// Aravis' heartbeat thread: the device stopped answering.
+void AravisCamera::on_control_lost() {
+  if (lost_.exchange(true)) return;
+  set_error("device '" + device_id_ + "' lost (control-lost); reconnecting");
+  std::lock_guard lock(reconnect_mu_);
+  if (closing_) return;
+  if (reconnect_.joinable()) reconnect_.join();  // the last reconnect, finished
+  reconnect_ = std::thread([this] { reconnect_loop(); });
+}
+
+void AravisCamera::reconnect_loop() {
+  const bool was_running = running_.load();
+  FrameSink* sink = sink_;
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  auto wait = 1s;
+  for (;;) {
+    {
+      std::unique_lock lock(reconnect_mu_);
+      if (reconnect_cv_.wait_for(lock, wait, [&] { return closing_; })) return;
+    }
+    try {
+      open();
+      lost_ = false;
+      set_error("");
+      if (was_running && sink) start(*sink, frames_left_);
+      return;
+    } catch (const std::exception& e) {
+      set_error("device '" + device_id_ + "' lost; reopening failed (" + e.what() +
+                "); next try in " + std::to_string(std::min<long>(wait.count() * 2, 30)) + " s");
+      wait = std::min(wait * 2, std::chrono::seconds(30));
+    }
+  }
+}
+
+}  // namespace framebroker::cameras
