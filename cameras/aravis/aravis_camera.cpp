@@ -125,8 +125,8 @@ void AravisCamera::open() {
   auto dev = std::make_unique<Device>();
   dev->camera = arv_camera_new(device_id_.c_str(), &err);
   if (!dev->camera)
-    throw CameraError("camera '" + name_ + "': cannot open device '" + device_id_ +
-                      "': " + take_error(err, "not found (fbctl cameras --discover lists them)"));
+    throw CameraError("camera '" + name_ + "': cannot open device '" + device_id_ + "': " +
+                      take_error(err, "not found (fbctl cameras --discover lists the ids)"));
   dev->lost_handler = g_signal_connect_swapped(
       dev->device(), "control-lost",
       G_CALLBACK(+[](AravisCamera* self) { self->on_control_lost(); }), this);
@@ -319,6 +319,10 @@ void AravisCamera::set(const std::string& prop, const std::string& value) {
 
 FrameFormat AravisCamera::format() const {
   std::lock_guard lock(mu_);
+  return format_unlocked();
+}
+
+FrameFormat AravisCamera::format_unlocked() const {
   FrameFormat f;
   f.width = uint32_t(props_.get_int("Width"));
   f.height = uint32_t(props_.get_int("Height"));
@@ -343,6 +347,12 @@ void AravisCamera::start(FrameSink& sink, std::optional<uint64_t> frames) {
   GError* err = nullptr;
   {
     std::lock_guard lock(mu_);
+    const size_t payload = arv_camera_get_payload(dev_->camera, &err);
+    g_clear_error(&err);
+    if (payload > format_unlocked().frame_bytes())
+      throw CameraError("camera '" + name_ + "' sends " + std::to_string(payload) +
+                        "-byte buffers for " + std::to_string(format_unlocked().frame_bytes()) +
+                        "-byte frames (chunk data?); turn genicam.ChunkModeActive off");
     dev_->stream = arv_camera_create_stream(dev_->camera, nullptr, nullptr, &err);
     if (!dev_->stream)
       throw CameraError("camera '" + name_ + "': cannot open a stream: " + take_error(err));
@@ -421,14 +431,14 @@ void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
   }
   arv_camera_stop_acquisition(camera, &err);
   g_clear_error(&err);
-  // Slots still queued with the device go back unpublished.
-  arv_stream_set_emit_signals(stream, FALSE);
   {
     std::lock_guard lock(mu_);
-    for (auto& [buffer, loan] : dev_->queued) sink.abort(loan);
-    dev_->queued.clear();
+    // Only once the stream (and its thread) is gone may the slots it still had go back: until
+    // then it could write into them.
     g_object_unref(dev_->stream);
     dev_->stream = nullptr;
+    for (auto& [buffer, loan] : dev_->queued) sink.abort(loan);
+    dev_->queued.clear();
     for (auto& [key, buffer] : dev_->buffers) g_object_unref(buffer);
     dev_->buffers.clear();
   }

@@ -36,8 +36,8 @@ std::vector<AravisDevice> discover_aravis_devices(bool with_fake = false);
 
 class AravisCamera final : public Camera {
  public:
-  // Opens `device` (an Aravis id such as "Fake_1", a serial number, a user id or an IP
-  // address). Throws CameraError naming the device and the cause.
+  // Opens `device`: an Aravis id (vendor-serial, e.g. "Basler-21234567", or "Fake_1"), a
+  // user id, or a GigE camera's IP address. Throws CameraError naming the device and the cause.
   AravisCamera(std::string name, std::string device);
   ~AravisCamera() override;
 
@@ -62,6 +62,7 @@ class AravisCamera final : public Camera {
 
   void open();
   void read_properties();
+  FrameFormat format_unlocked() const;
   void acquire(FrameSink& sink, std::optional<uint64_t> frames);
   void on_control_lost();
   void reconnect_loop();

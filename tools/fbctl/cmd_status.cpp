@@ -2,8 +2,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cameras/aravis/aravis_camera.hpp"
 #include "fbctl/context.hpp"
 #include "fbctl/status_view.hpp"
+#include "fbctl/table.hpp"
 
 namespace framebroker::fbctl {
 
@@ -17,9 +19,35 @@ int print_json_section(const Status& s, const char* key) {
 
 using View = void (*)(std::ostream&, const Status&);
 
-void add_view(CLI::App& app, Context& ctx, const char* name, const char* what, const char* key,
-              View view) {
-  add_command(app, ctx, name, what, true, [key, view](Context& c) {
+bool discover_ = false, include_fake_ = false;  // fbctl cameras --discover [--include-fake]
+
+int print_devices(bool json) {
+  const auto devices = cameras::discover_aravis_devices(include_fake_);
+  if (json) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& d : devices)
+      a.push_back({{"id", d.id},
+                   {"vendor", d.vendor},
+                   {"model", d.model},
+                   {"serial", d.serial},
+                   {"protocol", d.protocol},
+                   {"address", d.address},
+                   {"physical_id", d.physical_id}});
+    std::cout << a.dump(2) << "\n";
+    return kOk;
+  }
+  Table t({"DEVICE", "VENDOR", "MODEL", "SERIAL", "PROTOCOL", "ADDRESS"});
+  for (const auto& d : devices) t.row({d.id, d.vendor, d.model, d.serial, d.protocol, d.address});
+  t.print(std::cout);
+  if (t.empty())
+    std::cout << "(no devices: check cables, power, udev rules for USB3, the network for GigE)\n";
+  return kOk;
+}
+
+CLI::App* add_view(CLI::App& app, Context& ctx, const char* name, const char* what, const char* key,
+                   View view) {
+  return add_command(app, ctx, name, what, true, [key, view](Context& c) {
+    if (view == print_cameras && discover_) return print_devices(c.json);
     auto s = c.connect().status();
     if (c.json) return key ? print_json_section(s, key) : (std::cout << to_json(s) << "\n", kOk);
     view(std::cout, s);
@@ -41,10 +69,15 @@ void add_status_commands(CLI::App& app, Context& ctx) {
            "per subscriber: client, pid, uid, stream, mode, window or max_hold, held, queued,\n"
            "delivered, missed, conflated, lag, connected since\n  e.g. fbctl subscribers --json",
            "subscribers", print_subscribers);
-  add_view(app, ctx, "cameras",
-           "per camera: driver, state (idle, running, error), frames, fps\n"
-           "  e.g. fbctl cameras",
-           "cameras", print_cameras);
+  auto* cameras = add_view(app, ctx, "cameras",
+                           "per camera: driver, state (idle, running, error), frames, fps, error;\n"
+                           "with --discover, the GenICam devices Aravis sees (no broker needed)\n"
+                           "  e.g. fbctl cameras\n       fbctl cameras --discover",
+                           "cameras", print_cameras);
+  cameras->add_flag("--discover", discover_,
+                    "list the devices Aravis can open (GigE Vision, USB3 Vision) instead");
+  cameras->add_flag("--include-fake", include_fake_,
+                    "with --discover: also Aravis' simulated camera Fake_1 (no hardware needed)");
 }
 
 }  // namespace framebroker::fbctl

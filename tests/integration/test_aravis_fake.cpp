@@ -1,0 +1,93 @@
+// The aravis driver in a real framebrokerd, on Aravis' in-process Fake camera, with real
+// subscribers and fbctl.
+#include <gtest/gtest.h>
+
+#include "framebroker/client.hpp"
+#include "harness.hpp"
+
+using namespace fbtest;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kFakeCamera = {
+    "--no-default-camera", "--camera", "aravis:name=arv,device=Fake_1,FrameRate=200,slots=16"};
+
+}  // namespace
+
+TEST(AravisBroker, FramesReachASubscriberWithWidenedMonotonicIds) {
+  Broker broker(kFakeCamera);
+  auto client = framebroker::Client::connect({.socket_path = broker.socket()});
+  auto sub = client.subscribe("arv", {});
+  std::optional<uint64_t> last_id, last_seq;
+  int frames = 0;
+  for (; frames < 300; ++frames) {
+    auto f = sub.next(5s);
+    ASSERT_TRUE(f) << "after " << frames << " frames: " << broker.process().err();
+    EXPECT_EQ(f->width(), 512u);
+    EXPECT_EQ(f->height(), 512u);
+    EXPECT_EQ(framebroker::to_string(f->pixel_type()), std::string("Mono8"));
+    EXPECT_GE(f->pixels().size(), 512u * 512u);
+    if (last_id) EXPECT_GT(f->camera_frame_id(), *last_id) << "ids must keep rising";
+    if (last_seq) EXPECT_EQ(f->seq(), *last_seq + 1) << "an every subscriber misses nothing";
+    last_id = f->camera_frame_id();
+    last_seq = f->seq();
+  }
+  EXPECT_GT(*last_id, 65535u) << "the Fake starts near the 16-bit wrap; ids are widened";
+  const json s = broker.status();
+  EXPECT_EQ(s["cameras"][0]["driver"], "aravis");
+}
+
+TEST(AravisBroker, PropertiesAndGenicamFeaturesThroughFbctl) {
+  Broker broker(kFakeCamera);
+  EXPECT_EQ(broker.fbctl({"get", "arv", "genicam.DeviceVendorName"}).out, "Aravis\n");
+  EXPECT_EQ(broker.fbctl({"set", "arv", "genicam.AcquisitionFrameRate", "50"}).exit_code, 0);
+  EXPECT_EQ(broker.fbctl({"get", "arv", "FrameRate"}).out, "50\n");
+  Result busy = broker.fbctl({"set", "arv", "Width", "256"});
+  EXPECT_NE(busy.exit_code, 0) << "format change while running";
+  Result unknown = broker.fbctl({"get", "arv", "genicam.NoSuchThing"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("no GenICam feature 'NoSuchThing'"), std::string::npos) << unknown.err;
+
+  ASSERT_EQ(broker.fbctl({"stop", "arv"}).exit_code, 0);
+  ASSERT_EQ(broker.fbctl({"set", "arv", "Width", "256"}).exit_code, 0);
+  ASSERT_EQ(broker.fbctl({"set", "arv", "PixelType", "Mono16"}).exit_code, 0);
+  ASSERT_EQ(broker.fbctl({"start", "arv"}).exit_code, 0);
+  auto client = framebroker::Client::connect({.socket_path = broker.socket()});
+  auto sub = client.subscribe("arv", {});
+  auto f = sub.next(5s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->width(), 256u);
+  EXPECT_EQ(framebroker::to_string(f->pixel_type()), std::string("Mono16"));
+}
+
+TEST(AravisBroker, StartStopCyclesLeaveNoSlotBehind) {
+  Broker broker(kFakeCamera);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(broker.fbctl({"stop", "arv"}).exit_code, 0);
+    ASSERT_EQ(broker.fbctl({"start", "arv"}).exit_code, 0);
+    ASSERT_TRUE(broker.wait_status([&](const json& s) {
+      return stream_of(s, "arv")["published"].get<uint64_t>() > uint64_t(20 * (i + 1));
+    }));
+  }
+  ASSERT_EQ(broker.fbctl({"stop", "arv"}).exit_code, 0);
+  const json s = broker.status();
+  const json& st = stream_of(s, "arv");
+  EXPECT_EQ(st["writing"], 0) << st;
+  EXPECT_LE(st["ready"].get<int>(), 1) << "only the latest cache";
+  EXPECT_TRUE(slot_invariant_holds(s));
+  EXPECT_EQ(s["cameras"][0]["state"], "idle");
+}
+
+TEST(AravisBroker, AnUnknownDeviceIsAClearStartupError) {
+  Result r = run({FB_BROKER_BIN, "--runtime-dir", "/tmp", "--instance", "arv-missing",
+                  "--no-default-camera", "--camera", "aravis:name=x,device=NoSuchCamera-42"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot open device 'NoSuchCamera-42'"), std::string::npos) << r.err;
+  Result no_device = run({FB_BROKER_BIN, "--runtime-dir", "/tmp", "--instance", "arv-missing",
+                          "--no-default-camera", "--camera", "aravis:name=x"});
+  EXPECT_EQ(no_device.exit_code, 1);
+  EXPECT_NE(no_device.err.find("needs device ="), std::string::npos) << no_device.err;
+  ::unlink("/dev/shm/fb.arv-missing.lock");
+  ::unlink("/tmp/arv-missing.lock");
+}
