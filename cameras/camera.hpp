@@ -44,7 +44,7 @@ struct FrameFormat {
 
 // What the adapter knows about one frame, handed over with commit().
 struct FrameInfo {
-  uint64_t camera_frame_id = 0;  // widened to 64 bits; starts at 0 on each start()
+  uint64_t camera_frame_id = 0;  // the device's counter widened to 64 bits (sim: 0 at start())
   std::optional<uint64_t> hw_timestamp_ns;
   FrameFormat format;
   double exposure_us = 0;

@@ -272,6 +272,7 @@ std::string AravisCamera::get(const std::string& prop) const {
 
 void AravisCamera::set(const std::string& prop, const std::string& value) {
   std::lock_guard lock(mu_);
+  remember(prop, value);
   ArvCamera* c = dev_->camera;
   GError* err = nullptr;
   if (prop.rfind(kGenicam, 0) == 0) {
@@ -317,6 +318,11 @@ void AravisCamera::set(const std::string& prop, const std::string& value) {
                         "cannot set " + prop + " to '" + value + "': " + failure);
 }
 
+void AravisCamera::remember(const std::string& prop, const std::string& value) {
+  std::erase_if(applied_, [&](const auto& p) { return p.first == prop; });
+  applied_.emplace_back(prop, value);
+}
+
 FrameFormat AravisCamera::format() const {
   std::lock_guard lock(mu_);
   return format_unlocked();
@@ -338,6 +344,11 @@ FrameFormat AravisCamera::format_unlocked() const {
 }
 
 void AravisCamera::start(FrameSink& sink, std::optional<uint64_t> frames) {
+  std::lock_guard life(life_mu_);
+  start_locked(sink, frames);
+}
+
+void AravisCamera::start_locked(FrameSink& sink, std::optional<uint64_t> frames) {
   if (running_) throw CameraError("camera '" + name_ + "' is already running; stop it first");
   if (thread_.joinable()) thread_.join();  // a finished run (frames reached)
   if (lost_) throw CameraError("camera '" + name_ + "': " + last_error());
@@ -361,6 +372,7 @@ void AravisCamera::start(FrameSink& sink, std::optional<uint64_t> frames) {
   }
   stop_ = false;
   running_ = true;
+  wanted_ = true;
   sink_ = &sink;
   frames_left_ = frames;
   thread_ = std::thread([this, &sink, frames] { acquire(sink, frames); });
@@ -402,24 +414,41 @@ void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
   while (!stop_ && !lost_ && (!frames || done < *frames)) {
     top_up();
     ArvBuffer* b = arv_stream_timeout_pop_buffer(stream, 100'000);
-    guint64 completed = 0, failures = 0, underruns = 0;
-    arv_stream_get_statistics(stream, &completed, &failures, &underruns);
-    for (; underruns_seen < underruns; ++underruns_seen) sink.drop_ring_full();
     if (!b) continue;
     g_object_unref(b);  // the stream's ref; ours stays in dev_->buffers
     auto it = dev_->queued.find(b);
     if (it == dev_->queued.end()) continue;  // not ours (cannot happen)
     const Loan loan = it->second;
     dev_->queued.erase(it);
+    // GVSP ids are 16-bit, wrap, and skip 0: widen by counting wraps.
+    const uint16_t id = uint16_t(arv_buffer_get_frame_id(b));
+    if (last_id && id < *last_id) id_high += 0x10000;
+    // Ids the device sent but no buffer came back for are lost frames. Aravis counts an
+    // underrun per packet that found no buffer, so it only says *why*: no free slot.
+    guint64 completed = 0, failures = 0, underruns = 0;
+    arv_stream_get_statistics(stream, &completed, &failures, &underruns);
+    const bool starved = underruns > underruns_seen;
+    underruns_seen = underruns;
+    if (last_id) {
+      const uint64_t prev = (id < *last_id ? id_high - 0x10000 : id_high) + *last_id;
+      const uint64_t now = id_high + id;
+      // 0 is never a GVSP id: crossing the wrap skips it.
+      uint64_t missing = now > prev + 1 ? now - prev - 1 : 0;
+      if (id < *last_id && missing > 0) --missing;
+      for (uint64_t i = 0; i < std::min<uint64_t>(missing, 1'000'000); ++i) {
+        if (starved) {
+          sink.drop_ring_full();
+        } else {
+          sink.drop("aravis: frame never arrived");
+        }
+      }
+    }
+    last_id = id;
     if (arv_buffer_get_status(b) != ARV_BUFFER_STATUS_SUCCESS) {
       sink.abort(loan);
       sink.drop(status_text(arv_buffer_get_status(b)));
       continue;
     }
-    // GVSP ids are 16-bit, wrap, and skip 0: widen by counting wraps.
-    const uint16_t id = uint16_t(arv_buffer_get_frame_id(b));
-    if (last_id && id < *last_id) id_high += 0x10000;
-    last_id = id;
     FrameInfo info;
     info.camera_frame_id = id_high + id;
     info.hw_timestamp_ns = arv_buffer_get_timestamp(b);
@@ -446,9 +475,15 @@ void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
 }
 
 void AravisCamera::stop() {
+  std::lock_guard life(life_mu_);
+  wanted_ = false;  // also: a reconnect in progress does not restart it
+  halt_locked();
+  sink_ = nullptr;
+}
+
+void AravisCamera::halt_locked() {
   stop_ = true;
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
-  sink_ = nullptr;
 }
 
 void AravisCamera::snap(FrameSink& sink) {
@@ -477,10 +512,10 @@ void AravisCamera::on_control_lost() {
 }
 
 void AravisCamera::reconnect_loop() {
-  const bool was_running = running_.load();
-  FrameSink* sink = sink_;
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard life(life_mu_);
+    halt_locked();
+  }
   auto wait = 1s;
   for (;;) {
     {
@@ -489,14 +524,32 @@ void AravisCamera::reconnect_loop() {
     }
     try {
       open();
+      replay_settings();
       lost_ = false;
       set_error("");
-      if (was_running && sink) start(*sink, frames_left_);
+      std::lock_guard life(life_mu_);
+      if (wanted_ && sink_) start_locked(*sink_, frames_left_);
       return;
     } catch (const std::exception& e) {
       set_error("device '" + device_id_ + "' lost; reopening failed (" + e.what() +
                 "); next try in " + std::to_string(std::min<long>(wait.count() * 2, 30)) + " s");
       wait = std::min(wait * 2, std::chrono::seconds(30));
+    }
+  }
+}
+
+// A reopened device has its power-on settings: give it back the ones set since we opened it.
+void AravisCamera::replay_settings() {
+  std::vector<std::pair<std::string, std::string>> settings;
+  {
+    std::lock_guard lock(mu_);
+    settings = applied_;
+  }
+  for (const auto& [prop, value] : settings) {
+    try {
+      set(prop, value);
+    } catch (const std::exception& e) {
+      set_error("after reconnecting, " + prop + " = " + value + " failed: " + e.what());
     }
   }
 }

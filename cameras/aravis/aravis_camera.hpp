@@ -61,6 +61,10 @@ class AravisCamera final : public Camera {
   struct Device;  // the Aravis objects (aravis_camera.cpp)
 
   void open();
+  void start_locked(FrameSink& sink, std::optional<uint64_t> frames);
+  void halt_locked();
+  void remember(const std::string& prop, const std::string& value);
+  void replay_settings();
   void read_properties();
   FrameFormat format_unlocked() const;
   void acquire(FrameSink& sink, std::optional<uint64_t> frames);
@@ -73,6 +77,9 @@ class AravisCamera final : public Camera {
   std::unique_ptr<Device> dev_;
   PropertySet props_;
 
+  std::mutex life_mu_;   // start, stop and the reconnect's restart, one at a time
+  bool wanted_ = false;  // running, as far as the broker asked (a reconnect restarts it)
+  std::vector<std::pair<std::string, std::string>> applied_;  // set() since open, in order
   std::atomic<bool> running_{false}, stop_{false}, lost_{false};
   std::atomic<uint64_t> committed_{0};
   std::atomic<const void*> last_data_{nullptr};
