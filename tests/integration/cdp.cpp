@@ -75,8 +75,12 @@ class Connection {
   Connection(int port, const std::string& path, Clock::time_point deadline) : ws_(ioc_) {
     ws_.read_message_max(256 << 20);  // screenshots are large
     auto& sock = ws_.next_layer();
-    await([&](auto h) { sock.async_connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, h); },
-          deadline, "connect");
+    await(
+        [&](auto h) {
+          sock.async_connect(
+              {asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, h);
+        },
+        deadline, "connect");
     const std::string host = "127.0.0.1:" + std::to_string(port);
     await([&](auto h) { ws_.async_handshake(host, path, h); }, deadline, "handshake");
   }
@@ -142,7 +146,8 @@ class Connection {
     start([state](beast::error_code ec, auto&&...) { *state = {true, ec}; });
     run_until([&] { return state->first; }, deadline);
     if (!state->first) throw std::runtime_error(std::string("cdp: ") + what + " timed out");
-    if (state->second) throw std::runtime_error(std::string("cdp: ") + what + ": " + state->second.message());
+    if (state->second)
+      throw std::runtime_error(std::string("cdp: ") + what + ": " + state->second.message());
   }
 
   template <class Pred>
@@ -200,14 +205,17 @@ void Page::navigate(const std::string& url, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   const int before = conn_->loads;
   json r = conn_->call("Page.navigate", {{"url", url}}, deadline);
-  if (r.contains("errorText")) throw std::runtime_error("cdp: navigate " + url + ": " + r["errorText"].dump());
+  if (r.contains("errorText"))
+    throw std::runtime_error("cdp: navigate " + url + ": " + r["errorText"].dump());
   if (!conn_->wait_event([&] { return conn_->loads > before; }, deadline))
     throw std::runtime_error("cdp: no load event for " + url.substr(0, 200));
 }
 
 json Page::evaluate(const std::string& js, std::chrono::milliseconds timeout) {
-  json r = call("Runtime.evaluate", {{"expression", js}, {"returnByValue", true}, {"awaitPromise", true}}, timeout);
-  if (r.contains("exceptionDetails")) throw std::runtime_error("cdp: JS exception: " + exception_text(r["exceptionDetails"]));
+  json r = call("Runtime.evaluate",
+                {{"expression", js}, {"returnByValue", true}, {"awaitPromise", true}}, timeout);
+  if (r.contains("exceptionDetails"))
+    throw std::runtime_error("cdp: JS exception: " + exception_text(r["exceptionDetails"]));
   return r["result"].value("value", json());
 }
 
@@ -263,16 +271,25 @@ Browser::Browser(int width, int height) : width_(width), height_(height) {
   try {
     const std::string profile = dir_ + "/profile";
     std::vector<std::string> args = {
-        *exe, "--headless", "--no-sandbox", "--disable-gpu",
+        *exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
         "--disable-background-networking",  // else it tries the network and logs errors
-        "--no-first-run", "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--mute-audio",
+        "--hide-scrollbars",
         "--force-device-scale-factor=1",  // screenshot pixels == CSS pixels
         "--window-size=" + std::to_string(width) + "," + std::to_string(height),
-        "--user-data-dir=" + profile, "--remote-debugging-port=0", "about:blank"};
+        "--user-data-dir=" + profile,
+        "--remote-debugging-port=0",
+        "about:blank"};
     // HOME too, or it writes ~/.config/chromium and ~/.cache.
     std::vector<std::string> env = {"HOME=" + dir_};
     for (char** e = environ; *e; ++e)
-      if (!std::string_view(*e).starts_with("HOME=") && !std::string_view(*e).starts_with("XDG_")) env.push_back(*e);
+      if (!std::string_view(*e).starts_with("HOME=") && !std::string_view(*e).starts_with("XDG_"))
+        env.push_back(*e);
     auto c_strings = [](std::vector<std::string>& v) {
       std::vector<char*> p;
       for (auto& s : v) p.push_back(s.data());
@@ -280,10 +297,12 @@ Browser::Browser(int width, int height) : width_(width), height_(height) {
       return p;
     };
     std::vector<char*> argv = c_strings(args), envp = c_strings(env);
-    const int log_fd = ::open((dir_ + "/chromium.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int log_fd =
+        ::open((dir_ + "/chromium.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     int pipe_fds[2];
-    if (log_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("cdp: open/pipe failed");
+    if (log_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0)
+      throw std::runtime_error("cdp: open/pipe failed");
 
     // Chromium runs under a reaper child: a killed Chromium orphans its zygote
     // children, and PID 1 in a container may never reap them. The reaper is a
@@ -315,7 +334,8 @@ Browser::Browser(int width, int height) : width_(width), height_(height) {
     close(pipe_fds[1]);
     close(log_fd);
     close(null_fd);
-    const bool got_pid = reaper_ > 0 && read(pipe_fds[0], &pid_, sizeof pid_) == sizeof pid_ && pid_ > 0;
+    const bool got_pid =
+        reaper_ > 0 && read(pipe_fds[0], &pid_, sizeof pid_) == sizeof pid_ && pid_ > 0;
     close(pipe_fds[0]);
     if (!got_pid) throw std::runtime_error("cdp: cannot start " + *exe);
 
@@ -325,9 +345,12 @@ Browser::Browser(int width, int height) : width_(width), height_(height) {
     std::string path;
     for (;;) {
       std::istringstream in(read_file(profile + "/DevToolsActivePort"));
-      if (in >> port_ >> path && port_ > 0 && path.size() == std::strlen("/devtools/browser/") + 36) break;
-      if (kill(pid_, 0) != 0) throw std::runtime_error("cdp: chromium exited during startup:\n" + log());
-      if (Clock::now() > deadline) throw std::runtime_error("cdp: no DevToolsActivePort after 30 s:\n" + log());
+      if (in >> port_ >> path && port_ > 0 && path.size() == std::strlen("/devtools/browser/") + 36)
+        break;
+      if (kill(pid_, 0) != 0)
+        throw std::runtime_error("cdp: chromium exited during startup:\n" + log());
+      if (Clock::now() > deadline)
+        throw std::runtime_error("cdp: no DevToolsActivePort after 30 s:\n" + log());
       std::this_thread::sleep_for(50ms);
     }
     conn_ = std::make_unique<Connection>(port_, path, Clock::now() + 30s);
@@ -337,7 +360,9 @@ Browser::Browser(int width, int height) : width_(width), height_(height) {
   }
 }
 
-Browser::~Browser() { stop(); }
+Browser::~Browser() {
+  stop();
+}
 
 void Browser::stop() {
   conn_.reset();
@@ -357,18 +382,22 @@ void Browser::stop() {
   if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
 }
 
-std::string Browser::log() const { return read_file(dir_ + "/chromium.log"); }
+std::string Browser::log() const {
+  return read_file(dir_ + "/chromium.log");
+}
 
 Page Browser::open(const std::string& url, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   json r = conn_->call("Target.createTarget", {{"url", "about:blank"}}, deadline);
-  Page page(std::make_unique<Connection>(port_, "/devtools/page/" + r.at("targetId").get<std::string>(), deadline));
+  Page page(std::make_unique<Connection>(
+      port_, "/devtools/page/" + r.at("targetId").get<std::string>(), deadline));
   // --window-size includes window decorations even when headless; this makes
   // the viewport (and screenshots) exactly width x height.
   page.call("Emulation.setDeviceMetricsOverride",
             {{"width", width_}, {"height", height_}, {"deviceScaleFactor", 1}, {"mobile", false}});
   if (url != "about:blank")
-    page.navigate(url, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    page.navigate(url,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
   return page;
 }
 

@@ -77,7 +77,7 @@ class Browser {
   pid_t reaper_ = -1;  // our child; Chromium is its child
   pid_t pid_ = -1;     // Chromium, leader of its own process group
   int port_ = 0;
-  std::string dir_;  // holds profile/ and chromium.log
+  std::string dir_;                   // holds profile/ and chromium.log
   std::unique_ptr<Connection> conn_;  // the browser target
 };
 

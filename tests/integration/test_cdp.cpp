@@ -10,8 +10,8 @@
 namespace fbtest::cdp {
 namespace {
 
-#define SKIP_WITHOUT_CHROMIUM()                                                         \
-  if (!Browser::find_chromium())                                                        \
+#define SKIP_WITHOUT_CHROMIUM()  \
+  if (!Browser::find_chromium()) \
   GTEST_SKIP() << "chromium not installed (apt-get install chromium); skipping browser test"
 
 bool contains(const std::vector<std::string>& v, const std::string& needle) {
@@ -52,7 +52,8 @@ TEST(Cdp, CanvasEvaluateWaitForScreenshot) {
   EXPECT_EQ(page.evaluate("Array.from(document.getElementById('c').getContext('2d')"
                           ".getImageData(10, 10, 1, 1).data)"),
             nlohmann::json({255, 0, 0, 255}));
-  EXPECT_EQ(page.evaluate("({a: [1, 'x'], b: null})"), nlohmann::json({{"a", {1, "x"}}, {"b", nullptr}}));
+  EXPECT_EQ(page.evaluate("({a: [1, 'x'], b: null})"),
+            nlohmann::json({{"a", {1, "x"}}, {"b", nullptr}}));
   EXPECT_EQ(page.evaluate("undefined"), nullptr);
   EXPECT_EQ(page.evaluate("new Promise(r => setTimeout(() => r(42), 20))"), 42);
 
@@ -77,21 +78,27 @@ TEST(Cdp, JsExceptionsThrow) {
   SKIP_WITHOUT_CHROMIUM();
   Browser browser;
   Page page = browser.open();
-  EXPECT_NE(what_of([&] { page.evaluate("throw new Error('boom 123')"); }).find("boom 123"), std::string::npos);
-  EXPECT_NE(what_of([&] { page.evaluate("no_such_variable + 1"); }).find("ReferenceError"), std::string::npos);
-  EXPECT_NE(what_of([&] { page.evaluate("Promise.reject(new Error('async boom'))"); }).find("async boom"),
+  EXPECT_NE(what_of([&] { page.evaluate("throw new Error('boom 123')"); }).find("boom 123"),
             std::string::npos);
-  EXPECT_NE(what_of([&] { page.evaluate("throw 'plain string'"); }).find("plain string"), std::string::npos);
+  EXPECT_NE(what_of([&] { page.evaluate("no_such_variable + 1"); }).find("ReferenceError"),
+            std::string::npos);
+  EXPECT_NE(
+      what_of([&] { page.evaluate("Promise.reject(new Error('async boom'))"); }).find("async boom"),
+      std::string::npos);
+  EXPECT_NE(what_of([&] { page.evaluate("throw 'plain string'"); }).find("plain string"),
+            std::string::npos);
   // The page is still usable, and evaluate's own exceptions are not console errors.
   EXPECT_EQ(page.evaluate("'ok'"), "ok");
   EXPECT_TRUE(page.console_errors().empty());
   // A timeout throws, and the late reply does not confuse the next call.
-  EXPECT_NE(what_of([&] { page.evaluate("new Promise(r => setTimeout(() => r('late'), 500))", 100ms); })
-                .find("timed out"),
+  EXPECT_NE(what_of([&] {
+              page.evaluate("new Promise(r => setTimeout(() => r('late'), 500))", 100ms);
+            }).find("timed out"),
             std::string::npos);
   EXPECT_EQ(page.evaluate("'next'"), "next");
   // A failing poll is rethrown once wait_for gives up.
-  EXPECT_NE(what_of([&] { page.wait_for("missing.thing", 200ms); }).find("ReferenceError"), std::string::npos);
+  EXPECT_NE(what_of([&] { page.wait_for("missing.thing", 200ms); }).find("ReferenceError"),
+            std::string::npos);
 }
 
 TEST(Cdp, ConsoleErrorsAreCollected) {

@@ -23,15 +23,21 @@ namespace {
 // Bytes per pixel as stored in a slot (frame_meta.fbs: Mono10..14 are stored in u16).
 std::optional<uint32_t> bytes_per_pixel(fb::PixelType t) {
   switch (t) {
-    case fb::PixelType::Mono8: return 1;
+    case fb::PixelType::Mono8:
+      return 1;
     case fb::PixelType::Mono10:
     case fb::PixelType::Mono12:
     case fb::PixelType::Mono14:
-    case fb::PixelType::Mono16: return 2;
-    case fb::PixelType::Mono32F: return 4;
-    case fb::PixelType::RGB8: return 3;
-    case fb::PixelType::RGB16: return 6;
-    default: return std::nullopt;
+    case fb::PixelType::Mono16:
+      return 2;
+    case fb::PixelType::Mono32F:
+      return 4;
+    case fb::PixelType::RGB8:
+      return 3;
+    case fb::PixelType::RGB16:
+      return 6;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -68,13 +74,14 @@ int main(int argc, char** argv) {
     size_t frame_bytes = 0;
     while (got < want) {
       if (std::chrono::steady_clock::now() > deadline)
-        return fail("only " + std::to_string(got) + " of " + std::to_string(want) +
-                    " frames of '" + stream + "' within 10 s");
+        return fail("only " + std::to_string(got) + " of " + std::to_string(want) + " frames of '" +
+                    stream + "' within 10 s");
       auto frame = sub.next(500ms);
       if (!frame) continue;
       const auto px = frame->pixels();
       const auto bpp = bytes_per_pixel(frame->pixel_type());
-      if (!bpp) return fail(std::string("unknown pixel type ") + fb::to_string(frame->pixel_type()));
+      if (!bpp)
+        return fail(std::string("unknown pixel type ") + fb::to_string(frame->pixel_type()));
       if (frame->width() == 0 || frame->height() == 0 || px.empty())
         return fail("empty frame seq " + std::to_string(frame->seq()));
       if (want_w && (frame->width() != want_w || frame->height() != want_h))
@@ -88,8 +95,8 @@ int main(int argc, char** argv) {
         return fail("frame seq " + std::to_string(frame->seq()) + " has " +
                     std::to_string(px.size()) + " bytes, expected " + std::to_string(expect) +
                     ".." + std::to_string(stride * frame->height()) + " for " +
-                    std::to_string(frame->width()) + "x" + std::to_string(frame->height()) +
-                    " " + fb::to_string(frame->pixel_type()));
+                    std::to_string(frame->width()) + "x" + std::to_string(frame->height()) + " " +
+                    fb::to_string(frame->pixel_type()));
       if (last_seq && frame->seq() <= *last_seq)
         return fail("seq went from " + std::to_string(*last_seq) + " to " +
                     std::to_string(frame->seq()));
@@ -98,8 +105,8 @@ int main(int argc, char** argv) {
       frame_bytes = px.size();
       ++got;
     }
-    std::printf("consumer: OK %ld frames of '%s' (%zu bytes each), seq %llu..%llu, broker %s\n", got,
-                stream.c_str(), frame_bytes, static_cast<unsigned long long>(*first_seq),
+    std::printf("consumer: OK %ld frames of '%s' (%zu bytes each), seq %llu..%llu, broker %s\n",
+                got, stream.c_str(), frame_bytes, static_cast<unsigned long long>(*first_seq),
                 static_cast<unsigned long long>(*last_seq), client.broker_version().c_str());
     return 0;
   } catch (const fb::Error& e) {
