@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
-#include <map>
+#include <optional>
+#include <vector>
 
 namespace framebroker::cameras {
 namespace {
@@ -74,13 +76,24 @@ struct AravisCamera::Device {
   ArvCamera* camera = nullptr;
   ArvStream* stream = nullptr;
   gulong lost_handler = 0;
-  // One ArvBuffer per slot it was ever given, made once (no allocation per frame).
-  std::map<std::pair<uint32_t, uint32_t>, ArvBuffer*> buffers;  // (gen, slot)
-  std::map<ArvBuffer*, Loan> queued;
+  // Per slot of the current generation, grown on first use: its ArvBuffer (user data: the slot
+  // index) and the loan while it is queued. Nothing is allocated per frame.
+  std::vector<ArvBuffer*> buffers;
+  std::vector<std::optional<Loan>> queued;
+  uint32_t gen = 0;
+  int queued_count = 0;
+
+  void release_buffers() {
+    for (ArvBuffer* b : buffers)
+      if (b) g_object_unref(b);
+    buffers.clear();
+    queued.clear();
+    queued_count = 0;
+  }
 
   ~Device() {
     if (stream) g_object_unref(stream);
-    for (auto& [key, b] : buffers) g_object_unref(b);
+    release_buffers();
     if (camera) {
       if (lost_handler) g_signal_handler_disconnect(arv_camera_get_device(camera), lost_handler);
       g_object_unref(camera);
@@ -392,12 +405,28 @@ void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
   const size_t payload = arv_camera_get_payload(camera, &err);
   g_clear_error(&err);
   auto top_up = [&] {
-    while (int(dev_->queued.size()) < kQueuedBuffers) {
+    Device& d = *dev_;
+    while (d.queued_count < kQueuedBuffers) {
       std::optional<Loan> l = sink.loan_ahead(payload);
       if (!l) return;  // the ring is full: the device has fewer buffers for now
-      ArvBuffer*& b = dev_->buffers[{l->gen, l->slot}];
-      if (!b) b = arv_buffer_new_full(payload, l->data.data(), nullptr, nullptr);
-      dev_->queued[b] = *l;
+      if (d.gen != l->gen) {  // a new ring generation: only ever between runs
+        if (d.queued_count > 0) {
+          sink.abort(*l);
+          return;
+        }
+        d.release_buffers();
+        d.gen = l->gen;
+      }
+      if (l->slot >= d.buffers.size()) {
+        d.buffers.resize(l->slot + 1, nullptr);
+        d.queued.resize(l->slot + 1);
+      }
+      ArvBuffer*& b = d.buffers[l->slot];
+      if (!b)
+        b = arv_buffer_new_full(payload, l->data.data(),
+                                reinterpret_cast<void*>(uintptr_t(l->slot)), nullptr);
+      d.queued[l->slot] = *l;
+      ++d.queued_count;
       arv_stream_push_buffer(stream, ARV_BUFFER(g_object_ref(b)));  // the stream takes a ref
     }
   };
@@ -416,10 +445,11 @@ void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
     ArvBuffer* b = arv_stream_timeout_pop_buffer(stream, 100'000);
     if (!b) continue;
     g_object_unref(b);  // the stream's ref; ours stays in dev_->buffers
-    auto it = dev_->queued.find(b);
-    if (it == dev_->queued.end()) continue;  // not ours (cannot happen)
-    const Loan loan = it->second;
-    dev_->queued.erase(it);
+    const auto slot = size_t(reinterpret_cast<uintptr_t>(arv_buffer_get_user_data(b)));
+    if (slot >= dev_->queued.size() || !dev_->queued[slot]) continue;  // not ours (cannot happen)
+    const Loan loan = *dev_->queued[slot];
+    dev_->queued[slot].reset();
+    --dev_->queued_count;
     // GVSP ids are 16-bit, wrap, and skip 0: widen by counting wraps.
     const uint16_t id = uint16_t(arv_buffer_get_frame_id(b));
     if (last_id && id < *last_id) id_high += 0x10000;
@@ -466,10 +496,9 @@ void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
     // then it could write into them.
     g_object_unref(dev_->stream);
     dev_->stream = nullptr;
-    for (auto& [buffer, loan] : dev_->queued) sink.abort(loan);
-    dev_->queued.clear();
-    for (auto& [key, buffer] : dev_->buffers) g_object_unref(buffer);
-    dev_->buffers.clear();
+    for (const auto& loan : dev_->queued)
+      if (loan) sink.abort(*loan);
+    dev_->release_buffers();
   }
   running_ = false;
 }

@@ -30,6 +30,7 @@ TEST(AravisBroker, FramesReachASubscriberWithWidenedMonotonicIds) {
     EXPECT_GE(f->pixels().size(), 512u * 512u);
     if (last_id) EXPECT_GT(f->camera_frame_id(), *last_id) << "ids must keep rising";
     if (last_seq) EXPECT_EQ(f->seq(), *last_seq + 1) << "an every subscriber misses nothing";
+    EXPECT_TRUE(f->meta().has_hw_timestamp()) << "the camera's timestamp";
     last_id = f->camera_frame_id();
     last_seq = f->seq();
   }
@@ -77,6 +78,17 @@ TEST(AravisBroker, StartStopCyclesLeaveNoSlotBehind) {
   EXPECT_LE(st["ready"].get<int>(), 1) << "only the latest cache";
   EXPECT_TRUE(slot_invariant_holds(s));
   EXPECT_EQ(s["cameras"][0]["state"], "idle");
+}
+
+TEST(AravisBroker, FbctlDiscoversTheDevicesAravisSees) {
+  Result r = run({FB_FBCTL_BIN, "cameras", "--discover", "--include-fake", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  bool fake = false;
+  for (const auto& d : json::parse(r.out))
+    fake = fake || (d["id"] == "Fake_1" && d["protocol"] == "Fake");
+  EXPECT_TRUE(fake) << r.out;
+  Result table = run({FB_FBCTL_BIN, "cameras", "--discover", "--include-fake"});
+  EXPECT_NE(table.out.find("Fake_1"), std::string::npos) << table.out;
 }
 
 TEST(AravisBroker, AnUnknownDeviceIsAClearStartupError) {

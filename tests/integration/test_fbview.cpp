@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
 
 #include "fbview_client.hpp"
 #include "harness.hpp"
@@ -151,4 +152,20 @@ TEST(Fbview, TabsAtFullSpeedCostAnEverySubscriberNothing) {
   EXPECT_GT(seen_b.size(), 50u);
   const json s = broker.status();
   EXPECT_EQ(stream_of(s, "cam")["dropped"], 0);
+}
+
+TEST(Fbview, ListensOnLoopbackUnlessToldAndThenWarns) {
+  Broker broker(kCounterCamera);
+  Viewer local(broker);
+  EXPECT_EQ(local.process().err().find("anyone"), std::string::npos) << local.process().err();
+  Process open({FB_FBVIEW_BIN, "--socket", broker.socket(), "--listen", "0.0.0.0:0"},
+               broker.runtime_dir() + "/fbview-open");
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (open.err().find("anyone who can reach") == std::string::npos &&
+         std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_NE(open.err().find("listening on 0.0.0.0: anyone who can reach"), std::string::npos)
+      << open.err();
+  Result bad = run({FB_FBVIEW_BIN, "--listen", "localhost:80:1"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }

@@ -1,4 +1,5 @@
 // fbview: a live viewer of framebroker streams in the browser.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("fbview"));  // stdout is for the URL
   spdlog::set_pattern("fbview: %^%l%$: %v");
   if (connect.socket_path.empty()) connect.socket_path = resolve_socket_path(instance);
 
