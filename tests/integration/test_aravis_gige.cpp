@@ -135,24 +135,33 @@ bool camera_idle(Broker& b) {
       20s);
 }
 
+// A broker with the camera `gv` serves (stopped), or null with a failure recorded. Opened by IP
+// address, not by device id: the fake camera answers broadcast discovery on every interface,
+// and when the answer through eth0 wins Aravis streams to eth0's address through a packet socket
+// on eth0, which never sees the loopback packets.
+std::unique_ptr<Broker> broker_for(const GvCamera& gv, int fps) {
+  if (!gv.ready()) {
+    ADD_FAILURE() << "fb_test_gv_camera did not get ready in 60 s: " << gv.proc->err();
+    return nullptr;
+  }
+  try {
+    return std::make_unique<Broker>(
+        std::vector<std::string>{"--no-default-camera", "--camera", camera_spec(gv.address, fps)});
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "the broker cannot open the fake GigE camera at " << gv.address << ": "
+                  << e.what();
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 TEST(AravisGigE, FramesArriveOverLoopbackWithoutLoss) {
   constexpr int kWidth = 256, kHeight = 256, kFps = 50, kFrames = 150;
   GvCamera gv(unique_serial(), 0.0, kWidth, kHeight);
   if (!gv.skip_reason.empty()) GTEST_SKIP() << gv.skip_reason;
-  ASSERT_TRUE(gv.ready()) << "fb_test_gv_camera did not get ready in 60 s: " << gv.proc->err();
-
-  // Opened by IP address. Not by its device id: the fake camera answers broadcast discovery on
-  // every interface, and when the answer through eth0 wins Aravis streams to eth0's address
-  // through a packet socket on eth0, which never sees the loopback packets.
-  std::unique_ptr<Broker> broker;
-  try {
-    broker = std::make_unique<Broker>(
-        std::vector<std::string>{"--no-default-camera", "--camera", camera_spec(gv.address, kFps)});
-  } catch (const std::exception& e) {
-    FAIL() << "the broker cannot open the fake GigE camera at " << gv.address << ": " << e.what();
-  }
+  auto broker = broker_for(gv, kFps);
+  ASSERT_TRUE(broker);
   auto client = framebroker::Client::connect({.socket_path = broker->socket()});
   auto sub = client.subscribe("gige", {});
   const auto started = Clock::now();
@@ -195,15 +204,8 @@ TEST(AravisGigE, LostPacketsAreCountedCameraDropsNeverCorruptFrames) {
   constexpr auto kRun = 6s;
   GvCamera gv(unique_serial(), kLostRatio, kWidth, kHeight);
   if (!gv.skip_reason.empty()) GTEST_SKIP() << gv.skip_reason;
-  ASSERT_TRUE(gv.ready()) << "fb_test_gv_camera did not get ready in 60 s: " << gv.proc->err();
-
-  std::unique_ptr<Broker> broker;
-  try {
-    broker = std::make_unique<Broker>(
-        std::vector<std::string>{"--no-default-camera", "--camera", camera_spec(gv.address, kFps)});
-  } catch (const std::exception& e) {
-    FAIL() << "the broker cannot open the fake GigE camera at " << gv.address << ": " << e.what();
-  }
+  auto broker = broker_for(gv, kFps);
+  ASSERT_TRUE(broker);
   auto client = framebroker::Client::connect({.socket_path = broker->socket()});
   auto sub = client.subscribe("gige", {});
   ASSERT_EQ(broker->fbctl({"start", "gige"}).exit_code, 0);
