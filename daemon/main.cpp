@@ -76,17 +76,8 @@ int run(const CommandLine& cli, BrokerConfig config) {
 
   boost::asio::io_context io(1);
   Broker broker(io, config.instance, config.socket_path);
-  for (const auto& cam : config.cameras) add_camera(broker, cam);
-  if (inherited >= 0)
-    broker.listen_on(inherited);
-  else
-    broker.listen(config.group_id);
-  spdlog::info("framebrokerd {} (pid {}) serving instance '{}' on {}{}", FRAMEBROKER_VERSION,
-               getpid(), config.instance, broker.socket_path(),
-               inherited >= 0 ? " (socket from systemd)" : "");
-  service::notify_ready(broker.summary());
-  ServiceHeartbeat heartbeat(io, broker);
-
+  // Signals are taken before the socket exists: a SIGTERM that comes as soon as a client can
+  // connect must still stop the broker cleanly.
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   stop_signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
@@ -112,6 +103,17 @@ int run(const CommandLine& cli, BrokerConfig config) {
     reload_signal.async_wait(on_reload);
   };
   reload_signal.async_wait(on_reload);
+
+  for (const auto& cam : config.cameras) add_camera(broker, cam);
+  if (inherited >= 0)
+    broker.listen_on(inherited);
+  else
+    broker.listen(config.group_id);
+  spdlog::info("framebrokerd {} (pid {}) serving instance '{}' on {}{}", FRAMEBROKER_VERSION,
+               getpid(), config.instance, broker.socket_path(),
+               inherited >= 0 ? " (socket from systemd)" : "");
+  service::notify_ready(broker.summary());
+  ServiceHeartbeat heartbeat(io, broker);
   io.run();
   spdlog::info("stopped");
   return 0;
