@@ -408,7 +408,7 @@ void AravisCamera::acquire(FrameSink& sink, std::optional<uint64_t> frames) {
     Device& d = *dev_;
     while (d.queued_count < kQueuedBuffers) {
       std::optional<Loan> l = sink.loan_ahead(payload);
-      if (!l) return;  // the ring is full: the device has fewer buffers for now
+      if (!l) return;         // the ring is full: the device has fewer buffers for now
       if (d.gen != l->gen) {  // a new ring generation: only ever between runs
         if (d.queued_count > 0) {
           sink.abort(*l);
