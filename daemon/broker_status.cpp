@@ -95,7 +95,9 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
         s->dropped(), s->fps(), s->latest_seq(), format,
         fbb.CreateString(to_string(s->config().overflow)), fbb.CreateString(g.segment->name()),
         s->dropped_full(), s->dropped_camera(), frame_bytes, s->fps() * double(frame_bytes) / 1e6,
-        uint32_t(s->retired_generations())));
+        uint32_t(s->retired_generations()), s->recycle().count(),
+        s->recycle().quantile_ns(0.5) / 1e3, s->recycle().quantile_ns(0.99) / 1e3,
+        s->recycle().quantile_ns(0.999) / 1e3, double(s->recycle().max_ns()) / 1e3));
     const std::string error =
         s->camera().last_error().empty() ? s->error() : s->camera().last_error();
     cams.push_back(wire::CreateCameraInfo(

@@ -97,6 +97,7 @@ void Stream::start(std::optional<uint64_t> frames) {
   try {
     ensure_generation();
     current_->ring->resume_waits();
+    recycle_.clear();
     camera_->start(*this, frames);
     error_.clear();
   } catch (const std::exception& e) {
@@ -168,7 +169,9 @@ std::optional<cameras::Loan> Stream::loan(size_t bytes) {
 void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
   Generation& g = *current_;
   const uint64_t seq = next_seq_.fetch_add(1);
-  build_meta(loan, info, seq);
+  const uint64_t mono_ns = clock_ns(CLOCK_MONOTONIC);
+  g.commit_ns[loan.slot] = mono_ns;
+  build_meta(loan, info, seq, mono_ns);
   g.segment->records()[loan.slot] = {seq, loan.data.size()};
   g.ring->commit(loan.slot);
   g.commits.push(FrameRef{g.gen, loan.slot, seq});
@@ -202,7 +205,8 @@ void Stream::drop(std::string_view reason) {
   spdlog::debug("stream {}: camera dropped a frame: {}", config_.name, reason);
 }
 
-void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& info, uint64_t seq) {
+void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& info, uint64_t seq,
+                        uint64_t mono_ns) {
   auto& fbb = meta_fbb_;
   fbb.Clear();
   const auto& f = info.format;
@@ -219,7 +223,7 @@ void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& inf
   m.add_slot(loan.slot);
   m.add_hw_timestamp_ns(info.hw_timestamp_ns.value_or(0));
   m.add_has_hw_timestamp(info.hw_timestamp_ns.has_value());
-  m.add_mono_ns(clock_ns(CLOCK_MONOTONIC));
+  m.add_mono_ns(mono_ns);
   m.add_realtime_ns(clock_ns(CLOCK_REALTIME));
   m.add_width(f.width);
   m.add_height(f.height);
@@ -259,7 +263,14 @@ void Stream::add_ref(const FrameRef& f) {
 
 void Stream::drop_ref(const FrameRef& f) {
   Generation* g = generation(f.gen);
-  g->ring->drop_ref(f.slot);
+  const bool freed = g->ring->drop_ref(f.slot);
+  // The latest-frame cache keeps one reference until the next frame: the round trip ends when
+  // the last client let go, recorded once per commit.
+  uint64_t& committed = g->commit_ns[f.slot];
+  if (committed != 0 && (freed || (g->ring->refs(f.slot) == 1 && fanout_.latest() == f))) {
+    recycle_.record(clock_ns(CLOCK_MONOTONIC) - committed);
+    committed = 0;
+  }
   if (g != current_.get()) retire_if_unreferenced(f.gen);
 }
 

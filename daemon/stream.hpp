@@ -24,6 +24,7 @@
 
 #include "cameras/camera.hpp"
 #include "fanout.hpp"
+#include "latency_histogram.hpp"
 #include "segment.hpp"
 #include "slot_ring.hpp"
 
@@ -48,6 +49,7 @@ struct Generation {
   std::unique_ptr<shm::Segment> segment;
   std::unique_ptr<SlotRing> ring;
   std::vector<std::vector<uint8_t>> meta;  // per slot; written by the producer while WRITING
+  std::vector<uint64_t> commit_ns;         // per slot: CLOCK_MONOTONIC of its last commit
   boost::lockfree::spsc_queue<FrameRef> commits;
 
   Generation(uint32_t g, std::unique_ptr<shm::Segment> seg)
@@ -55,6 +57,7 @@ struct Generation {
         segment(std::move(seg)),
         ring(std::make_unique<SlotRing>(segment->slots())),
         meta(segment->slots()),
+        commit_ns(segment->slots()),
         commits(segment->slots() + 1) {}
   // Clients that still map it keep their mapping; the name goes at once.
   ~Generation() { shm::Segment::remove(segment->name()); }
@@ -95,6 +98,9 @@ class Stream : public cameras::FrameSink, private RefCounter {
   // Called once a second by the broker.
   void tick(double seconds);
   size_t retired_generations() const { return retired_.size(); }
+  // Commit -> every client released the frame (its slot is free, or kept only as the latest
+  // frame), since the camera last started (socket thread).
+  const LatencyHistogram& recycle() const { return recycle_; }
 
   // FrameSink (producer thread).
   std::optional<cameras::Loan> loan(size_t bytes) override;
@@ -107,7 +113,8 @@ class Stream : public cameras::FrameSink, private RefCounter {
  private:
   void add_ref(const FrameRef& f) override;
   void drop_ref(const FrameRef& f) override;
-  void build_meta(const cameras::Loan& loan, const cameras::FrameInfo& info, uint64_t seq);
+  void build_meta(const cameras::Loan& loan, const cameras::FrameInfo& info, uint64_t seq,
+                  uint64_t mono_ns);
   void retire_if_unreferenced(uint32_t gen);
   void wait_for_bell();
   uint32_t slot_count_for(uint64_t slot_bytes) const;
@@ -130,6 +137,7 @@ class Stream : public cameras::FrameSink, private RefCounter {
   boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};
 
+  LatencyHistogram recycle_;
   std::string error_;
   double fps_ = 0;
   uint64_t published_at_tick_ = 0;

@@ -25,6 +25,8 @@ packages=(
   systemd dpkg-dev passwd
   # fbview's page is tested in a real headless browser
   chromium
+  # fbbench's third baseline (Eclipse iceoryx with its RouDi daemon) and its profiler
+  iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev valgrind
   # used by the tests: fbctl top is driven through tmux; snapshots are read
   # back with a third-party TIFF reader
   tmux

@@ -48,6 +48,11 @@ Status status_from_wire(const wire::Status& w) {
       o.frame_bytes = st->frame_bytes();
       o.mb_per_s = st->mb_per_s();
       o.retired_gens = st->retired_gens();
+      o.recycled = st->recycled();
+      o.recycle_p50_us = st->recycle_p50_us();
+      o.recycle_p99_us = st->recycle_p99_us();
+      o.recycle_p999_us = st->recycle_p999_us();
+      o.recycle_max_us = st->recycle_max_us();
       o.fps = st->fps();
       o.latest_seq = st->latest_seq();
       if (const auto* f = st->format()) {

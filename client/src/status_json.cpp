@@ -56,6 +56,12 @@ std::string to_json(const Status& s, int indent) {
          {"overflow", st.overflow},
          {"segment", st.segment},
          {"retired_gens", st.retired_gens},
+         {"recycle",
+          {{"frames", st.recycled},
+           {"p50_us", st.recycle_p50_us},
+           {"p99_us", st.recycle_p99_us},
+           {"p999_us", st.recycle_p999_us},
+           {"max_us", st.recycle_max_us}}},
          {"format", {{"width", st.width}, {"height", st.height}, {"pixel_type", st.pixel_type}}}});
   }
   j["subscribers"] = json::array();

@@ -1,12 +1,18 @@
-// fbbench: benchmarks of framebroker's tools, each run against a broker it starts itself.
+// fbbench: benchmarks of framebroker, each run against a broker it starts itself.
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "fbbench/bench_commands.hpp"
 #include "fbbench/save_bench.hpp"
 
 using namespace framebroker::fbbench;
 
 namespace {
+
+const char* const kPinHelp =
+    "CPU placement: none (the scheduler decides), same (every process on CPU 0), split (the "
+    "broker or sender on CPU 0, the subscribers on CPU 1)";
+const char* const kBrokerHelp = "framebrokerd binary (default: ../daemon/framebrokerd)";
 
 CLI::App* add_save_command(CLI::App& app, SaveBenchOptions& o) {
   auto* save = app.add_subcommand(
@@ -47,7 +53,7 @@ CLI::App* add_save_command(CLI::App& app, SaveBenchOptions& o) {
                    "run each baseline this many times and keep the fastest")
       ->check(CLI::Range(1, 10))
       ->capture_default_str();
-  save->add_option("--broker", o.broker, "framebrokerd binary (default: ../daemon/framebrokerd)");
+  save->add_option("--broker", o.broker, kBrokerHelp);
   save->add_option("--fbsave", o.fbsave, "fbsave binary (default: next to fbbench)");
   save->add_option("--python", o.python, "python3 with zarr and numcodecs")->capture_default_str();
   save->add_flag("--json", o.json, "print the results as JSON");
@@ -79,17 +85,97 @@ CLI::App* add_soak_command(CLI::App& app, SaveBenchOptions& o, SoakOptions& so) 
   soak->add_option("--slots", o.slots,
                    "slots in the camera's ring (default: a 256 MiB ring, at least 64 slots)")
       ->check(CLI::Range(8, 65536));
-  soak->add_option("--broker", o.broker, "framebrokerd binary (default: ../daemon/framebrokerd)");
+  soak->add_option("--broker", o.broker, kBrokerHelp);
   soak->add_option("--fbsave", o.fbsave, "fbsave binary (default: next to fbbench)");
   soak->add_flag("--json", o.json, "print the result as JSON");
   return soak;
+}
+
+void add_pin(CLI::App* cmd, std::string& pin) {
+  cmd->add_option("--pin", pin, kPinHelp)
+      ->check(CLI::IsMember({"none", "same", "split"}))
+      ->capture_default_str();
+}
+
+CLI::App* add_latency_command(CLI::App& app, LatencyOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "latency",
+      "Per frame: how long from the camera's commit until each subscriber has the frame\n"
+      "(FrameMeta.mono_ns, CLOCK_MONOTONIC), and until every subscriber released it.\n\n"
+      "Per size and subscriber count it starts its own framebrokerd (simulated Mono16 camera,\n"
+      "pattern `empty`, at --rate), subscribes `every` from threads of its own, and then runs,\n"
+      "with the same frames and subscribers, the baselines: the floor (a bare shared-memory\n"
+      "segment, a 32-byte slot index over a Unix socket and a 32-byte ack back), copy-over-socket\n"
+      "(the frame itself through the socket) and Eclipse iceoryx (RouDi started and stopped by\n"
+      "fbbench) where it is installed.\n\n"
+      "Example:\n"
+      "  fbbench latency --sizes 64K,8M --subscribers 2 --pin same --json");
+  cmd->add_option("--sizes", o.sizes, "frame sizes (K, M = 1024, 1024^2), comma separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--subscribers", o.subscribers, "subscriber counts, comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--rate", o.rate, "frames per second")
+      ->check(CLI::Range(1.0, 100000.0))
+      ->capture_default_str();
+  cmd->add_option("--frames", o.frames, "measured frames per run")
+      ->check(CLI::Range(uint64_t(10), uint64_t(10'000'000)))
+      ->capture_default_str();
+  cmd->add_option("--warmup", o.warmup, "frames sent first and not measured")
+      ->check(CLI::Range(uint64_t(1), uint64_t(1'000'000)))
+      ->capture_default_str();
+  add_pin(cmd, o.pin);
+  cmd->add_flag("!--no-iceoryx", o.iceoryx, "skip the iceoryx baseline");
+  cmd->add_option("--broker", o.broker, kBrokerHelp);
+  cmd->add_flag("--json", o.json, "print the results as JSON");
+  return cmd;
+}
+
+CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "throughput",
+      "How many frames per second reach the subscribers, and what each costs the broker.\n\n"
+      "Per size and subscriber count it starts its own framebrokerd (simulated Mono16 camera,\n"
+      "pattern `empty`, free-running unless --rate), with subscriber 1 `every` (the lossless\n"
+      "one, whose frames are the fps), subscriber 2 `latest`, then alternating. Reported: fps,\n"
+      "GB/s delivered summed over subscribers, frames dropped, the broker's CPU time per frame\n"
+      "(/proc/<pid>/stat) and its RSS at start and end. The floor and copy-over-socket\n"
+      "baselines run beside it with the same subscribers.\n\n"
+      "Examples:\n"
+      "  fbbench throughput --size 8M --read all\n"
+      "  fbbench throughput --size 8K --rate 50000 --duration 10");
+  cmd->add_option("--size,--sizes", o.sizes, "frame sizes (K, M = 1024, 1024^2), comma separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--subscribers", o.subscribers, "subscriber counts, comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--duration", o.seconds, "seconds measured per run")
+      ->check(CLI::Range(0.2, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--read", o.read,
+                  "none: subscribers only take and release frames; all: each sums every pixel "
+                  "of every frame it gets")
+      ->check(CLI::IsMember({"none", "all"}))
+      ->capture_default_str();
+  cmd->add_option("--rate", o.rate, "the camera's frames per second; 0 free-runs")
+      ->check(CLI::Range(0.0, 1'000'000.0))
+      ->capture_default_str();
+  add_pin(cmd, o.pin);
+  cmd->add_option("--broker", o.broker, kBrokerHelp);
+  cmd->add_flag("--json", o.json, "print the results as JSON");
+  return cmd;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "fbbench: benchmarks of framebroker's tools.\n\nExit codes: 0 done, 1 error, 2 usage.",
+      "fbbench: benchmarks of framebroker, each against a broker it starts itself, with baselines\n"
+      "measured in the same run.\n\nExit codes: 0 done, 1 error, 2 usage, 130 interrupted.",
       "fbbench"};
   app.require_subcommand(1);
   SaveBenchOptions save_options;
@@ -97,11 +183,17 @@ int main(int argc, char** argv) {
   SaveBenchOptions soak_options;
   SoakOptions soak;
   auto* soak_cmd = add_soak_command(app, soak_options, soak);
+  LatencyOptions latency_options;
+  auto* latency = add_latency_command(app, latency_options);
+  ThroughputOptions throughput_options;
+  auto* throughput = add_throughput_command(app, throughput_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (latency->parsed()) return run_latency_bench(latency_options);
+  if (throughput->parsed()) return run_throughput_bench(throughput_options);
   if (save->parsed()) return run_save_bench(save_options);
   if (soak_cmd->parsed()) {
     soak_options.soak = soak;

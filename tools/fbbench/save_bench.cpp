@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "fbbench/process.hpp"
 #include "framebroker/client.hpp"
 
 extern char** environ;
@@ -31,185 +32,10 @@ namespace framebroker::fbbench {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr const char* kCamera = "bench";
-
-// ---------------------------------------------------------------------------------------------
-// Interruption: Ctrl-C reaches the children too (same process group); we stop after the current
-// step and clean up.
-
-std::atomic<bool> g_interrupted{false};
-void on_signal(int) {
-  g_interrupted = true;
-}
-
-struct Interrupted : std::runtime_error {
-  Interrupted() : std::runtime_error("interrupted") {}
-};
-
-void check_interrupted() {
-  if (g_interrupted) throw Interrupted();
-}
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string errno_text(int e) {
-  return std::strerror(e);
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
-
-std::string fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: posix_spawn with an argv vector (no shell).
-
-struct ProcResult {
-  int status = -1;  // exit code, or 128 + signal
-  std::string out, err;
-  double seconds = 0;  // from spawn to exit
-  bool ok() const { return status == 0; }
-};
-
-std::vector<char*> c_argv(const std::vector<std::string>& argv) {
-  std::vector<char*> v;
-  for (const auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
-  v.push_back(nullptr);
-  return v;
-}
-
-int wait_status(pid_t pid) {
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  if (WIFEXITED(st)) return WEXITSTATUS(st);
-  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-  return -1;
-}
-
-// Reads both pipes until both are closed.
-void drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err) {
-  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
-  std::string* sinks[2] = {&out, &err};
-  int open_fds = 2;
-  char buf[65536];
-  while (open_fds > 0) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        sinks[i]->append(buf, size_t(n));
-      } else if (n == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-}
-
-pid_t spawn(const std::vector<std::string>& argv, posix_spawn_file_actions_t* actions) {
-  auto args = c_argv(argv);
-  pid_t pid = -1;
-  const bool search_path = argv[0].find('/') == std::string::npos;
-  const int rc = search_path ? ::posix_spawnp(&pid, args[0], actions, nullptr, args.data(), environ)
-                             : ::posix_spawn(&pid, args[0], actions, nullptr, args.data(), environ);
-  if (rc != 0) throw std::runtime_error("cannot run " + argv[0] + ": " + errno_text(rc));
-  return pid;
-}
-
-// Runs argv[0] (looked up in PATH when it has no '/') and captures stdout and stderr.
-ProcResult run_capture(const std::vector<std::string>& argv) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + errno_text(errno));
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]), ::close(out[1]);
-    throw std::runtime_error("pipe: " + errno_text(errno));
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  ProcResult r;
-  const auto t0 = Clock::now();
-  pid_t pid = -1;
-  try {
-    pid = spawn(argv, &fa);
-  } catch (...) {
-    posix_spawn_file_actions_destroy(&fa);
-    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
-    throw;
-  }
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(out[1]), ::close(err[1]);
-  drain_pipes(out[0], err[0], r.out, r.err);
-  r.status = wait_status(pid);
-  r.seconds = seconds_since(t0);
-  return r;
-}
-
-// Starts argv in the background with stdout and stderr going to `log_path`.
-pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  try {
-    const pid_t pid = spawn(argv, &fa);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-  } catch (...) {
-    posix_spawn_file_actions_destroy(&fa);
-    throw;
-  }
-}
-
-// True once `pid` has exited (and is reaped); false while it runs.
-bool reaped(pid_t pid) {
-  int st = 0;
-  const pid_t r = ::waitpid(pid, &st, WNOHANG);
-  return r == pid || (r < 0 && errno == ECHILD);
-}
-
-void stop_process(pid_t pid) {
-  ::kill(pid, SIGTERM);
-  const auto deadline = Clock::now() + std::chrono::seconds(5);
-  while (Clock::now() < deadline) {
-    if (reaped(pid)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid, SIGKILL);
-  wait_status(pid);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Files and filesystems.
 
@@ -290,14 +116,6 @@ void remove_output(const std::string& path) {
   if (ec) throw std::runtime_error("cannot remove " + path + ": " + ec.message());
 }
 
-// The 1, 5 and 15 minute load averages: other work on the machine skews every number.
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return one + " " + five + " " + fifteen;
-}
-
 bool writable_dir(const std::string& dir) {
   std::error_code ec;
   return fs::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
@@ -316,121 +134,6 @@ std::string choose_dir(const std::string& requested) {
   if (writable_dir("/var/tmp")) return "/var/tmp";
   return cwd;
 }
-
-std::string make_temp_dir(const std::string& parent, const std::string& prefix) {
-  std::string tmpl = parent + "/" + prefix + ".XXXXXX";
-  if (!::mkdtemp(tmpl.data()))
-    throw std::runtime_error("cannot create a directory in " + parent + ": " + errno_text(errno));
-  return tmpl;
-}
-
-// Removes a directory tree when it goes out of scope.
-struct TempDir {
-  std::string path;
-  explicit TempDir(std::string p) : path(std::move(p)) {}
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string self_dir() {
-  std::error_code ec;
-  const auto exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path().string() : exe.parent_path().string();
-}
-
-std::string find_tool(const std::string& requested, const std::vector<std::string>& candidates,
-                      const std::string& what, const std::string& flag) {
-  if (!requested.empty()) {
-    if (::access(requested.c_str(), X_OK) != 0)
-      throw std::runtime_error(what + " " + requested + " is not executable");
-    return requested;
-  }
-  for (const auto& c : candidates)
-    if (::access(c.c_str(), X_OK) == 0) return fs::weakly_canonical(c).string();
-  throw std::runtime_error("cannot find " + what + " (looked at " + candidates.front() +
-                           "); pass " + flag + " PATH");
-}
-
-// ---------------------------------------------------------------------------------------------
-// The broker: one per frame size, with one stopped simulated camera.
-
-class Broker {
- public:
-  Broker(const std::string& exe, const std::string& runtime_dir, uint32_t side, uint32_t slots)
-      : instance_("fbbench-" + std::to_string(::getpid()) + "-" + std::to_string(side)),
-        socket_(runtime_dir + "/" + instance_ + ".sock"),
-        log_(runtime_dir + "/" + instance_ + ".log") {
-    const std::string camera =
-        "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(side) +
-        ",Height=" + std::to_string(side) +
-        ",PixelType=Mono16,Pattern=spots,FrameRate=0,slots=" + std::to_string(slots) +
-        ",start=false";
-    pid_ = spawn_logged({exe, "--runtime-dir", runtime_dir, "--instance", instance_,
-                         "--no-default-camera", "--camera", camera, "--log-level", "warn"},
-                        log_);
-    try {
-      wait_ready();
-    } catch (...) {
-      stop();
-      throw;
-    }
-  }
-  ~Broker() { stop(); }
-  Broker(const Broker&) = delete;
-  Broker& operator=(const Broker&) = delete;
-
-  const std::string& socket() const { return socket_; }
-
-  void set_frame_rate(double fps) { connect().camera(kCamera).set("FrameRate", fmt("%.6g", fps)); }
-
- private:
-  Client connect() const {
-    ConnectOptions co;
-    co.socket_path = socket_;
-    co.client_name = "fbbench";
-    return Client::connect(co);
-  }
-
-  std::string log_text() const {
-    std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return trim(ss.str());
-  }
-
-  void wait_ready() {
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (;;) {
-      if (reaped(pid_)) {
-        pid_ = -1;
-        throw std::runtime_error("framebrokerd exited at start: " + log_text());
-      }
-      try {
-        connect();
-        return;
-      } catch (const Error&) {
-        if (Clock::now() > deadline)
-          throw std::runtime_error("framebrokerd did not open " + socket_ + " within 10 s");
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
-  }
-
-  // The broker leaves its /dev/shm/fb.<instance>.lock by design (daemon/instance_lock.hpp); the
-  // instance name is ours alone, so it goes once the broker has exited.
-  void stop() {
-    if (pid_ > 0) stop_process(pid_);
-    pid_ = -1;
-    ::unlink(("/dev/shm/fb." + instance_ + ".lock").c_str());
-  }
-
-  std::string instance_, socket_, log_;
-  pid_t pid_ = -1;
-};
 
 // ---------------------------------------------------------------------------------------------
 // One fbsave run.
@@ -602,9 +305,7 @@ class SaveBench {
       : o_(o),
         dir_(choose_dir(o.dir)),
         fs_(filesystem_of(dir_)),
-        broker_exe_(find_tool(
-            o.broker, {self_dir() + "/../daemon/framebrokerd", self_dir() + "/framebrokerd"},
-            "framebrokerd", "--broker")),
+        broker_exe_(find_broker(o.broker)),
         fbsave_exe_(find_tool(o.fbsave, {self_dir() + "/fbsave", self_dir() + "/../tools/fbsave"},
                               "fbsave", "--fbsave")),
         work_(make_temp_dir(dir_, "fbbench")),
@@ -631,6 +332,14 @@ class SaveBench {
  private:
   uint64_t frames_for(uint32_t side) const { return o_.frames.value_or(default_frames(side)); }
   uint32_t slots_for(uint32_t side) const { return o_.slots ? o_.slots : default_slots(side); }
+
+  // One stopped simulated camera per frame size.
+  std::string camera_spec(uint32_t side) const {
+    return "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(side) +
+           ",Height=" + std::to_string(side) +
+           ",PixelType=Mono16,Pattern=spots,FrameRate=0,slots=" + std::to_string(slots_for(side)) +
+           ",start=false";
+  }
   static uint64_t frame_bytes(uint32_t side) { return uint64_t(side) * side * 2; }
 
   void progress(const std::string& line) const { std::fprintf(stderr, "%s\n", line.c_str()); }
@@ -671,7 +380,7 @@ class SaveBench {
     for (const std::string cname : {"none", "lz4"})
       r.baselines.push_back(
           fastest_of([&] { return run_python_zarr(side, r.frames, cname); }, size));
-    Broker broker(broker_exe_, runtime_.path, side, slots_for(side));
+    BenchBroker broker(broker_exe_, runtime_.path, std::to_string(side), camera_spec(side));
     for (const auto& spec : format_specs())
       r.formats.push_back(bench_format(broker, spec, r.frames, size));
     return r;
@@ -737,7 +446,7 @@ class SaveBench {
     return b;
   }
 
-  SaveRun run_fbsave(Broker& broker, const SaveJob& job) {
+  SaveRun run_fbsave(BenchBroker& broker, const SaveJob& job) {
     check_interrupted();
     SaveRun r;
     r.mode = job.frames ? "paced" : "free";
@@ -745,7 +454,7 @@ class SaveBench {
     r.frames = job.frames.value_or(0);
     const std::string path = work_.path + "/" + job.spec->output;
     remove_output(path);
-    broker.set_frame_rate(job.rate_fps);
+    broker.connect().camera(kCamera).set("FrameRate", fmt("%.6g", job.rate_fps));
     sync_filesystem(work_.path);
     const auto t0 = Clock::now();
     const auto p = run_capture(
@@ -776,7 +485,7 @@ class SaveBench {
   // The free run gives the rate the saver reaches (frames written / fbsave's own time, without
   // the final syncfs). Paced runs start just below it, step up 30% after a lossless run and down
   // 20% after a lossy one; once a lossless and a lossy rate bracket the limit, they bisect.
-  SizeResult::PerFormat bench_format(Broker& broker, const FormatSpec& spec, uint64_t n,
+  SizeResult::PerFormat bench_format(BenchBroker& broker, const FormatSpec& spec, uint64_t n,
                                      const std::string& size) {
     SizeResult::PerFormat f{&spec};
     f.free = run_fbsave(broker, {&spec, 0, std::nullopt, o_.free_seconds});
@@ -825,7 +534,7 @@ class SaveBench {
              fmt("%.0f", so.rate_fps) + " fps (" + fmt("%.0f", so.seconds) + " s), fbsave " +
              spec->name + ", in " + work_.path + " (" + fs_.type + ")");
     load_start_ = load_average();
-    Broker broker(broker_exe_, runtime_.path, so.side, slots_for(so.side));
+    BenchBroker broker(broker_exe_, runtime_.path, std::to_string(so.side), camera_spec(so.side));
     const SaveRun r = run_fbsave(broker, {spec, so.rate_fps, n, 0});
     load_end_ = load_average();
     const json out{{"size", size},
@@ -1072,17 +781,9 @@ uint64_t default_frames(uint32_t side) {
 }
 
 int run_save_bench(const SaveBenchOptions& options) {
-  install_signal_handlers();
-  try {
-    SaveBench bench(options);
-    return bench.run();
-  } catch (const Interrupted&) {
-    std::fprintf(stderr, "fbbench: interrupted\n");
-    return 130;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "fbbench: %s\n", e.what());
-    return 1;
-  }
+  int status = 0;
+  const int guarded = run_guarded([&] { status = SaveBench(options).run(); });
+  return guarded != 0 ? guarded : status;
 }
 
 }  // namespace framebroker::fbbench

@@ -26,6 +26,9 @@ struct StreamStatus {
   uint64_t frame_bytes = 0;
   double mb_per_s = 0;
   uint32_t retired_gens = 0;  // older generations some client still holds
+  // commit -> every client released the frame, over the frames since the camera last started
+  uint64_t recycled = 0;
+  double recycle_p50_us = 0, recycle_p99_us = 0, recycle_p999_us = 0, recycle_max_us = 0;
   double fps = 0;
   int64_t latest_seq = -1;  // -1 before the first frame
   uint32_t width = 0, height = 0;

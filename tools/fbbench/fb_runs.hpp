@@ -1,0 +1,37 @@
+// framebroker itself, measured with the same parameters and results as the baselines: fbbench
+// starts a framebrokerd of its own with one simulated camera (Mono16, pattern `empty`, so the
+// camera costs nothing per frame) and subscribes from threads of its own process, each with its
+// own connection.
+#pragma once
+
+#include <string>
+
+#include "fbbench/bench_common.hpp"
+
+namespace framebroker::fbbench {
+
+struct BrokerSide {
+  std::string exe;          // framebrokerd
+  std::string runtime_dir;  // where its socket and lock go
+};
+
+// Latency: a paced camera; every subscriber is `every`. receive = commit -> the frame is in the
+// subscriber's hands (FrameMeta.mono_ns to now); round_trip = commit -> every subscriber released
+// it, from the broker's own count (status `recycle`).
+LatencyRun fb_latency(const BrokerSide& broker, const LatencyParams& p);
+
+struct BrokerCost {
+  double cpu_us_per_frame = 0;  // the broker's user + system time / frames it published
+  uint64_t rss_start_kb = 0, rss_end_kb = 0;
+};
+
+// Throughput: subscriber 0 is `every` (the lossless consumer), subscriber 1 `latest`, then they
+// alternate. rate 0 free-runs the camera; dropped counts the frames the camera produced that
+// subscriber 0 did not get (ring full or missed).
+ThroughputRun fb_throughput(const BrokerSide& broker, const ThroughputParams& p, double rate,
+                            BrokerCost& cost);
+
+// The camera's size for a frame of about `bytes` (Mono16, at most 2048 wide): the bytes used.
+uint64_t mono16_frame_bytes(uint64_t bytes);
+
+}  // namespace framebroker::fbbench

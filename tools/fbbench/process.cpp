@@ -1,0 +1,319 @@
+#include "fbbench/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "fbbench/bench_common.hpp"
+
+extern char** environ;
+
+namespace framebroker::fbbench {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+void on_signal(int) {
+  g_interrupted = true;
+}
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> v;
+  for (const auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
+  v.push_back(nullptr);
+  return v;
+}
+
+int wait_status(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return -1;
+}
+
+// Reads both pipes until both are closed.
+void drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err) {
+  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  std::string* sinks[2] = {&out, &err};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, size_t(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+}
+
+pid_t spawn(const std::vector<std::string>& argv, posix_spawn_file_actions_t* actions) {
+  auto args = c_argv(argv);
+  pid_t pid = -1;
+  const bool search_path = argv[0].find('/') == std::string::npos;
+  const int rc = search_path ? ::posix_spawnp(&pid, args[0], actions, nullptr, args.data(), environ)
+                             : ::posix_spawn(&pid, args[0], actions, nullptr, args.data(), environ);
+  if (rc != 0) throw std::runtime_error("cannot run " + argv[0] + ": " + errno_text(rc));
+  return pid;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Interruption: Ctrl-C reaches the children too (same process group); we stop after the current
+// step and clean up.
+
+bool interrupted() {
+  return g_interrupted;
+}
+
+void check_interrupted() {
+  if (g_interrupted) throw Interrupted();
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+int run_guarded(const std::function<void()>& body) {
+  install_signal_handlers();
+  try {
+    body();
+    return 0;
+  } catch (const Interrupted&) {
+    std::fprintf(stderr, "fbbench: interrupted\n");
+    return 130;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fbbench: %s\n", e.what());
+    return 1;
+  }
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: posix_spawn with an argv vector (no shell).
+
+ProcResult run_capture(const std::vector<std::string>& argv) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + errno_text(errno));
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]), ::close(out[1]);
+    throw std::runtime_error("pipe: " + errno_text(errno));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  ProcResult r;
+  const auto t0 = Clock::now();
+  pid_t pid = -1;
+  try {
+    pid = spawn(argv, &fa);
+  } catch (...) {
+    posix_spawn_file_actions_destroy(&fa);
+    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+    throw;
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]), ::close(err[1]);
+  drain_pipes(out[0], err[0], r.out, r.err);
+  r.status = wait_status(pid);
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  try {
+    const pid_t pid = spawn(argv, &fa);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+  } catch (...) {
+    posix_spawn_file_actions_destroy(&fa);
+    throw;
+  }
+}
+
+bool reaped(pid_t pid) {
+  int st = 0;
+  const pid_t r = ::waitpid(pid, &st, WNOHANG);
+  return r == pid || (r < 0 && errno == ECHILD);
+}
+
+void stop_process(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < deadline) {
+    if (reaped(pid)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  wait_status(pid);
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+std::string make_temp_dir(const std::string& parent, const std::string& prefix) {
+  std::string tmpl = parent + "/" + prefix + ".XXXXXX";
+  if (!::mkdtemp(tmpl.data()))
+    throw std::runtime_error("cannot create a directory in " + parent + ": " + errno_text(errno));
+  return tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+std::string self_dir() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::current_path().string() : exe.parent_path().string();
+}
+
+std::string find_tool(const std::string& requested, const std::vector<std::string>& candidates,
+                      const std::string& what, const std::string& flag) {
+  if (!requested.empty()) {
+    if (::access(requested.c_str(), X_OK) != 0)
+      throw std::runtime_error(what + " " + requested + " is not executable");
+    return requested;
+  }
+  for (const auto& c : candidates)
+    if (::access(c.c_str(), X_OK) == 0) return fs::weakly_canonical(c).string();
+  throw std::runtime_error("cannot find " + what + " (looked at " + candidates.front() +
+                           "); pass " + flag + " PATH");
+}
+
+std::string find_broker(const std::string& requested) {
+  return find_tool(requested, {self_dir() + "/../daemon/framebrokerd", self_dir() + "/framebrokerd"},
+                   "framebrokerd", "--broker");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The broker.
+
+BenchBroker::BenchBroker(const std::string& exe, const std::string& runtime_dir,
+                         const std::string& tag, const std::string& camera_spec, int cpu)
+    : instance_("fbbench-" + std::to_string(::getpid()) + "-" + tag),
+      socket_(runtime_dir + "/" + instance_ + ".sock"),
+      log_(runtime_dir + "/" + instance_ + ".log") {
+  // The child inherits the spawning thread's CPU mask, and every thread it starts inherits it.
+  pin_this_thread(cpu);
+  try {
+    pid_ = spawn_logged({exe, "--runtime-dir", runtime_dir, "--instance", instance_,
+                         "--no-default-camera", "--camera", camera_spec, "--log-level", "warn"},
+                        log_);
+  } catch (...) {
+    pin_this_thread(-1);
+    throw;
+  }
+  pin_this_thread(-1);
+  try {
+    wait_ready();
+  } catch (...) {
+    stop();
+    throw;
+  }
+}
+
+Client BenchBroker::connect() const {
+  ConnectOptions co;
+  co.socket_path = socket_;
+  co.client_name = "fbbench";
+  return Client::connect(co);
+}
+
+std::string BenchBroker::log_text() const {
+  std::ifstream in(log_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return trim(ss.str());
+}
+
+void BenchBroker::wait_ready() {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    if (reaped(pid_)) {
+      pid_ = -1;
+      throw std::runtime_error("framebrokerd exited at start: " + log_text());
+    }
+    try {
+      connect();
+      return;
+    } catch (const Error&) {
+      if (Clock::now() > deadline)
+        throw std::runtime_error("framebrokerd did not open " + socket_ + " within 10 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
+// The broker leaves its /dev/shm/fb.<instance>.lock by design (daemon/instance_lock.hpp); the
+// instance name is ours alone, so it goes once the broker has exited.
+void BenchBroker::stop() {
+  if (pid_ > 0) stop_process(pid_);
+  pid_ = -1;
+  ::unlink(("/dev/shm/fb." + instance_ + ".lock").c_str());
+}
+
+}  // namespace framebroker::fbbench

@@ -1,0 +1,99 @@
+// What every fbbench command needs around the measurement: Ctrl-C handling, child processes
+// (posix_spawn with an argv vector, no shell), temporary directories, finding the project's
+// binaries, and a framebrokerd of its own with one simulated camera.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "framebroker/client.hpp"
+
+namespace framebroker::fbbench {
+
+using Clock = std::chrono::steady_clock;
+
+// Ctrl-C reaches the children too (same process group); a command stops after the current step
+// and cleans up.
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+void install_signal_handlers();
+bool interrupted();
+void check_interrupted();  // throws Interrupted
+
+// Runs a command's body with Ctrl-C handling: 0 when it returns, 130 when interrupted, 1 (with
+// the message on stderr) when it throws.
+int run_guarded(const std::function<void()>& body);
+
+double seconds_since(Clock::time_point t0);
+std::string errno_text(int e);
+std::string trim(std::string s);
+std::string fmt(const char* format, double v);  // snprintf of one number
+
+struct ProcResult {
+  int status = -1;  // exit code, or 128 + signal
+  std::string out, err;
+  double seconds = 0;  // from spawn to exit
+  bool ok() const { return status == 0; }
+};
+
+// Runs argv[0] (looked up in PATH when it has no '/') and captures stdout and stderr.
+ProcResult run_capture(const std::vector<std::string>& argv);
+// Starts argv in the background with stdout and stderr going to `log_path`.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path);
+// True once `pid` has exited (and is reaped); false while it runs.
+bool reaped(pid_t pid);
+// SIGTERM, then SIGKILL after 5 s; reaps it.
+void stop_process(pid_t pid);
+
+// The 1, 5 and 15 minute load averages: other work on the machine skews every number.
+std::string load_average();
+
+std::string make_temp_dir(const std::string& parent, const std::string& prefix);
+
+// Removes a directory tree when it goes out of scope.
+struct TempDir {
+  std::string path;
+  explicit TempDir(std::string p) : path(std::move(p)) {}
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+};
+
+// The directory of the running fbbench binary.
+std::string self_dir();
+// `requested` if set (it must be executable), else the first executable candidate.
+std::string find_tool(const std::string& requested, const std::vector<std::string>& candidates,
+                      const std::string& what, const std::string& flag);
+// framebrokerd: --broker, else the build tree's or the installed one beside fbbench.
+std::string find_broker(const std::string& requested);
+
+// A framebrokerd of fbbench's own, in `runtime_dir`, serving one camera given as a --camera spec
+// (e.g. "sim:name=bench,Width=512,..."). `cpu` >= 0 pins it (every thread) to that CPU.
+class BenchBroker {
+ public:
+  BenchBroker(const std::string& exe, const std::string& runtime_dir, const std::string& tag,
+              const std::string& camera_spec, int cpu = -1);
+  ~BenchBroker() { stop(); }
+  BenchBroker(const BenchBroker&) = delete;
+  BenchBroker& operator=(const BenchBroker&) = delete;
+
+  const std::string& socket() const { return socket_; }
+  pid_t pid() const { return pid_; }
+  Client connect() const;
+
+ private:
+  std::string log_text() const;
+  void wait_ready();
+  void stop();
+
+  std::string instance_, socket_, log_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace framebroker::fbbench
