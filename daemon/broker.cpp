@@ -63,6 +63,7 @@ Broker::Broker(asio::io_context& io, std::string instance, std::string socket_pa
       accept_retry_(io) {}
 
 Broker::~Broker() {
+  std::lock_guard lock(state_);
   shutdown();
 }
 
@@ -71,6 +72,7 @@ Stream& Broker::add_stream(StreamConfig config, std::unique_ptr<cameras::Camera>
   auto stream = std::make_unique<Stream>(io_, instance_, std::move(config), std::move(camera),
                                          [this](Stream& s) { deliver(s); });
   auto& ref = *stream;
+  ref.share_state_lock(state_);
   streams_[name] = std::move(stream);
   return ref;
 }
@@ -153,8 +155,9 @@ void Broker::accept() {
       });
       return;
     }
+    std::lock_guard lock(state_);
     auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket),
-                                             next_connection_id_++);
+                                             next_connection_id_++, state_, io_.get_executor());
     connections_[conn->id()] = conn;
     conn->start();
     accept();
@@ -178,7 +181,9 @@ void Broker::tick() {
   }
   timer_.expires_after(std::chrono::seconds(1));
   timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec && !shutting_down_) tick();
+    if (ec) return;
+    std::lock_guard lock(state_);
+    if (!shutting_down_) tick();
   });
 }
 
@@ -417,20 +422,21 @@ void Broker::deliver(Stream& s) {
 
 void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
   if (!c.open() || !c.has_room()) return;  // stays queued until the socket drains
-  flatbuffers::FlatBufferBuilder fbb(4096);
+  auto& fbb = deliver_fbb_;
+  fbb.Clear();
+  ready_.clear();
   auto stream = fbb.CreateSharedString(s.name());
-  std::vector<flatbuffers::Offset<wire::FrameReady>> ready;
   // Batched, but well inside the 1 MiB message limit whatever the tags weigh.
-  while (ready.size() < kMaxFramesPerDeliver && fbb.GetSize() < kMaxDeliverBytes) {
-    const auto next = s.fanout().take_sendable(subscriber, 1);
-    if (next.empty()) break;
-    const FrameRef& f = next.front();
+  while (ready_.size() < kMaxFramesPerDeliver && fbb.GetSize() < kMaxDeliverBytes) {
+    const auto next = s.fanout().take_next(subscriber);
+    if (!next) break;
+    const FrameRef& f = *next;
     const auto& meta = s.meta_of(f);
-    ready.push_back(wire::CreateFrameReady(fbb, stream, f.gen, f.slot, f.seq,
-                                           fbb.CreateVector(meta.data(), meta.size())));
+    ready_.push_back(wire::CreateFrameReady(fbb, stream, f.gen, f.slot, f.seq,
+                                            fbb.CreateVector(meta.data(), meta.size())));
   }
-  if (ready.empty()) return;
-  wire::finish(fbb, 0, wire::Message::Deliver, wire::CreateDeliver(fbb, fbb.CreateVector(ready)));
+  if (ready_.empty()) return;
+  wire::finish(fbb, 0, wire::Message::Deliver, wire::CreateDeliver(fbb, fbb.CreateVector(ready_)));
   c.send(fbb);
 }
 

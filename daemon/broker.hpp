@@ -1,6 +1,11 @@
 // Broker: the socket thread. It accepts clients, answers their requests,
 // routes each stream's frames to its subscribers, and takes every hold of a
 // client back the moment its socket closes.
+//
+// One lock, state_, guards all of it: the socket thread holds it in every
+// handler, and a camera thread holds it while it delivers its own frames (see
+// stream.hpp). Code outside the event loop's handlers (setup, signals, the
+// service heartbeat) takes it with lock_state() before calling in.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -9,6 +14,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,6 +27,8 @@ class Broker : private MessageHandler {
  public:
   Broker(boost::asio::io_context& io, std::string instance, std::string socket_path);
   ~Broker() override;
+
+  std::unique_lock<std::mutex> lock_state() { return std::unique_lock(state_); }
 
   // Takes ownership of a camera and serves it as a stream of the same name.
   Stream& add_stream(StreamConfig config, std::unique_ptr<cameras::Camera> camera);
@@ -70,6 +78,7 @@ class Broker : private MessageHandler {
   std::string stream_names() const;
 
   boost::asio::io_context& io_;
+  std::mutex state_;
   std::string instance_, socket_path_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer timer_;
@@ -84,6 +93,9 @@ class Broker : private MessageHandler {
   uint64_t next_subscriber_id_ = 1;
   bool shutting_down_ = false;
   bool owns_socket_file_ = false;
+  // Reused for every Deliver, so that a frame costs no allocation here.
+  flatbuffers::FlatBufferBuilder deliver_fbb_{4096};
+  std::vector<flatbuffers::Offset<wire::FrameReady>> ready_;
 };
 
 }  // namespace framebroker::daemon

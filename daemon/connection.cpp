@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
@@ -10,8 +13,13 @@ namespace framebroker::daemon {
 
 namespace asio = boost::asio;
 
-Connection::Connection(MessageHandler& handler, Socket socket, uint64_t id)
-    : handler_(handler), socket_(std::move(socket)), id_(id) {
+Connection::Connection(MessageHandler& handler, Socket socket, uint64_t id, std::mutex& state,
+                       asio::io_context::executor_type socket_thread)
+    : handler_(handler),
+      state_(state),
+      socket_thread_(socket_thread),
+      socket_(std::move(socket)),
+      id_(id) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
@@ -27,6 +35,7 @@ void Connection::read_more() {
   auto area = reader_.write_area();
   socket_.async_read_some(asio::buffer(area.data(), area.size()),
                           [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                            std::lock_guard lock(self->state_);
                             if (!self->open_) return;
                             if (ec) {
                               self->close(ec == asio::error::eof ? "disconnected" : ec.message());
@@ -63,14 +72,41 @@ void Connection::on_read(size_t n) {
 }
 
 void Connection::send(const flatbuffers::FlatBufferBuilder& fbb) {
-  if (!open_) return;
-  out_.insert(out_.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  if (!open_ || broken_) return;
+  const uint8_t* data = fbb.GetBufferPointer();
+  size_t size = fbb.GetSize();
+  if (writing_.empty() && out_.empty()) {
+    // What async_write would try first anyway, without a trip through the socket thread.
+    const ssize_t n = ::send(socket_.native_handle(), data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == ssize_t(size)) return;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      return close_soon(std::strerror(errno));
+    if (n > 0) data += n, size -= size_t(n);
+  }
+  out_.insert(out_.end(), data, data + size);
   if (out_.size() > kHardLimit) {
     spdlog::warn("client {} ({} pid {}) stopped reading: {} bytes queued; disconnecting", id_,
                  client_name, peer_.pid, out_.size());
-    return close("stopped reading its socket");
+    return close_soon("stopped reading its socket");
   }
-  write_more();
+  if (on_socket_thread()) return write_more();
+  if (!writing_.empty() || write_posted_) return;  // the write in flight picks it up
+  write_posted_ = true;
+  asio::post(socket_thread_, [self = shared_from_this()] {
+    std::lock_guard lock(self->state_);
+    self->write_posted_ = false;
+    self->write_more();
+  });
+}
+
+void Connection::close_soon(const std::string& reason) {
+  if (on_socket_thread()) return close(reason);
+  if (broken_) return;
+  broken_ = true;
+  asio::post(socket_thread_, [self = shared_from_this(), reason] {
+    std::lock_guard lock(self->state_);
+    self->close(reason);
+  });
 }
 
 void Connection::send_error(uint32_t request_id, wire::ErrorCode code, const std::string& message) {
@@ -85,6 +121,7 @@ void Connection::write_more() {
   write_started_ = Clock::now();
   asio::async_write(socket_, asio::buffer(writing_),
                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                      std::lock_guard lock(self->state_);
                       if (!self->open_) return;
                       self->writing_.clear();
                       if (ec) return self->close(ec.message());
@@ -112,8 +149,10 @@ void Connection::close(const std::string& reason) {
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
   // Deferred so that a close from inside a broker loop never edits what it walks.
-  asio::post(socket_.get_executor(),
-             [self = shared_from_this()] { self->handler_.on_closed(*self); });
+  asio::post(socket_thread_, [self = shared_from_this()] {
+    std::lock_guard lock(self->state_);
+    self->handler_.on_closed(*self);
+  });
 }
 
 void Connection::say_goodbye(wire::ErrorCode code, const std::string& message) {

@@ -2,6 +2,11 @@
 // each message to its MessageHandler, and queues what goes out. Nothing here
 // blocks: reads and writes are asynchronous on the broker's one socket thread,
 // and the outbound queue is bounded (a client that stops reading is dropped).
+//
+// Its state belongs to the broker's state lock: every handler takes it, and a
+// camera thread that delivers holds it while it calls send(). send() writes
+// straight to the socket when nothing is queued (no Asio call, so any thread
+// may do it); only what the socket would not take waits for the socket thread.
 #pragma once
 
 #include <sys/types.h>
@@ -9,8 +14,10 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <cstdint>
+#include <boost/asio/io_context.hpp>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,10 +51,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Above this the client is not reading: it is disconnected.
   static constexpr size_t kHardLimit = 16 * 1024 * 1024;
 
-  Connection(MessageHandler& handler, Socket socket, uint64_t id);
+  Connection(MessageHandler& handler, Socket socket, uint64_t id, std::mutex& state,
+             boost::asio::io_context::executor_type socket_thread);
 
   void start();
-  // Queues a finished (size-prefixed) message.
+  // Sends a finished (size-prefixed) message, or queues what the socket will not take now.
   void send(const flatbuffers::FlatBufferBuilder& fbb);
   void send_error(uint32_t request_id, wire::ErrorCode code, const std::string& message);
   // Sends what is queued, then closes.
@@ -60,7 +68,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t id() const { return id_; }
   const PeerCredentials& peer() const { return peer_; }
   bool open() const { return open_; }
-  bool has_room() const { return out_.size() + writing_.size() < kSoftLimit; }
+  bool has_room() const { return !broken_ && out_.size() + writing_.size() < kSoftLimit; }
   // True when a write has waited longer than `limit` for the client to read.
   bool stalled(Clock::time_point now, std::chrono::seconds limit) const;
 
@@ -72,12 +80,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::map<std::string, uint64_t> subscriptions;  // stream -> subscriber id
 
  private:
+  bool on_socket_thread() const { return socket_thread_.running_in_this_thread(); }
+  // close(), from any thread: a camera thread leaves the Asio calls to the socket thread.
+  void close_soon(const std::string& reason);
   void read_more();
   void on_read(size_t n);
   void write_more();
   void finish_close();
 
   MessageHandler& handler_;
+  std::mutex& state_;
+  boost::asio::io_context::executor_type socket_thread_;
   Socket socket_;
   uint64_t id_;
   PeerCredentials peer_;
@@ -86,6 +99,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point write_started_{};
   bool open_ = true;
   bool closing_ = false;
+  bool broken_ = false;        // a close is on its way to the socket thread
+  bool write_posted_ = false;  // a write_more is on its way to the socket thread
   std::string close_reason_;
 };
 

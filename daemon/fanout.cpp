@@ -115,18 +115,24 @@ void Fanout::drop_queue(Subscriber& s) {
 
 std::vector<FrameRef> Fanout::take_sendable(SubscriberId id, size_t limit) {
   std::vector<FrameRef> out;
-  auto it = subs_.find(id);
-  if (it == subs_.end()) return out;
-  auto& s = it->second;
-  while (!s.queue.empty() && out.size() < limit) {
-    const FrameRef f = s.queue.front();
-    s.queue.pop_front();
-    s.held.emplace(key(f.gen, f.slot), f.seq);
-    ++s.c.delivered;
-    s.c.last_seq = int64_t(f.seq);
-    out.push_back(f);
+  while (out.size() < limit) {
+    const auto f = take_next(id);
+    if (!f) break;
+    out.push_back(*f);
   }
   return out;
+}
+
+std::optional<FrameRef> Fanout::take_next(SubscriberId id) {
+  auto it = subs_.find(id);
+  if (it == subs_.end() || it->second.queue.empty()) return std::nullopt;
+  auto& s = it->second;
+  const FrameRef f = s.queue.front();
+  s.queue.pop_front();
+  s.held.emplace(key(f.gen, f.slot), f.seq);
+  ++s.c.delivered;
+  s.c.last_seq = int64_t(f.seq);
+  return f;
 }
 
 ReleaseResult Fanout::release(SubscriberId id, const FrameRef& frame) {

@@ -91,6 +91,8 @@ class Fanout {
 
   // Moves up to `limit` queued frames to held and returns them, in seq order.
   std::vector<FrameRef> take_sendable(SubscriberId id, size_t limit = SIZE_MAX);
+  // The same for one frame, without allocating.
+  std::optional<FrameRef> take_next(SubscriberId id);
   // Checks that `id` holds exactly this frame; if so drops the hold.
   ReleaseResult release(SubscriberId id, const FrameRef& frame);
 

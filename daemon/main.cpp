@@ -40,7 +40,7 @@ struct CommandLine {
 // STATUS= for systemd, and WATCHDOG=1 from the event loop, so that a stuck loop stops the pings.
 class ServiceHeartbeat {
  public:
-  ServiceHeartbeat(boost::asio::io_context& io, const Broker& broker)
+  ServiceHeartbeat(boost::asio::io_context& io, Broker& broker)
       : broker_(broker), timer_(io), watchdog_(service::watchdog_interval()) {
     beat();
   }
@@ -48,7 +48,7 @@ class ServiceHeartbeat {
  private:
   void beat() {
     if (watchdog_) service::notify_watchdog();
-    if (std::string status = broker_.summary(); status != last_status_) {
+    if (std::string status = summary(); status != last_status_) {
       service::notify_status(status);
       last_status_ = std::move(status);
     }
@@ -60,7 +60,12 @@ class ServiceHeartbeat {
     });
   }
 
-  const Broker& broker_;
+  std::string summary() {
+    auto state = broker_.lock_state();
+    return broker_.summary();
+  }
+
+  Broker& broker_;
   boost::asio::steady_timer timer_;
   std::optional<std::chrono::microseconds> watchdog_;
   std::string last_status_;
@@ -83,6 +88,7 @@ int run(const CommandLine& cli, BrokerConfig config) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
     service::notify_stopping();
+    auto state = broker.lock_state();
     broker.shutdown();
     io.stop();
   });
@@ -93,6 +99,7 @@ int run(const CommandLine& cli, BrokerConfig config) {
     spdlog::info("SIGHUP: reloading {}",
                  cli.config_file.empty() ? "(no --config file)" : cli.config_file);
     service::notify_reloading();
+    auto state = broker.lock_state();
     try {
       config = apply_reload(broker, config, cli.load());
       spdlog::info("reload: done; {}", broker.summary());
@@ -104,15 +111,18 @@ int run(const CommandLine& cli, BrokerConfig config) {
   };
   reload_signal.async_wait(on_reload);
 
-  for (const auto& cam : config.cameras) add_camera(broker, cam);
-  if (inherited >= 0)
-    broker.listen_on(inherited);
-  else
-    broker.listen(config.group_id);
-  spdlog::info("framebrokerd {} (pid {}) serving instance '{}' on {}{}", FRAMEBROKER_VERSION,
-               getpid(), config.instance, broker.socket_path(),
-               inherited >= 0 ? " (socket from systemd)" : "");
-  service::notify_ready(broker.summary());
+  {
+    auto state = broker.lock_state();
+    for (const auto& cam : config.cameras) add_camera(broker, cam);
+    if (inherited >= 0)
+      broker.listen_on(inherited);
+    else
+      broker.listen(config.group_id);
+    spdlog::info("framebrokerd {} (pid {}) serving instance '{}' on {}{}", FRAMEBROKER_VERSION,
+                 getpid(), config.instance, broker.socket_path(),
+                 inherited >= 0 ? " (socket from systemd)" : "");
+    service::notify_ready(broker.summary());
+  }
   ServiceHeartbeat heartbeat(io, broker);
   io.run();
   spdlog::info("stopped");

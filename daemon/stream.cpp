@@ -49,7 +49,12 @@ void Stream::wait_for_bell() {
                      if (ec) return;  // cancelled: the stream is going away
                      uint64_t rings;
                      [[maybe_unused]] auto n = ::read(bell_fd_, &rings, sizeof rings);
-                     drain();
+                     if (state_) {
+                       std::lock_guard lock(*state_);
+                       drain();
+                     } else {
+                       drain();
+                     }
                      wait_for_bell();
                    });
 }
@@ -176,6 +181,11 @@ void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
   g.ring->commit(loan.slot);
   g.commits.push(FrameRef{g.gen, loan.slot, seq});
   published_.fetch_add(1);
+  // A snap commits on the socket thread, which holds the state lock already.
+  if (state_ && !snapping_) {
+    std::unique_lock lock(*state_, std::try_to_lock);
+    if (lock.owns_lock()) return drain();
+  }
   if (!drain_pending_.exchange(true)) {
     const uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(bell_fd_, &one, sizeof one);

@@ -1,11 +1,15 @@
 // Stream: one camera, its shared-memory ring(s), and its subscribers.
 //
 // The camera thread is the producer: it loans slots, writes pixels, commits,
-// and builds each frame's metadata once. Commits reach the socket thread
-// through a lock-free queue, and the camera thread rings an eventfd only when
-// no drain is already pending, so a busy broker batches commits and the camera
-// thread never takes a lock the socket thread could hold. Everything except
-// the FrameSink calls runs on the socket thread.
+// and builds each frame's metadata once. Commits go into a lock-free queue.
+// Draining that queue (publishing to the fanout and delivering) needs the
+// broker's state lock. With share_state_lock() the committing camera thread
+// tries that lock and, when it is free, drains and delivers itself: the frame
+// reaches its subscribers with one wake-up (camera -> client) instead of two
+// (camera -> socket thread -> client). When the lock is busy it never waits:
+// it rings an eventfd (only when no drain is pending) and the socket thread
+// drains after, batching what came meanwhile. Everything except the FrameSink
+// calls runs with the state lock held.
 #pragma once
 
 #include <flatbuffers/flatbuffers.h>
@@ -18,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,6 +91,10 @@ class Stream : public cameras::FrameSink, private RefCounter {
   const std::vector<uint8_t>& meta_of(const FrameRef& f);
   // Drains pending commits into the fanout (normally via the posted wake-up).
   void drain();
+  // The lock that guards the fanout and everything on_frames touches: from now
+  // on the camera thread drains itself when it can take it, and the bell's
+  // drain takes it too.
+  void share_state_lock(std::mutex& state) { state_ = &state; }
 
   // Why the last start failed ("" after a good start).
   const std::string& error() const { return error_; }
@@ -132,7 +141,8 @@ class Stream : public cameras::FrameSink, private RefCounter {
   std::atomic<uint64_t> next_seq_{0};
   std::atomic<uint64_t> published_{0}, dropped_full_{0}, dropped_camera_{0};
   std::atomic<bool> drain_pending_{false};
-  bool snapping_ = false;  // the producer is the socket thread itself
+  std::mutex* state_ = nullptr;
+  std::atomic<bool> snapping_{false};  // the producer is the socket thread itself
   int bell_fd_ = -1;       // eventfd: camera thread -> socket thread
   boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};

@@ -11,7 +11,7 @@
 
 namespace framebroker::fbbench {
 
-// True when iox-roudi and the iceoryx libraries were found at build time.
+// True when fbbench was built with the iceoryx libraries (iox-roudi is looked for at run time).
 bool iceoryx_built_in();
 
 // Runs the publisher and the subscribers; std::nullopt with `why_not` set when iceoryx cannot
