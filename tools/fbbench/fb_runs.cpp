@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -25,11 +26,13 @@ struct Geometry {
   uint64_t bytes() const { return uint64_t(width) * height * 2; }
 };
 
-// As square as the sim allows (8..4096 a side).
+// Nearly square, with a power-of-two width, so that 64K, 1M and 8M come out exact (8..4096 a
+// side, as the sim allows).
 Geometry geometry_for(uint64_t bytes) {
   const uint64_t pixels = std::max<uint64_t>(bytes / 2, 64);
   Geometry g;
-  g.width = uint32_t(std::clamp<uint64_t>(uint64_t(std::sqrt(double(pixels))), 8, 4096));
+  g.width = uint32_t(std::clamp<uint64_t>(std::bit_floor(uint64_t(std::sqrt(double(pixels)))), 8,
+                                          4096));
   g.height = uint32_t(std::clamp<uint64_t>(pixels / g.width, 8, 4096));
   return g;
 }
