@@ -144,6 +144,7 @@ Subscription Client::subscribe(const std::string& stream, const SubscribeOptions
     const auto* s = reply.envelope()->message_as_Subscribed();
     StreamInfo info{str(s->stream()), str(s->segment()), s->gen(),   s->slots(), s->slot_bytes(),
                     o.mode,           s->max_hold(),     s->window()};
+    core_->set_release_budget(stream, o.mode == Mode::Latest ? s->window() : s->max_hold());
     return Subscription(core_, std::move(info));
   } catch (...) {
     core_->remove_subscription(stream);

@@ -14,7 +14,8 @@ namespace framebroker::detail {
 
 namespace {
 
-constexpr size_t kReleaseBatch = 32;
+// How long releases wait for more before they go (see pump).
+constexpr auto kReleaseLinger = std::chrono::microseconds(100);
 
 std::string program_name() {
   char buf[256] = {};
@@ -149,6 +150,7 @@ void Core::remove_subscription(const std::string& stream) {
     pending_.erase(it);
   }
   for (auto& h : unread) release(h->stream, h->gen, h->slot, h->seq);
+  set_release_budget(stream, 0);
   flatbuffers::FlatBufferBuilder fbb;
   wire::finish(fbb, 0, wire::Message::Unsubscribe,
                wire::CreateUnsubscribe(fbb, fbb.CreateString(stream)));
@@ -189,12 +191,17 @@ void Core::pump(Clock::time_point deadline, uint64_t seen) {
     if (dispatched_ != seen || lost_) return;  // news arrived while we waited for read_mu_
   }
   reader_waiting_.store(true);
-  flush_releases();
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  pollfd pfd{fd_, POLLIN, 0};
-  int r = ::poll(&pfd, 1, int(std::max<int64_t>(0, left.count())));
+  // Releases linger while frames keep coming: at high rates the next frame arrives first, and
+  // the releases of many frames go in one message, so the broker wakes once per batch instead
+  // of once per frame. When nothing comes within the linger, they go.
+  bool readable = false;
+  if (releases_pending()) {
+    readable = wait_readable(std::min(deadline, Clock::now() + kReleaseLinger));
+    if (!readable) flush_releases();
+  }
+  if (!readable) readable = wait_readable(deadline);
   reader_waiting_.store(false);
-  if (r <= 0) return;  // timeout or EINTR: the caller checks its deadline
+  if (!readable) return;  // timeout or EINTR: the caller checks its deadline
 
   auto area = reader_.write_area();
   ssize_t n = ::recv(fd_, area.data(), area.size(), MSG_DONTWAIT);
@@ -220,6 +227,20 @@ void Core::pump(Clock::time_point deadline, uint64_t seen) {
     }
     dispatch(msg);
   }
+}
+
+bool Core::wait_readable(Clock::time_point until) {
+  const auto left = std::max(Clock::duration::zero(), until - Clock::now());
+  const auto sec = std::chrono::duration_cast<std::chrono::seconds>(left);
+  const timespec ts{time_t(sec.count()),
+                    long(std::chrono::duration_cast<std::chrono::nanoseconds>(left - sec).count())};
+  pollfd pfd{fd_, POLLIN, 0};
+  return ::ppoll(&pfd, 1, &ts, nullptr) > 0;
+}
+
+bool Core::releases_pending() {
+  std::lock_guard lock(release_mu_);
+  return release_count_ > 0;
 }
 
 void Core::dispatch(const wire::Received& msg) {
@@ -295,13 +316,25 @@ void Core::release(const std::string& stream, uint32_t gen, uint32_t slot, uint6
     releases_[stream].emplace_back(seq, gen, slot);
     count = ++release_count_;
   }
-  if (count >= kReleaseBatch || reader_waiting_.load()) {
+  if (count >= release_batch_.load() || reader_waiting_.load()) {
     try {
       flush_releases();
     } catch (const Error&) {
       // Lost broker: it dropped the hold already.
     }
   }
+}
+
+void Core::set_release_budget(const std::string& stream, uint32_t frames) {
+  std::lock_guard lock(release_mu_);
+  if (frames == 0)
+    release_budgets_.erase(stream);
+  else
+    release_budgets_[stream] = frames;
+  size_t batch = kReleaseBatch;
+  // Half the budget: the broker still has room to send while these wait.
+  for (const auto& [s, budget] : release_budgets_) batch = std::min<size_t>(batch, budget / 2);
+  release_batch_ = std::max<size_t>(batch, 1);
 }
 
 void Core::flush_releases() {

@@ -61,6 +61,9 @@ class Core : public std::enable_shared_from_this<Core> {
 
   void release(const std::string& stream, uint32_t gen, uint32_t slot, uint64_t seq);
   void flush_releases();
+  // How many frames of `stream` the broker lets this client have in flight (max_hold, or a
+  // latest subscriber's window): releases never wait for a batch the broker would stall on.
+  void set_release_budget(const std::string& stream, uint32_t frames);
   std::vector<std::string> take_async_errors();
 
   const std::string& socket_path() const { return socket_path_; }
@@ -79,6 +82,9 @@ class Core : public std::enable_shared_from_this<Core> {
   // when another thread dispatched something since the caller looked
   // (`seen` is the dispatch count the caller saw under state_mu_).
   void pump(Clock::time_point deadline, uint64_t seen);
+  // poll() for the socket until `until`; true when it is readable (or closed).
+  bool wait_readable(Clock::time_point until);
+  bool releases_pending();
   void dispatch(const wire::Received& msg);
   void on_deliver(const wire::Received& msg);
   std::shared_ptr<shm::Segment> segment_for(Pending& p, const std::string& stream, uint32_t gen);
@@ -103,6 +109,9 @@ class Core : public std::enable_shared_from_this<Core> {
   std::mutex release_mu_;
   std::map<std::string, std::vector<wire::SlotRef>> releases_;
   size_t release_count_ = 0;
+  std::map<std::string, uint32_t> release_budgets_;  // by stream
+  static constexpr size_t kReleaseBatch = 32;
+  std::atomic<size_t> release_batch_{kReleaseBatch};  // flush at this many pending releases
   std::atomic<bool> reader_waiting_{false};
 };
 

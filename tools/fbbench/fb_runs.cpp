@@ -41,7 +41,7 @@ std::string camera_spec(uint64_t bytes, double rate) {
   const Geometry g = geometry_for(bytes);
   return "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(g.width) +
          ",Height=" + std::to_string(g.height) + ",PixelType=Mono16,Pattern=empty,FrameRate=" +
-         fmt("%.6g", rate) + ",start=false";
+         fmt("%.6g", rate) + ",slots=" + std::to_string(bench_slots(g.bytes())) + ",start=false";
 }
 
 std::string tag_for(const char* what, uint64_t bytes, int subscribers) {
@@ -148,6 +148,11 @@ uint64_t rss_kb(pid_t pid) {
 }
 
 }  // namespace
+
+uint32_t bench_slots(uint64_t frame_bytes) {
+  return uint32_t(std::clamp<uint64_t>((uint64_t(256) << 20) / std::max<uint64_t>(frame_bytes, 1),
+                                       32, 4096));
+}
 
 uint64_t mono16_frame_bytes(uint64_t bytes) {
   return geometry_for(bytes).bytes();

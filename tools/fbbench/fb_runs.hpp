@@ -31,7 +31,11 @@ struct BrokerCost {
 ThroughputRun fb_throughput(const BrokerSide& broker, const ThroughputParams& p, double rate,
                             BrokerCost& cost);
 
-// The camera's size for a frame of about `bytes` (Mono16, at most 2048 wide): the bytes used.
+// The camera's size for a frame of about `bytes` (Mono16, nearly square): the bytes used.
 uint64_t mono16_frame_bytes(uint64_t bytes);
+
+// The benchmark camera's ring: 256 MiB (what a fast stream would be given), 32 to 4096 slots;
+// 8 MiB frames get 32 slots, 64x64 frames 4096 (80 ms at 50,000 frames/s).
+uint32_t bench_slots(uint64_t frame_bytes);
 
 }  // namespace framebroker::fbbench

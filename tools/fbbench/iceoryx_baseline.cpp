@@ -15,6 +15,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <new>
 #include <sstream>
 #include <stdexcept>
@@ -65,7 +66,6 @@ struct Board {
   std::atomic<bool> all_sent{false};  // the publisher is past its last frame
   std::atomic<bool> abort{false};     // everyone leaves now
   std::atomic<bool> failed{false};    // `error` holds the first child's failure
-  std::atomic<uint64_t> loan_failures{0};
   char error[256] = {};
 };
 
@@ -122,6 +122,7 @@ struct PoolPlan {
 PoolPlan plan_pool(const LatencyParams& p) {
   if (p.frame_bytes == 0 || p.frame_bytes > (1ull << 31))
     throw std::runtime_error("iceoryx takes payloads of 1 B to 2 GiB");
+  if (!(p.rate > 0)) throw std::runtime_error("the rate must be above 0");
   if (p.subscribers < 1 || uint32_t(p.subscribers) > iox::MAX_SUBSCRIBERS_PER_PUBLISHER)
     throw std::runtime_error("iceoryx takes 1 to " +
                              std::to_string(iox::MAX_SUBSCRIBERS_PER_PUBLISHER) + " subscribers");
@@ -167,6 +168,21 @@ std::string find_roudi() {
   return {};
 }
 
+// RouDi's log on one line, without its colour codes.
+std::string plain_text(const std::string& log) {
+  std::string out;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i] == '\x1b') {
+      while (i < log.size() && log[i] != 'm') ++i;
+    } else if (log[i] == '\n') {
+      out += "; ";
+    } else {
+      out += log[i];
+    }
+  }
+  return trim(out);
+}
+
 // An iox-roudi of our own, sized for the payload. Only one RouDi can run on a machine (it holds
 // /tmp/iox-unique-roudi.lock), so a foreign one makes ours fail at start with its log as the why.
 class RouDi {
@@ -174,7 +190,8 @@ class RouDi {
   RouDi(const std::string& exe, const std::string& dir, const PoolPlan& plan)
       : log_(dir + "/roudi.log") {
     const std::string config = dir + "/roudi.toml";
-    std::ofstream(config) << roudi_config(plan);
+    std::ofstream out(config);
+    if (!(out << roudi_config(plan)).flush()) throw std::runtime_error("cannot write " + config);
     pid_ = spawn_logged({exe, "-c", config}, log_);
     try {
       wait_ready();
@@ -192,9 +209,8 @@ class RouDi {
   void clients_gone() { clients_gone_ = Clock::now(); }
 
   void stop() {
-    if (pid_ <= 0) return;
-    if (clients_gone_) wait_clients_dropped();
-    stop_process(pid_);
+    if (pid_ > 0 && clients_gone_) wait_clients_dropped();
+    if (pid_ > 0) stop_process(pid_);
     pid_ = -1;
     remove_leftovers();
   }
@@ -202,9 +218,7 @@ class RouDi {
  private:
   std::string log_text() const {
     std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
 
   void wait_ready() {
@@ -212,8 +226,11 @@ class RouDi {
     while (log_text().find("RouDi is ready for clients") == std::string::npos) {
       if (reaped(pid_)) {
         pid_ = -1;
-        throw std::runtime_error("iox-roudi exited at start (is another RouDi running?): " +
-                                 trim(log_text()));
+        const std::string log = plain_text(log_text());
+        if (log.find("Could not acquire lock") != std::string::npos)
+          throw std::runtime_error(
+              "another iox-roudi is running (it holds /tmp/iox-unique-roudi.lock); stop it first");
+        throw std::runtime_error("iox-roudi exited at start: " + log);
       }
       if (Clock::now() > deadline) throw std::runtime_error("iox-roudi not ready within 10 s");
       std::this_thread::sleep_for(10ms);
@@ -224,7 +241,7 @@ class RouDi {
   // client that died, and ours leave with _exit, without a goodbye. It drops each one once its
   // keep-alive is PROCESS_KEEP_ALIVE_TIMEOUT (1.5 s) old and logs "Application NAME not
   // responding"; the deadline covers a RouDi that words it differently.
-  void wait_clients_dropped() const {
+  void wait_clients_dropped() {
     const auto deadline =
         *clients_gone_ + 3s +
         std::chrono::nanoseconds(iox::runtime::PROCESS_KEEP_ALIVE_TIMEOUT.toNanoseconds());
@@ -234,20 +251,35 @@ class RouDi {
         return text.find("Application " + name + " not responding") != std::string::npos;
       });
     };
-    while (!dropped() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    while (!dropped() && Clock::now() < deadline) {
+      if (reaped(pid_)) {
+        pid_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
   }
 
-  // What our clients and an aborted RouDi leave: the segments it created, from its log
-  // ("... in the shared memory [NAME]"), and each client's socket and lock file.
+  // What our clients and a RouDi that did not shut down cleanly (Ctrl-C reaches it too) leave.
+  // The segments it created are named in its log ("... in the shared memory [NAME]"); having
+  // created them, it held the machine's RouDi lock, so its socket and lock files are ours too.
   void remove_leftovers() const {
     const std::string text = log_text(), marker = "shared memory [";
+    bool created = false;
     for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at)) {
       at += marker.size();
       const size_t end = text.find(']', at);
       if (end == std::string::npos) break;
       ::shm_unlink(("/" + text.substr(at, end - at)).c_str());
+      created = true;
     }
-    for (const auto& name : clients_) {
+    std::vector<std::string> channels = clients_;
+    if (created) {
+      channels.push_back(iox::roudi::IPC_CHANNEL_ROUDI_NAME);
+      const std::string lock = iox::roudi::ROUDI_LOCK_NAME;
+      ::unlink((iox::platform::IOX_LOCK_FILE_PATH_PREFIX + lock + ".lock").c_str());
+    }
+    for (const auto& name : channels) {
       ::unlink((iox::platform::IOX_UDS_SOCKET_PATH_PREFIX + name).c_str());
       ::unlink((iox::platform::IOX_LOCK_FILE_PATH_PREFIX + name + ".lock").c_str());
     }
@@ -297,9 +329,8 @@ void run_publisher(const LatencyParams& p, Board& board, const std::string& name
     sleep_until_ns(tick);
     auto loaned = publisher.loan(uint32_t(p.frame_bytes), iox::CHUNK_DEFAULT_USER_PAYLOAD_ALIGNMENT,
                                  sizeof(Stamp), alignof(Stamp));
-    if (loaned.has_error()) {
-      board.loan_failures.fetch_add(1, std::memory_order_relaxed);
-    } else {
+    // A failed loan (no chunk free) is a frame no subscriber gets: it counts as lost.
+    if (!loaned.has_error()) {
       void* payload = loaned.value();
       auto* stamp =
           static_cast<Stamp*>(iox::mepoo::ChunkHeader::fromUserPayload(payload)->userHeader());

@@ -33,6 +33,7 @@ double ratio(double a, double b) {
 json to_json(const LatencyRow& r) {
   json j{{"size", size_label(r.bytes)},
          {"frame_bytes", r.bytes},
+         {"slots", bench_slots(r.bytes)},
          {"subscribers", r.subscribers},
          {"frames", r.fb.receive.count},
          {"lost", r.fb.lost},

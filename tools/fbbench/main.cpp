@@ -138,11 +138,11 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
       "throughput",
       "How many frames per second reach the subscribers, and what each costs the broker.\n\n"
       "Per size and subscriber count it starts its own framebrokerd (simulated Mono16 camera,\n"
-      "pattern `empty`, free-running unless --rate), with subscriber 1 `every` (the lossless\n"
-      "one, whose frames are the fps), subscriber 2 `latest`, then alternating. Reported: fps,\n"
-      "GB/s delivered summed over subscribers, frames dropped, the broker's CPU time per frame\n"
-      "(/proc/<pid>/stat) and its RSS at start and end. The floor and copy-over-socket\n"
-      "baselines run beside it with the same subscribers.\n\n"
+      "pattern `empty`, free-running unless --rate; a 256 MiB ring of 32 to 4096 slots), with\n"
+      "subscriber 1 `every` (the lossless one, whose frames are the fps), subscriber 2 `latest`,\n"
+      "then alternating. Reported: fps, GB/s delivered summed over subscribers, frames dropped,\n"
+      "the broker's CPU time per frame (/proc/<pid>/stat) and its RSS at start and end. The\n"
+      "floor and copy-over-socket baselines run beside it with the same subscribers.\n\n"
       "Examples:\n"
       "  fbbench throughput --size 8M --read all\n"
       "  fbbench throughput --size 8K --rate 50000 --duration 10");

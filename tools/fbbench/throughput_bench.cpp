@@ -28,6 +28,7 @@ json to_json(const ThroughputRow& r) {
   const double per_sub = r.cost.cpu_us_per_frame / r.subscribers;
   return {{"size", size_label(r.bytes)},
           {"frame_bytes", r.bytes},
+          {"slots", bench_slots(r.bytes)},
           {"subscribers", r.subscribers},
           {"seconds", r.fb.seconds},
           {"fps", r.fb.fps()},
