@@ -1,6 +1,7 @@
 #include "fanout.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace framebroker::daemon {
 
@@ -60,15 +61,16 @@ bool Fanout::active(SubscriberId id) const {
 
 void Fanout::publish(const FrameRef& frame) {
   refs_.add_ref(frame);  // the latest cache
-  if (latest_) refs_.drop_ref(*latest_);
-  latest_ = frame;
+  // latest_ moves before the old reference goes, so that a RefCounter looking at latest() sees
+  // the cache's own reference already gone.
+  const auto previous = std::exchange(latest_, frame);
+  if (previous) refs_.drop_ref(*previous);
   for (auto& [id, s] : subs_)
     if (s.active) offer(s, frame);
 }
 
 void Fanout::clear_latest() {
-  if (latest_) refs_.drop_ref(*latest_);
-  latest_.reset();
+  if (const auto previous = std::exchange(latest_, std::nullopt)) refs_.drop_ref(*previous);
 }
 
 void Fanout::offer(Subscriber& s, const FrameRef& f) {

@@ -273,14 +273,16 @@ void Stream::add_ref(const FrameRef& f) {
 
 void Stream::drop_ref(const FrameRef& f) {
   Generation* g = generation(f.gen);
-  const bool freed = g->ring->drop_ref(f.slot);
   // The latest-frame cache keeps one reference until the next frame: the round trip ends when
-  // the last client let go, recorded once per commit.
+  // the last client let go, recorded once per commit. Decided before the slot can go back to
+  // the camera, which then writes commit_ns again.
   uint64_t& committed = g->commit_ns[f.slot];
-  if (committed != 0 && (freed || (g->ring->refs(f.slot) == 1 && fanout_.latest() == f))) {
+  const uint32_t refs_after = g->ring->refs(f.slot) - 1;
+  if (committed != 0 && (refs_after == 0 || (refs_after == 1 && fanout_.latest() == f))) {
     recycle_.record(clock_ns(CLOCK_MONOTONIC) - committed);
     committed = 0;
   }
+  g->ring->drop_ref(f.slot);
   if (g != current_.get()) retire_if_unreferenced(f.gen);
 }
 

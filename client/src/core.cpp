@@ -15,7 +15,7 @@ namespace framebroker::detail {
 namespace {
 
 // How long releases wait for more before they go (see pump).
-constexpr auto kReleaseLinger = std::chrono::microseconds(100);
+constexpr auto kReleaseLinger = std::chrono::microseconds(250);
 
 std::string program_name() {
   char buf[256] = {};
@@ -191,15 +191,20 @@ void Core::pump(Clock::time_point deadline, uint64_t seen) {
     if (dispatched_ != seen || lost_) return;  // news arrived while we waited for read_mu_
   }
   reader_waiting_.store(true);
-  // Releases linger while frames keep coming: at high rates the next frame arrives first, and
-  // the releases of many frames go in one message, so the broker wakes once per batch instead
-  // of once per frame. When nothing comes within the linger, they go.
+  // Releases linger while frames keep coming (the last wait was shorter than the linger): the
+  // next frame arrives first, and the releases of many frames go in one message, so the broker
+  // wakes once per batch instead of once per frame. At lower rates, or when nothing comes within
+  // the linger, they go at once.
+  const auto waited_from = Clock::now();
   bool readable = false;
-  if (releases_pending()) {
-    readable = wait_readable(std::min(deadline, Clock::now() + kReleaseLinger));
+  if (last_wait_ < kReleaseLinger && releases_pending()) {
+    readable = wait_readable(std::min(deadline, waited_from + kReleaseLinger));
     if (!readable) flush_releases();
+  } else {
+    flush_releases();
   }
   if (!readable) readable = wait_readable(deadline);
+  last_wait_ = Clock::now() - waited_from;
   reader_waiting_.store(false);
   if (!readable) return;  // timeout or EINTR: the caller checks its deadline
 

@@ -95,8 +95,9 @@ class Core : public std::enable_shared_from_this<Core> {
   std::atomic<uint32_t> last_request_id_{0};
 
   std::mutex send_mu_;
-  std::mutex read_mu_;  // one reader at a time; guards reader_
+  std::mutex read_mu_;  // one reader at a time; guards reader_ and last_wait_
   wire::FrameReader reader_;
+  Clock::duration last_wait_ = Clock::duration::max();  // of the last pump, for data to come
 
   std::mutex state_mu_;  // guards everything below
   std::map<std::string, Pending> pending_;

@@ -945,3 +945,32 @@ TEST_F(StreamTest, SimCameraSnap) {
   EXPECT_EQ(stream_->published(), 1u);
   check();
 }
+
+// The round trip (commit -> every client released it) counts each frame once, when its last
+// client lets go, whether the latest-frame cache still holds it or not.
+TEST_F(StreamTest, RecycleCountsAFrameWhenItsLastClientReleasesIt) {
+  StreamConfig cfg;
+  cfg.slots = 8;
+  Stream& s = make(cfg);
+  s.fanout().subscribe(1, every());
+  s.fanout().subscribe(2, every());
+  s.start(std::nullopt);
+  produce(0x11);
+  pump();
+  const auto a = take(1), b = take(2);
+  ASSERT_EQ(a.size(), 1u);
+  release(1, a[0]);
+  EXPECT_EQ(s.recycle().count(), 0u) << "subscriber 2 still holds it";
+  produce(0x22);  // the cache moves on while subscriber 2 holds the first frame
+  pump();
+  EXPECT_EQ(s.recycle().count(), 0u) << "moving the cache is not a client's release";
+  release(2, b[0]);
+  EXPECT_EQ(s.recycle().count(), 1u);
+  for (uint64_t sub : {1, 2})
+    for (const auto& f : take(sub)) release(sub, f);
+  EXPECT_EQ(s.recycle().count(), 2u) << "the second frame, still cached, counts once";
+  EXPECT_GT(s.recycle().max_ns(), 0u);
+  s.stop();
+  s.start(std::nullopt);
+  EXPECT_EQ(s.recycle().count(), 0u) << "a start begins a new count";
+}

@@ -31,8 +31,8 @@ struct Geometry {
 Geometry geometry_for(uint64_t bytes) {
   const uint64_t pixels = std::max<uint64_t>(bytes / 2, 64);
   Geometry g;
-  g.width = uint32_t(std::clamp<uint64_t>(std::bit_floor(uint64_t(std::sqrt(double(pixels)))), 8,
-                                          4096));
+  g.width =
+      uint32_t(std::clamp<uint64_t>(std::bit_floor(uint64_t(std::sqrt(double(pixels)))), 8, 4096));
   g.height = uint32_t(std::clamp<uint64_t>(pixels / g.width, 8, 4096));
   return g;
 }
@@ -40,8 +40,9 @@ Geometry geometry_for(uint64_t bytes) {
 std::string camera_spec(uint64_t bytes, double rate) {
   const Geometry g = geometry_for(bytes);
   return "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(g.width) +
-         ",Height=" + std::to_string(g.height) + ",PixelType=Mono16,Pattern=empty,FrameRate=" +
-         fmt("%.6g", rate) + ",slots=" + std::to_string(bench_slots(g.bytes())) + ",start=false";
+         ",Height=" + std::to_string(g.height) +
+         ",PixelType=Mono16,Pattern=empty,FrameRate=" + fmt("%.6g", rate) +
+         ",slots=" + std::to_string(bench_slots(g.bytes())) + ",start=false";
 }
 
 std::string tag_for(const char* what, uint64_t bytes, int subscribers) {
@@ -150,8 +151,8 @@ uint64_t rss_kb(pid_t pid) {
 }  // namespace
 
 uint32_t bench_slots(uint64_t frame_bytes) {
-  return uint32_t(std::clamp<uint64_t>((uint64_t(256) << 20) / std::max<uint64_t>(frame_bytes, 1),
-                                       32, 4096));
+  return uint32_t(
+      std::clamp<uint64_t>((uint64_t(256) << 20) / std::max<uint64_t>(frame_bytes, 1), 32, 4096));
 }
 
 uint64_t mono16_frame_bytes(uint64_t bytes) {
@@ -175,7 +176,8 @@ LatencyRun fb_latency(const BrokerSide& side, const LatencyParams& p) {
           if (!f) continue;
           const uint64_t now = now_ns();
           const uint64_t seq = f->seq();
-          if (seq >= p.warmup) samples[size_t(i)].push_back(double(now - f->meta().mono_ns()) / 1e3);
+          if (seq >= p.warmup)
+            samples[size_t(i)].push_back(double(now - f->meta().mono_ns()) / 1e3);
           received[size_t(i)].fetch_add(1);
           f->release();
           if (seq >= last_seq) break;
@@ -216,7 +218,42 @@ ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, d
                             BrokerCost& cost) {
   BenchBroker broker(side.exe, side.runtime_dir, tag_for("tput", p.frame_bytes, p.subscribers),
                      camera_spec(p.frame_bytes, rate), producer_cpu(p.pin));
+  Client control = connect_to(broker, "fbbench");
+  struct Snapshot {
+    Clock::time_point t;
+    std::vector<uint64_t> received;
+    uint64_t published = 0, dropped = 0, missed = 0, cpu_ticks = 0;
+  };
   std::vector<std::atomic<uint64_t>> received(size_t(p.subscribers));
+  const auto snapshot = [&] {
+    Snapshot s;
+    const Status st = control.status();
+    s.t = Clock::now();
+    for (auto& r : received) s.received.push_back(r.load());
+    for (const auto& sm : st.streams)
+      if (sm.name == kCamera) s.published = sm.published, s.dropped = sm.dropped;
+    for (const auto& sub : st.subscribers)
+      if (sub.client == "fbbench-sub0") s.missed = sub.missed;
+    s.cpu_ticks = broker_cpu_ticks(broker.pid());
+    return s;
+  };
+  const auto sleep_until = [](Clock::time_point end) {
+    while (Clock::now() < end && !interrupted())
+      std::this_thread::sleep_for(std::min<Clock::duration>(end - Clock::now(), kPoll));
+  };
+  const auto cpu_us_per_frame = [](const Snapshot& a, const Snapshot& b) {
+    const double us = double(b.cpu_ticks - a.cpu_ticks) * 1e6 / double(::sysconf(_SC_CLK_TCK));
+    return b.published > a.published ? us / double(b.published - a.published) : 0.0;
+  };
+
+  // First the camera alone: what the broker spends per frame with nobody to deliver to (the
+  // simulated camera's pacing, the commit and the latest-frame cache).
+  control.camera(kCamera).start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const Snapshot alone_from = snapshot();
+  sleep_until(alone_from.t + std::chrono::seconds(1));
+  cost.cpu_us_per_frame_alone = cpu_us_per_frame(alone_from, snapshot());
+
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> checksum{0};
   SubscriberThreads subs(
@@ -232,34 +269,11 @@ ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, d
         }
         checksum += sum;
       });
-
-  Client control = connect_to(broker, "fbbench");
-  struct Snapshot {
-    Clock::time_point t;
-    std::vector<uint64_t> received;
-    uint64_t published = 0, dropped = 0, missed = 0, cpu_ticks = 0;
-  };
-  const auto snapshot = [&] {
-    Snapshot s;
-    const Status st = control.status();
-    s.t = Clock::now();
-    for (auto& r : received) s.received.push_back(r.load());
-    for (const auto& sm : st.streams)
-      if (sm.name == kCamera) s.published = sm.published, s.dropped = sm.dropped;
-    for (const auto& sub : st.subscribers)
-      if (sub.client == "fbbench-sub0") s.missed = sub.missed;
-    s.cpu_ticks = broker_cpu_ticks(broker.pid());
-    return s;
-  };
-
-  control.camera(kCamera).start();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   cost.rss_start_kb = rss_kb(broker.pid());
   const Snapshot a = snapshot();
-  const auto end = a.t + std::chrono::duration_cast<Clock::duration>(
-                             std::chrono::duration<double>(p.seconds));
-  while (Clock::now() < end && !interrupted())
-    std::this_thread::sleep_for(std::min<Clock::duration>(end - Clock::now(), kPoll));
+  sleep_until(
+      a.t + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.seconds)));
   const Snapshot b = snapshot();
   cost.rss_end_kb = rss_kb(broker.pid());
   control.camera(kCamera).stop();
@@ -272,9 +286,7 @@ ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, d
   run.frames = b.received[0] - a.received[0];
   for (size_t i = 0; i < received.size(); ++i) run.delivered += b.received[i] - a.received[i];
   run.dropped = (b.dropped - a.dropped) + (b.missed - a.missed);
-  const uint64_t published = b.published - a.published;
-  const double cpu_us = double(b.cpu_ticks - a.cpu_ticks) * 1e6 / double(::sysconf(_SC_CLK_TCK));
-  cost.cpu_us_per_frame = published ? cpu_us / double(published) : 0;
+  cost.cpu_us_per_frame = cpu_us_per_frame(a, b);
   return run;
 }
 

@@ -4,6 +4,7 @@
 // own connection.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "fbbench/bench_common.hpp"
@@ -21,8 +22,14 @@ struct BrokerSide {
 LatencyRun fb_latency(const BrokerSide& broker, const LatencyParams& p);
 
 struct BrokerCost {
-  double cpu_us_per_frame = 0;  // the broker's user + system time / frames it published
+  double cpu_us_per_frame = 0;        // the broker's user + system time / frames it published
+  double cpu_us_per_frame_alone = 0;  // the same with the camera running and no subscriber
   uint64_t rss_start_kb = 0, rss_end_kb = 0;
+  // What each subscriber adds: the delivery cost, without the camera's own.
+  double per_subscriber(int subscribers) const {
+    return subscribers > 0 ? std::max(0.0, cpu_us_per_frame - cpu_us_per_frame_alone) / subscribers
+                           : 0;
+  }
 };
 
 // Throughput: subscriber 0 is `every` (the lossless consumer), subscriber 1 `latest`, then they

@@ -25,38 +25,41 @@ struct ThroughputRow {
 };
 
 json to_json(const ThroughputRow& r) {
-  const double per_sub = r.cost.cpu_us_per_frame / r.subscribers;
-  return {{"size", size_label(r.bytes)},
-          {"frame_bytes", r.bytes},
-          {"slots", bench_slots(r.bytes)},
-          {"subscribers", r.subscribers},
-          {"seconds", r.fb.seconds},
-          {"fps", r.fb.fps()},
-          {"gbps", r.fb.gbps(r.bytes)},
-          {"delivered", r.fb.delivered},
-          {"dropped", r.fb.dropped},
-          {"broker_cpu_us_per_frame", r.cost.cpu_us_per_frame},
-          {"broker_cpu_us_per_frame_per_subscriber", per_sub},
-          {"broker_rss_start_kb", r.cost.rss_start_kb},
-          {"broker_rss_end_kb", r.cost.rss_end_kb},
-          {"copy_fps", r.copy.fps()},
-          {"copy_gbps", r.copy.gbps(r.bytes)},
-          {"floor_fps", r.floor.fps()},
-          {"floor_gbps", r.floor.gbps(r.bytes)},
-          {"fps_vs_copy", r.copy.fps() > 0 ? r.fb.fps() / r.copy.fps() : 0},
-          {"gbps_vs_copy", r.copy.gbps(r.bytes) > 0 ? r.fb.gbps(r.bytes) / r.copy.gbps(r.bytes) : 0},
-          {"gbps_vs_floor",
-           r.floor.gbps(r.bytes) > 0 ? r.fb.gbps(r.bytes) / r.floor.gbps(r.bytes) : 0}};
+  return {
+      {"size", size_label(r.bytes)},
+      {"frame_bytes", r.bytes},
+      {"slots", bench_slots(r.bytes)},
+      {"subscribers", r.subscribers},
+      {"seconds", r.fb.seconds},
+      {"fps", r.fb.fps()},
+      {"gbps", r.fb.gbps(r.bytes)},
+      {"delivered", r.fb.delivered},
+      {"dropped", r.fb.dropped},
+      {"broker_cpu_us_per_frame", r.cost.cpu_us_per_frame},
+      {"broker_cpu_us_per_frame_alone", r.cost.cpu_us_per_frame_alone},
+      {"broker_cpu_us_per_frame_per_subscriber", r.cost.per_subscriber(r.subscribers)},
+      {"broker_rss_start_kb", r.cost.rss_start_kb},
+      {"broker_rss_end_kb", r.cost.rss_end_kb},
+      {"copy_fps", r.copy.fps()},
+      {"copy_gbps", r.copy.gbps(r.bytes)},
+      {"floor_fps", r.floor.fps()},
+      {"floor_gbps", r.floor.gbps(r.bytes)},
+      {"fps_vs_copy", r.copy.fps() > 0 ? r.fb.fps() / r.copy.fps() : 0},
+      {"gbps_vs_copy", r.copy.gbps(r.bytes) > 0 ? r.fb.gbps(r.bytes) / r.copy.gbps(r.bytes) : 0},
+      {"gbps_vs_floor",
+       r.floor.gbps(r.bytes) > 0 ? r.fb.gbps(r.bytes) / r.floor.gbps(r.bytes) : 0}};
 }
 
 void print_table(const std::vector<ThroughputRow>& rows) {
-  fbctl::Table t({"size", "subs", "fps", "GB/s", "dropped", "cpu us/frame", "rss MB",
-                  "copy fps", "copy GB/s", "floor fps", "floor GB/s", "x copy fps", "x floor GB/s"});
+  fbctl::Table t({"size", "subs", "fps", "GB/s", "dropped", "cpu us/frame", "alone", "per sub",
+                  "rss MB", "copy fps", "copy GB/s", "floor fps", "floor GB/s", "x copy fps",
+                  "x floor GB/s"});
   for (const auto& r : rows) {
     const json j = to_json(r);
     t.row({size_label(r.bytes), std::to_string(r.subscribers), fixed(r.fb.fps(), 0),
            fixed(r.fb.gbps(r.bytes), 2), std::to_string(r.fb.dropped),
-           fixed(r.cost.cpu_us_per_frame, 2),
+           fixed(r.cost.cpu_us_per_frame, 2), fixed(r.cost.cpu_us_per_frame_alone, 2),
+           fixed(r.cost.per_subscriber(r.subscribers), 2),
            fixed(double(r.cost.rss_start_kb) / 1024, 0) + "->" +
                fixed(double(r.cost.rss_end_kb) / 1024, 0),
            fixed(r.copy.fps(), 0), fixed(r.copy.gbps(r.bytes), 2), fixed(r.floor.fps(), 0),
@@ -65,7 +68,9 @@ void print_table(const std::vector<ThroughputRow>& rows) {
   }
   t.print(std::cout);
   std::cout << "fps: frames the first (every) subscriber got per second; GB/s: summed over\n"
-               "subscribers. cpu us/frame: the broker's CPU time per published frame.\n"
+               "subscribers. cpu us/frame: the broker's CPU time per published frame; alone:\n"
+               "the same with no subscriber (the camera's own cost); per sub: what each\n"
+               "subscriber adds, (cpu - alone) / subscribers.\n"
                "floor: bare shm + 32-byte index and ack over Unix sockets, every subscriber\n"
                "gets every frame. copy: each frame written through each subscriber's socket.\n";
 }
