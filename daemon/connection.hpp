@@ -11,10 +11,10 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <cstdint>
-#include <boost/asio/io_context.hpp>
 #include <map>
 #include <memory>
 #include <mutex>

@@ -38,7 +38,7 @@ class LatencyHistogram {
   static constexpr size_t kBuckets = (64 - kSubBits + 1) << kSubBits;
 
   static size_t bucket_of(uint64_t v) {
-    if (v < (uint64_t(1) << kSubBits)) return size_t(v);  // exact below 64 ns
+    if (v < (uint64_t(1) << kSubBits)) return size_t(v);         // exact below 64 ns
     const int octave = 63 - std::countl_zero(v) - kSubBits + 1;  // >= 1
     const uint64_t sub = (v >> (octave - 1)) & ((uint64_t(1) << kSubBits) - 1);
     return (size_t(octave) << kSubBits) + size_t(sub);

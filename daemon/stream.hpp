@@ -143,7 +143,7 @@ class Stream : public cameras::FrameSink, private RefCounter {
   std::atomic<bool> drain_pending_{false};
   std::mutex* state_ = nullptr;
   std::atomic<bool> snapping_{false};  // the producer is the socket thread itself
-  int bell_fd_ = -1;       // eventfd: camera thread -> socket thread
+  int bell_fd_ = -1;                   // eventfd: camera thread -> socket thread
   boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};
 

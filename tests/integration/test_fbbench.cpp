@@ -40,9 +40,8 @@ bool iceoryx_installed() {
 }  // namespace
 
 TEST(Fbbench, LatencyMeasuresFramebrokerAndEveryBaseline) {
-  std::vector<std::string> args{"latency", "--sizes",  "64K", "--subscribers", "1,2",
-                                "--rate",  "500",      "--frames", "300", "--warmup",
-                                "30",      "--json"};
+  std::vector<std::string> args{"latency", "--sizes",  "64K", "--subscribers", "1,2", "--rate",
+                                "500",     "--frames", "300", "--warmup",      "30",  "--json"};
   if (!iceoryx_installed()) args.push_back("--no-iceoryx");
   const json rows = rows_of(fbbench(args));
   ASSERT_EQ(rows.size(), 2u);
@@ -87,8 +86,8 @@ TEST(Fbbench, ThroughputCountsFramesDropsAndBrokerCost) {
 }
 
 TEST(Fbbench, PacedThroughputLosesNothing) {
-  const json rows = rows_of(fbbench({"throughput", "--size", "8K", "--subscribers", "2",
-                                     "--rate", "2000", "--duration", "1", "--json"}));
+  const json rows = rows_of(fbbench({"throughput", "--size", "8K", "--subscribers", "2", "--rate",
+                                     "2000", "--duration", "1", "--json"}));
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].at("dropped"), 0) << rows[0].dump();
   EXPECT_GT(rows[0].at("fps").get<double>(), 1000) << rows[0].dump();
@@ -103,7 +102,8 @@ TEST(Fbbench, BadArgumentsGetClearErrors) {
   EXPECT_EQ(size.exit_code, 1);
   EXPECT_NE(size.err.find("'12Q' is not a frame size"), std::string::npos) << size.err;
 
-  const Result broker = run({FB_FBBENCH_BIN, "throughput", "--broker", "/nonexistent/framebrokerd"}, 10s);
+  const Result broker =
+      run({FB_FBBENCH_BIN, "throughput", "--broker", "/nonexistent/framebrokerd"}, 10s);
   EXPECT_EQ(broker.exit_code, 1);
   EXPECT_NE(broker.err.find("/nonexistent/framebrokerd"), std::string::npos) << broker.err;
 }

@@ -49,8 +49,8 @@ void pin_this_thread(int cpu) {
   }
   const int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
   if (rc != 0 && cpu >= 0)
-    throw std::runtime_error("cannot pin to CPU " + std::to_string(cpu) + ": " +
-                             std::strerror(rc) + " (--pin needs 2 CPUs for split)");
+    throw std::runtime_error("cannot pin to CPU " + std::to_string(cpu) + ": " + std::strerror(rc) +
+                             " (--pin needs 2 CPUs for split)");
 }
 
 uint64_t parse_size(const std::string& text) {
@@ -62,9 +62,13 @@ uint64_t parse_size(const std::string& text) {
     used = 0;
   }
   const std::string unit = used ? text.substr(used) : "";
-  const uint64_t scale = unit == "" ? 1 : unit == "K" || unit == "k" ? 1024 : unit == "M" ? 1 << 20 : 0;
+  const uint64_t scale = unit == ""                   ? 1
+                         : unit == "K" || unit == "k" ? 1024
+                         : unit == "M"                ? 1 << 20
+                                                      : 0;
   if (used == 0 || scale == 0 || n == 0 || n > (uint64_t(64) << 20) / scale)
-    throw std::invalid_argument("'" + text + "' is not a frame size like 64K, 1M or 8M (up to 64M)");
+    throw std::invalid_argument("'" + text +
+                                "' is not a frame size like 64K, 1M or 8M (up to 64M)");
   return n * scale;
 }
 

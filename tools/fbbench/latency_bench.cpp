@@ -16,8 +16,8 @@ namespace framebroker::fbbench {
 
 namespace {
 
-using nlohmann::json;
 using fbctl::fixed;
+using nlohmann::json;
 
 struct LatencyRow {
   uint64_t bytes = 0;
@@ -68,18 +68,18 @@ std::string us(double v) {
 }
 
 void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx) {
-  std::vector<std::string> head{"size", "subs", "p50", "p99", "p99.9", "max", "rt p50", "rt p99",
+  std::vector<std::string> head{"size",      "subs",      "p50",      "p99",
+                                "p99.9",     "max",       "rt p50",   "rt p99",
                                 "floor p50", "floor p99", "copy p50", "copy p99"};
   if (with_iceoryx) head.insert(head.end(), {"iox p50", "iox p99"});
   head.insert(head.end(), {"p50/floor", "p99/floor", "lost"});
   fbctl::Table t(head);
   for (const auto& r : rows) {
-    std::vector<std::string> cells{size_label(r.bytes),        std::to_string(r.subscribers),
-                                   us(r.fb.receive.p50_us),    us(r.fb.receive.p99_us),
-                                   us(r.fb.receive.p999_us),   us(r.fb.receive.max_us),
-                                   us(r.fb.round_trip.p50_us), us(r.fb.round_trip.p99_us),
-                                   us(r.floor.receive.p50_us), us(r.floor.receive.p99_us),
-                                   us(r.copy.receive.p50_us),  us(r.copy.receive.p99_us)};
+    std::vector<std::string> cells{
+        size_label(r.bytes),        std::to_string(r.subscribers), us(r.fb.receive.p50_us),
+        us(r.fb.receive.p99_us),    us(r.fb.receive.p999_us),      us(r.fb.receive.max_us),
+        us(r.fb.round_trip.p50_us), us(r.fb.round_trip.p99_us),    us(r.floor.receive.p50_us),
+        us(r.floor.receive.p99_us), us(r.copy.receive.p50_us),     us(r.copy.receive.p99_us)};
     if (with_iceoryx)
       cells.insert(cells.end(), {r.iceoryx ? us(r.iceoryx->receive.p50_us) : "-",
                                  r.iceoryx ? us(r.iceoryx->receive.p99_us) : "-"});
@@ -89,9 +89,10 @@ void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx) {
     t.row(cells);
   }
   t.print(std::cout);
-  std::cout << "Times in us. p50..max: commit -> the subscriber has the frame. rt: commit -> every\n"
-               "subscriber released it. floor: bare shm + 32-byte index over a Unix socket.\n"
-               "copy: the frame written through a Unix socket. iox: iceoryx with a WaitSet.\n";
+  std::cout
+      << "Times in us. p50..max: commit -> the subscriber has the frame. rt: commit -> every\n"
+         "subscriber released it. floor: bare shm + 32-byte index over a Unix socket.\n"
+         "copy: the frame written through a Unix socket. iox: iceoryx with a WaitSet.\n";
 }
 
 void progress(const std::string& what, const LatencyRun& r) {
@@ -149,7 +150,7 @@ int run_latency_bench(const LatencyOptions& o) {
     const bool with_iceoryx =
         std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.iceoryx.has_value(); });
     if (o.json) {
-      json j{{"mode", "latency"}, {"rate", o.rate}, {"frames", o.frames},
+      json j{{"mode", "latency"}, {"rate", o.rate},         {"frames", o.frames},
              {"pin", o.pin},      {"load", load_average()}, {"rows", json::array()}};
       if (!with_iceoryx && o.iceoryx) j["iceoryx_skipped"] = iceoryx_why;
       for (const auto& r : rows) j["rows"].push_back(to_json(r));

@@ -245,7 +245,8 @@ std::string find_tool(const std::string& requested, const std::vector<std::strin
 }
 
 std::string find_broker(const std::string& requested) {
-  return find_tool(requested, {self_dir() + "/../daemon/framebrokerd", self_dir() + "/framebrokerd"},
+  return find_tool(requested,
+                   {self_dir() + "/../daemon/framebrokerd", self_dir() + "/framebrokerd"},
                    "framebrokerd", "--broker");
 }
 
