@@ -91,10 +91,25 @@ CLI::App* add_soak_command(CLI::App& app, SaveBenchOptions& o, SoakOptions& so) 
   return soak;
 }
 
-void add_pin(CLI::App* cmd, std::string& pin) {
+// --sizes and --subscribers: the rows of a latency or throughput table.
+void add_matrix(CLI::App* cmd, const char* sizes_flag, std::vector<std::string>& sizes,
+                std::vector<int>& subscribers) {
+  cmd->add_option(sizes_flag, sizes, "frame sizes (K, M = 1024, 1024^2), comma separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--subscribers", subscribers, "subscriber counts, comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+}
+
+// --pin, --broker and --json.
+void add_run_options(CLI::App* cmd, std::string& pin, std::string& broker, bool& json) {
   cmd->add_option("--pin", pin, kPinHelp)
       ->check(CLI::IsMember({"none", "same", "split"}))
       ->capture_default_str();
+  cmd->add_option("--broker", broker, kBrokerHelp);
+  cmd->add_flag("--json", json, "print the results as JSON");
 }
 
 CLI::App* add_latency_command(CLI::App& app, LatencyOptions& o) {
@@ -110,13 +125,7 @@ CLI::App* add_latency_command(CLI::App& app, LatencyOptions& o) {
       "fbbench) where it is installed.\n\n"
       "Example:\n"
       "  fbbench latency --sizes 64K,8M --subscribers 2 --pin same --json");
-  cmd->add_option("--sizes", o.sizes, "frame sizes (K, M = 1024, 1024^2), comma separated")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--subscribers", o.subscribers, "subscriber counts, comma separated")
-      ->delimiter(',')
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  add_matrix(cmd, "--sizes", o.sizes, o.subscribers);
   cmd->add_option("--rate", o.rate, "frames per second")
       ->check(CLI::Range(1.0, 100000.0))
       ->capture_default_str();
@@ -126,10 +135,8 @@ CLI::App* add_latency_command(CLI::App& app, LatencyOptions& o) {
   cmd->add_option("--warmup", o.warmup, "frames sent first and not measured")
       ->check(CLI::Range(uint64_t(1), uint64_t(1'000'000)))
       ->capture_default_str();
-  add_pin(cmd, o.pin);
   cmd->add_flag("!--no-iceoryx", o.iceoryx, "skip the iceoryx baseline");
-  cmd->add_option("--broker", o.broker, kBrokerHelp);
-  cmd->add_flag("--json", o.json, "print the results as JSON");
+  add_run_options(cmd, o.pin, o.broker, o.json);
   return cmd;
 }
 
@@ -146,13 +153,7 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
       "Examples:\n"
       "  fbbench throughput --size 8M --read all\n"
       "  fbbench throughput --size 8K --rate 50000 --duration 10");
-  cmd->add_option("--size,--sizes", o.sizes, "frame sizes (K, M = 1024, 1024^2), comma separated")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--subscribers", o.subscribers, "subscriber counts, comma separated")
-      ->delimiter(',')
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  add_matrix(cmd, "--size,--sizes", o.sizes, o.subscribers);
   cmd->add_option("--duration", o.seconds, "seconds measured per run")
       ->check(CLI::Range(0.2, 86400.0))
       ->capture_default_str();
@@ -164,9 +165,7 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
   cmd->add_option("--rate", o.rate, "the camera's frames per second; 0 free-runs")
       ->check(CLI::Range(0.0, 1'000'000.0))
       ->capture_default_str();
-  add_pin(cmd, o.pin);
-  cmd->add_option("--broker", o.broker, kBrokerHelp);
-  cmd->add_flag("--json", o.json, "print the results as JSON");
+  add_run_options(cmd, o.pin, o.broker, o.json);
   return cmd;
 }
 
