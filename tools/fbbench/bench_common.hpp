@@ -57,6 +57,7 @@ struct LatencyRun {
   LatencyStats receive;     // commit (or send) -> the subscriber has the frame; all subscribers
   LatencyStats round_trip;  // commit -> the slot is free again (count 0: cannot be told)
   uint64_t lost = 0;        // measured frames some subscriber did not get
+  std::vector<double> p50_by_subscriber_us;  // in subscription order, where it is known
 };
 
 struct ThroughputParams {

@@ -204,6 +204,7 @@ LatencyRun fb_latency(const BrokerSide& side, const LatencyParams& p) {
   LatencyRun run;
   std::vector<double> pooled;
   for (const auto& s : samples) {
+    run.p50_by_subscriber_us.push_back(summarize(s).p50_us);
     pooled.insert(pooled.end(), s.begin(), s.end());
     run.lost = std::max<uint64_t>(run.lost, p.frames - std::min<uint64_t>(p.frames, s.size()));
   }

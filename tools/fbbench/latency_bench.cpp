@@ -41,6 +41,7 @@ json to_json(const LatencyRow& r) {
          {"p99_us", r.fb.receive.p99_us},
          {"p999_us", r.fb.receive.p999_us},
          {"max_us", r.fb.receive.max_us},
+         {"p50_by_subscriber_us", r.fb.p50_by_subscriber_us},
          {"round_trip_p50_us", r.fb.round_trip.p50_us},
          {"round_trip_p99_us", r.fb.round_trip.p99_us},
          {"round_trip_p999_us", r.fb.round_trip.p999_us},
