@@ -181,10 +181,16 @@ void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
   g.ring->commit(loan.slot);
   g.commits.push(FrameRef{g.gen, loan.slot, seq});
   published_.fetch_add(1);
-  // A snap commits on the socket thread, which holds the state lock already.
-  if (state_ && !snapping_) {
+  // Delivering here saves a wake-up per frame, but makes the camera thread do all the work; at
+  // high rates the socket thread drains instead, in batches, in parallel with the camera (and
+  // a snap commits on the socket thread, which holds the state lock already).
+  const bool frames_are_close = mono_ns - last_inline_ns_ < kInlineGapNs;
+  if (state_ && !snapping_ && !frames_are_close && !drain_pending_.load()) {
     std::unique_lock lock(*state_, std::try_to_lock);
-    if (lock.owns_lock()) return drain();
+    if (lock.owns_lock()) {
+      last_inline_ns_ = mono_ns;
+      return drain();
+    }
   }
   if (!drain_pending_.exchange(true)) {
     const uint64_t one = 1;

@@ -8,8 +8,10 @@
 // reaches its subscribers with one wake-up (camera -> client) instead of two
 // (camera -> socket thread -> client). When the lock is busy it never waits:
 // it rings an eventfd (only when no drain is pending) and the socket thread
-// drains after, batching what came meanwhile. Everything except the FrameSink
-// calls runs with the state lock held.
+// drains after, batching what came meanwhile. Frames that come faster than
+// 10,000/s take that path too: then the socket thread's batches, running in
+// parallel with the camera, move more frames than one thread doing both. Everything except the
+// FrameSink calls runs with the state lock held.
 #pragma once
 
 #include <flatbuffers/flatbuffers.h>
@@ -142,6 +144,9 @@ class Stream : public cameras::FrameSink, private RefCounter {
   std::atomic<uint64_t> published_{0}, dropped_full_{0}, dropped_camera_{0};
   std::atomic<bool> drain_pending_{false};
   std::mutex* state_ = nullptr;
+  // Frames closer than this (above 10,000 frames/s) go through the socket thread in batches.
+  static constexpr uint64_t kInlineGapNs = 100'000;
+  uint64_t last_inline_ns_ = 0;        // when the camera thread last delivered itself
   std::atomic<bool> snapping_{false};  // the producer is the socket thread itself
   int bell_fd_ = -1;                   // eventfd: camera thread -> socket thread
   boost::asio::posix::stream_descriptor bell_;

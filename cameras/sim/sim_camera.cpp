@@ -334,6 +334,9 @@ void SimCamera::snap(FrameSink& sink) {
 
 // The shortest frame time of a free-running sim whose ring is full.
 constexpr std::chrono::microseconds kMinFrameTime{50};
+// Nor does a dropped frame come faster than a 40 GB/s sensor could read it out: polling a full
+// ring any faster only takes CPU from the readers that would free it.
+constexpr double kMaxSensorBytesPerSecond = 40e9;
 
 void SimCamera::run(FrameSink& sink, FrameFormat fmt, std::optional<uint64_t> frames) {
   Renderer renderer(fmt);
@@ -346,7 +349,10 @@ void SimCamera::run(FrameSink& sink, FrameFormat fmt, std::optional<uint64_t> fr
     if (produce(sink, renderer, fmt, live, id)) {
       frame_time = Clock::now() - t0;
     } else if (live.frame_rate == 0 &&
-               !idle_for(std::max<Clock::duration>(frame_time, kMinFrameTime))) {
+               !idle_for(std::max(
+                   {frame_time, Clock::duration(kMinFrameTime),
+                    std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                        double(fmt.frame_bytes()) / kMaxSensorBytesPerSecond))}))) {
       break;  // a full ring drops this id; free-running, a real sensor would
               // still spend a frame's time on it, so do not spin
     }

@@ -154,7 +154,7 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
       "  fbbench throughput --size 8M --read all\n"
       "  fbbench throughput --size 8K --rate 50000 --duration 10");
   add_matrix(cmd, "--size,--sizes", o.sizes, o.subscribers);
-  cmd->add_option("--duration", o.seconds, "seconds measured per run")
+  cmd->add_option("--duration", o.seconds, "seconds measured per run (the baselines: at most 10)")
       ->check(CLI::Range(0.2, 86400.0))
       ->capture_default_str();
   cmd->add_option("--read", o.read,
