@@ -38,9 +38,14 @@ struct TempDir {
   }
 };
 
-std::string instance_name(const char* what) {
-  return std::string(what) + "-" + std::to_string(::getpid());
-}
+// A broker instance name of this test's own. The broker leaves /dev/shm/fb.<instance>.lock by
+// design (daemon/instance_lock.hpp); it goes with the test.
+struct TestInstance {
+  std::string name;
+  explicit TestInstance(const char* what)
+      : name(std::string(what) + "-" + std::to_string(::getpid())) {}
+  ~TestInstance() { ::unlink(("/dev/shm/fb." + name + ".lock").c_str()); }
+};
 
 // The datagram socket systemd would listen on ($NOTIFY_SOCKET).
 class NotifyListener {
@@ -111,7 +116,8 @@ std::string find_program(const std::vector<std::string>& candidates) {
 TEST(Service, NotifiesReadyOnlyOnceClientsCanConnectThenStatusWatchdogAndStopping) {
   TempDir dir;
   NotifyListener notify(dir.path);
-  const std::string inst = instance_name("notify");
+  const TestInstance instance("notify");
+  const std::string& inst = instance.name;
   const std::string sock = dir.path + "/" + inst + ".sock";
   Process broker({FB_BROKER_BIN, "--runtime-dir", dir.path, "--instance", inst}, "notify",
                  {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=400000"});
@@ -139,7 +145,8 @@ TEST(Service, ServesOnTheSocketSystemdPassesIn) {
       find_program({"/usr/bin/systemd-socket-activate", "/bin/systemd-socket-activate"});
   if (activate.empty()) GTEST_SKIP() << "systemd-socket-activate is not installed";
   TempDir dir;
-  const std::string inst = instance_name("activate");
+  const TestInstance instance("activate");
+  const std::string& inst = instance.name;
   const std::string sock = dir.path + "/activated.sock";
   Process broker({activate, "-l", sock, FB_BROKER_BIN, "--runtime-dir", dir.path, "--instance",
                   inst, "--log-level", "debug"},
@@ -168,7 +175,8 @@ TEST(Service, ServesOnTheSocketSystemdPassesIn) {
 
 TEST(Service, LogsWithSyslogPrioritiesWhenStderrIsTheJournal) {
   TempDir dir;
-  const std::string inst = instance_name("journal");
+  const TestInstance instance("journal");
+  const std::string& inst = instance.name;
   // JOURNAL_STREAM names stderr's device:inode, as systemd sets it.
   const std::string script = "JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec \"$@\"";
   Process broker(
