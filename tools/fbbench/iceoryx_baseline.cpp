@@ -59,8 +59,9 @@ struct Stamp {
 };
 
 // How the children report back: the start of an anonymous MAP_SHARED mapping made before fork,
-// followed by subscribers x frames latencies in µs (index = measured frame, < 0: not received).
-struct Board {
+// followed by subscribers x frames latencies in µs (index = measured frame, < 0: not received);
+// aligned so that the doubles after it are.
+struct alignas(alignof(double)) Board {
   std::atomic<int> subscribed{0};     // subscribers connected to the publisher
   std::atomic<int> finished{0};       // subscribers that drained their queue and left
   std::atomic<bool> all_sent{false};  // the publisher is past its last frame
