@@ -6,6 +6,7 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -149,6 +150,12 @@ uint64_t rss_kb(pid_t pid) {
 }
 
 }  // namespace
+
+BenchSetup::BenchSetup(const std::vector<std::string>& size_labels, const std::string& broker_exe)
+    : runtime(make_temp_dir(std::filesystem::temp_directory_path().string(), "fbbench-run")),
+      broker{find_broker(broker_exe), runtime.path} {
+  for (const auto& label : size_labels) sizes.push_back(mono16_frame_bytes(parse_size(label)));
+}
 
 uint32_t bench_slots(uint64_t frame_bytes) {
   return uint32_t(

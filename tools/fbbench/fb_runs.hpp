@@ -6,14 +6,25 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "fbbench/bench_common.hpp"
+#include "fbbench/process.hpp"
 
 namespace framebroker::fbbench {
 
 struct BrokerSide {
   std::string exe;          // framebrokerd
   std::string runtime_dir;  // where its socket and lock go
+};
+
+// What a latency or throughput command sets up first: the frame sizes asked for (64K, 8M, ...)
+// as the bytes the camera will send, and a runtime directory of its own, removed at the end.
+struct BenchSetup {
+  BenchSetup(const std::vector<std::string>& size_labels, const std::string& broker_exe);
+  std::vector<uint64_t> sizes;
+  TempDir runtime;
+  BrokerSide broker;
 };
 
 // Latency: a paced camera; every subscriber is `every`. receive = commit -> the frame is in the

@@ -107,15 +107,12 @@ void progress(const std::string& what, const LatencyRun& r) {
 int run_latency_bench(const LatencyOptions& o) {
   return run_guarded([&] {
     const Pin pin = parse_pin(o.pin);
-    std::vector<uint64_t> sizes;
-    for (const auto& s : o.sizes) sizes.push_back(mono16_frame_bytes(parse_size(s)));
-    const TempDir runtime(
-        make_temp_dir(std::filesystem::temp_directory_path().string(), "fbbench-run"));
-    const BrokerSide broker{find_broker(o.broker), runtime.path};
+    const BenchSetup setup(o.sizes, o.broker);
+    const BrokerSide& broker = setup.broker;
     std::string iceoryx_why;
     bool iceoryx = o.iceoryx;
     std::vector<LatencyRow> rows;
-    for (const uint64_t bytes : sizes) {
+    for (const uint64_t bytes : setup.sizes) {
       for (const int n : o.subscribers) {
         LatencyParams p;
         p.frame_bytes = bytes;

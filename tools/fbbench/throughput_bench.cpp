@@ -85,13 +85,10 @@ int run_throughput_bench(const ThroughputOptions& o) {
     const Pin pin = parse_pin(o.pin);
     if (o.read != "none" && o.read != "all")
       throw std::invalid_argument("--read must be none or all, not '" + o.read + "'");
-    std::vector<uint64_t> sizes;
-    for (const auto& s : o.sizes) sizes.push_back(mono16_frame_bytes(parse_size(s)));
-    const TempDir runtime(
-        make_temp_dir(std::filesystem::temp_directory_path().string(), "fbbench-run"));
-    const BrokerSide broker{find_broker(o.broker), runtime.path};
+    const BenchSetup setup(o.sizes, o.broker);
+    const BrokerSide& broker = setup.broker;
     std::vector<ThroughputRow> rows;
-    for (const uint64_t bytes : sizes) {
+    for (const uint64_t bytes : setup.sizes) {
       for (const int n : o.subscribers) {
         ThroughputParams p;
         p.frame_bytes = bytes;
