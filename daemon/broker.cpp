@@ -412,7 +412,8 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
 // ---- delivery ----
 
 void Broker::deliver(Stream& s) {
-  for (const uint64_t sub : s.fanout().subscriber_ids()) {
+  s.fanout().subscriber_ids(deliver_ids_);
+  for (const uint64_t sub : deliver_ids_) {
     auto ref = subscribers_.find(sub);
     if (ref == subscribers_.end()) continue;
     auto conn = connections_.find(ref->second.connection);

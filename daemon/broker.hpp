@@ -96,6 +96,7 @@ class Broker : private MessageHandler {
   // Reused for every Deliver, so that a frame costs no allocation here.
   flatbuffers::FlatBufferBuilder deliver_fbb_{4096};
   std::vector<flatbuffers::Offset<wire::FrameReady>> ready_;
+  std::vector<uint64_t> deliver_ids_;
 };
 
 }  // namespace framebroker::daemon

@@ -169,8 +169,13 @@ SubscriberOptions Fanout::options(SubscriberId id) const {
 
 std::vector<Fanout::SubscriberId> Fanout::subscriber_ids() const {
   std::vector<SubscriberId> ids;
-  for (const auto& [id, s] : subs_) ids.push_back(id);
+  subscriber_ids(ids);
   return ids;
+}
+
+void Fanout::subscriber_ids(std::vector<SubscriberId>& out) const {
+  out.clear();
+  for (const auto& [id, s] : subs_) out.push_back(id);
 }
 
 std::vector<Holder> Fanout::holders(uint32_t gen, uint32_t slot) const {

@@ -99,6 +99,8 @@ class Fanout {
   SubscriberCounters counters(SubscriberId id) const;
   SubscriberOptions options(SubscriberId id) const;
   std::vector<SubscriberId> subscriber_ids() const;
+  // The same into `out` (cleared first), so that a caller reusing it allocates nothing.
+  void subscriber_ids(std::vector<SubscriberId>& out) const;
   // Subscribers holding or queued a slot, for inspection.
   std::vector<Holder> holders(uint32_t gen, uint32_t slot) const;
   // Total references this fanout holds on (gen, slot), cache included.
