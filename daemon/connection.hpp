@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "wire.hpp"
+#include "framebroker/internal/wire.hpp"
 
 namespace framebroker::daemon {
 

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "segment.hpp"
+#include "framebroker/internal/segment.hpp"
 
 namespace framebroker::daemon {
 

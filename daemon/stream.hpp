@@ -32,7 +32,7 @@
 #include "cameras/camera.hpp"
 #include "fanout.hpp"
 #include "latency_histogram.hpp"
-#include "segment.hpp"
+#include "framebroker/internal/segment.hpp"
 #include "slot_ring.hpp"
 
 namespace framebroker::daemon {

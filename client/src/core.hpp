@@ -21,8 +21,8 @@
 
 #include "framebroker/error.hpp"
 #include "framebroker/options.hpp"
-#include "segment.hpp"
-#include "wire.hpp"
+#include "framebroker/internal/segment.hpp"
+#include "framebroker/internal/wire.hpp"
 
 namespace framebroker::detail {
 

@@ -17,7 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "segment.hpp"
+#include "framebroker/internal/segment.hpp"
 
 extern char** environ;
 

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "wire.hpp"
+#include "framebroker/internal/wire.hpp"
 
 namespace fbtest {
 

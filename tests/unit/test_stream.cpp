@@ -22,7 +22,7 @@
 #include "cameras/sim/sim_camera.hpp"
 #include "daemon/stream.hpp"
 #include "framebroker/frame_meta_generated.h"
-#include "segment.hpp"
+#include "framebroker/internal/segment.hpp"
 
 namespace fbc = framebroker::cameras;
 namespace fbd = framebroker::daemon;

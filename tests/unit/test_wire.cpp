@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "wire.hpp"
+#include "framebroker/internal/wire.hpp"
 
 namespace wire = framebroker::wire;
 using Bytes = std::vector<uint8_t>;

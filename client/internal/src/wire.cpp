@@ -1,4 +1,4 @@
-#include "wire.hpp"
+#include "framebroker/internal/wire.hpp"
 
 #include <cstring>
 
