@@ -8,7 +8,8 @@
 
 namespace framebroker::cameras {
 
-// Same numbering as framebroker.meta.PixelType in schema/frame_meta.fbs.
+// Same numbering as framebroker.meta.PixelType in schema/frame_meta.fbs (static_asserts in
+// daemon/stream.cpp keep the two in step).
 enum class PixelType : uint8_t {
   Mono8,
   Mono10,

@@ -1,5 +1,6 @@
 #include "broker.hpp"
 
+#include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -60,7 +61,13 @@ Broker::Broker(asio::io_context& io, std::string instance, std::string socket_pa
       socket_path_(std::move(socket_path)),
       acceptor_(io),
       timer_(io),
-      accept_retry_(io) {}
+      accept_retry_(io),
+      own_uid_(::geteuid()) {}
+
+void Broker::set_control_group(int gid, std::string name) {
+  control_gid_ = gid;
+  control_group_ = std::move(name);
+}
 
 Broker::~Broker() {
   std::lock_guard lock(state_);
@@ -80,19 +87,30 @@ Stream& Broker::add_stream(StreamConfig config, std::unique_ptr<cameras::Camera>
 bool Broker::remove_stream(const std::string& name) {
   auto it = streams_.find(name);
   if (it == streams_.end()) return false;
-  Stream& s = *it->second;
-  s.stop();
-  for (auto& [id, c] : connections_) {
-    auto sub = c->subscriptions.find(name);
-    if (sub == c->subscriptions.end()) continue;
-    s.fanout().remove(sub->second);
-    subscribers_.erase(sub->second);
-    c->subscriptions.erase(sub);
-    c->send_error(0, ErrorCode::UnknownStream,
-                  "stream '" + name + "' was removed from the broker's configuration");
+  it->second->stop();
+  for (const auto sub : subscriptions_.of_stream(name)) {
+    if (auto c = connections_.find(subscriptions_.find(sub)->connection); c != connections_.end())
+      c->second->send_error(0, ErrorCode::UnknownStream,
+                            "stream '" + name + "' was removed from the broker's configuration");
+    end_subscription(sub, Ending::StreamGone);
   }
   streams_.erase(it);  // unlinks its segments
   return true;
+}
+
+void Broker::end_subscription(Subscriptions::Id sub, Ending why) {
+  const auto* entry = subscriptions_.find(sub);
+  if (!entry) return;
+  Stream* s = find_stream(entry->stream);
+  if (s && why == Ending::Unsubscribed)
+    s->fanout().unsubscribe(sub);
+  else if (s)
+    s->fanout().remove(sub);
+  settle(sub, s);
+}
+
+void Broker::settle(Subscriptions::Id sub, Stream* s) {
+  if (!s || !s->fanout().has(sub)) subscriptions_.remove(sub);
 }
 
 Stream* Broker::find_stream(const std::string& name) {
@@ -170,12 +188,12 @@ void Broker::tick() {
   last_tick_ = now;
   for (auto& [name, s] : streams_) s->tick(dt);
   for (auto& [id, c] : connections_) {
-    if (!c->greeted && std::chrono::system_clock::now() - c->connected_at > kHelloLimit) {
+    if (!c->greeted() && std::chrono::system_clock::now() - c->connected_at() > kHelloLimit) {
       spdlog::warn("client {} (pid {}) never said Hello; closing", id, c->peer().pid);
       c->close("no Hello");
     } else if (c->stalled(now, kStallLimit)) {
       spdlog::warn("client {} ({} pid {}) has not read its socket for {} s; disconnecting", id,
-                   c->client_name, c->peer().pid, kStallLimit.count());
+                   c->client_name(), c->peer().pid, kStallLimit.count());
       c->close("stopped reading its socket");
     }
   }
@@ -198,13 +216,11 @@ void Broker::shutdown() {
   timer_.cancel();
   accept_retry_.cancel();
   for (auto& [id, c] : connections_) {
-    for (auto& [stream, sub] : c->subscriptions)
-      if (auto* s = find_stream(stream)) s->fanout().remove(sub);
-    c->subscriptions.clear();
+    for (const auto sub : subscriptions_.of_connection(id))
+      end_subscription(sub, Ending::Disconnected);
     c->close("broker shutting down");
   }
   connections_.clear();
-  subscribers_.clear();
   streams_.clear();  // unlinks every segment
   if (owns_socket_file_) ::unlink(socket_path_.c_str());
 }
@@ -218,7 +234,7 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
     c.send_error(rid, ErrorCode::Malformed, "message has a type but no body");
     return c.close_after_flush();
   }
-  if (!c.greeted && env->message_type() != wire::Message::Hello) {
+  if (!c.greeted() && env->message_type() != wire::Message::Hello) {
     c.send_error(rid, ErrorCode::Malformed, "the first message must be Hello");
     return c.close_after_flush();
   }
@@ -235,6 +251,8 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
       return on_status(c, rid, *env->message_as_StatusRequest());
     case wire::Message::CameraCommand:
       return on_camera(c, rid, *env->message_as_CameraCommand());
+    case wire::Message::DiscoverRequest:
+      return on_discover(c, rid, *env->message_as_DiscoverRequest());
     default:
       c.send_error(
           rid, ErrorCode::Malformed,
@@ -243,7 +261,7 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
 }
 
 void Broker::on_hello(Connection& c, uint32_t rid, const wire::Hello& m) {
-  if (c.greeted) return c.send_error(rid, ErrorCode::Malformed, "Hello was already said");
+  if (c.greeted()) return c.send_error(rid, ErrorCode::Malformed, "Hello was already said");
   if (m.protocol_version() != wire::kProtocolVersion) {
     spdlog::warn("client {} (pid {}) speaks protocol {}, not {}; closing", c.id(), c.peer().pid,
                  m.protocol_version(), wire::kProtocolVersion);
@@ -253,12 +271,9 @@ void Broker::on_hello(Connection& c, uint32_t rid, const wire::Hello& m) {
                      "; use a client library of the same release");
     return c.close_after_flush();
   }
-  c.greeted = true;
-  c.client_name = str(m.client_name());
-  if (c.client_name.empty()) c.client_name = "?";
-  c.role = str(m.role());
-  spdlog::info("client {} connected: {} (pid {}, uid {})", c.id(), c.client_name, c.peer().pid,
-               c.peer().uid);
+  c.greet(str(m.client_name()), str(m.role()));
+  spdlog::info("client {} connected: {} ({}, pid {}, uid {})", c.id(), c.client_name(), c.role(),
+               c.peer().pid, c.peer().uid);
   flatbuffers::FlatBufferBuilder fbb;
   auto body =
       wire::CreateWelcome(fbb, wire::kProtocolVersion, fbb.CreateString(FRAMEBROKER_VERSION),
@@ -274,20 +289,17 @@ void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m)
     return c.send_error(rid, ErrorCode::UnknownStream,
                         "no stream named '" + name + "'; streams: " + stream_names());
   auto& fan = s->fanout();
-  auto existing = c.subscriptions.find(name);
-  if (existing != c.subscriptions.end() && fan.active(existing->second))
+  // A subscriber that unsubscribed but still holds frames comes back under the same id.
+  const auto existing = subscriptions_.find(c.id(), name);
+  if (existing && fan.active(*existing))
     return c.send_error(rid, ErrorCode::AlreadySubscribed, "already subscribed to " + name);
-  const uint64_t id = existing != c.subscriptions.end() && fan.has(existing->second)
-                          ? existing->second
-                          : next_subscriber_id_++;
+  const Subscriptions::Id id = existing ? *existing : subscriptions_.add(c.id(), name);
   SubscriberOptions opt;
   opt.mode = m.mode() == wire::Mode::Latest ? SubscriberMode::Latest : SubscriberMode::Every;
   opt.max_hold = std::min(m.max_hold(), fan.max_hold_cap());
   opt.window = std::min(m.window(), s->current()->ring->size());
   opt.from_latest = m.from_latest();
   opt = fan.subscribe(id, opt);
-  c.subscriptions[name] = id;
-  subscribers_[id] = {c.id(), name};
 
   const Generation& g = *s->current();
   flatbuffers::FlatBufferBuilder fbb;
@@ -297,22 +309,18 @@ void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m)
   wire::finish(fbb, rid, wire::Message::Subscribed, body);
   c.send(fbb);
   spdlog::info("client {} ({}) subscribed to {} as subscriber {} ({}, max_hold {}, window {})",
-               c.id(), c.client_name, name, id,
+               c.id(), c.client_name(), name, id,
                opt.mode == SubscriberMode::Latest ? "latest" : "every", opt.max_hold, opt.window);
   deliver_to(c, *s, id);
 }
 
 void Broker::on_unsubscribe(Connection& c, const wire::Unsubscribe& m) {
   const std::string name = str(m.stream());
-  auto it = c.subscriptions.find(name);
+  const auto sub = subscriptions_.find(c.id(), name);
   Stream* s = find_stream(name);
-  if (it == c.subscriptions.end() || !s)
+  if (!sub || !s || !s->fanout().active(*sub))
     return c.send_error(0, ErrorCode::NotSubscribed, "not subscribed to '" + name + "'");
-  s->fanout().unsubscribe(it->second);
-  if (!s->fanout().has(it->second)) {
-    subscribers_.erase(it->second);
-    c.subscriptions.erase(it);
-  }
+  end_subscription(*sub, Ending::Unsubscribed);
 }
 
 void Broker::on_release(Connection& c, const wire::Release& m) {
@@ -321,11 +329,11 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
   if (!s)
     return c.send_error(0, ErrorCode::UnknownStream,
                         "release for unknown stream '" + name + "'; streams: " + stream_names());
-  auto it = c.subscriptions.find(name);
-  if (it == c.subscriptions.end())
+  const auto found = subscriptions_.find(c.id(), name);
+  if (!found)
     return c.send_error(0, ErrorCode::NotHeld,
                         "release on " + name + ", which this client holds nothing of");
-  const uint64_t sub = it->second;
+  const Subscriptions::Id sub = *found;
   std::string bad;
   size_t bad_count = 0;
   if (m.refs()) {
@@ -337,13 +345,10 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
                 std::to_string(r->seq()));
     }
   }
-  if (!s->fanout().has(sub)) {  // an unsubscribed subscriber let go of its last frame
-    subscribers_.erase(sub);
-    c.subscriptions.erase(it);
-  }
+  settle(sub, s);  // an unsubscribed subscriber may have let go of its last frame
   if (bad_count) {
     spdlog::warn("client {} ({} pid {}): {} release(s) of frames it does not hold on {}", c.id(),
-                 c.client_name, c.peer().pid, bad_count, name);
+                 c.client_name(), c.peer().pid, bad_count, name);
     c.send_error(0, ErrorCode::NotHeld,
                  "released " + std::to_string(bad_count) + " frame(s) of " + name +
                      " this client does not hold (double release or wrong slot/seq): " + bad);
@@ -351,8 +356,24 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
   deliver_to(c, *s, sub);
 }
 
+bool Broker::may_control(const Connection& c) const {
+  const PeerCredentials& p = c.peer();
+  return control_gid_ < 0 || p.uid == 0 || p.uid == own_uid_ || p.in_group(gid_t(control_gid_));
+}
+
 void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m) {
   const std::string cam = str(m.camera());
+  if (m.op() != wire::CameraOp::List && m.op() != wire::CameraOp::Get && !may_control(c)) {
+    const struct passwd* pw = ::getpwuid(c.peer().uid);
+    const std::string user = pw ? pw->pw_name : std::to_string(c.peer().uid);
+    spdlog::warn("client {} ({}, pid {}, user {}) may not {} {}: not in control group {}", c.id(),
+                 c.client_name(), c.peer().pid, user, wire::EnumNameCameraOp(m.op()), cam,
+                 control_group_);
+    return c.send_error(rid, ErrorCode::PermissionDenied,
+                        "camera control on this broker is limited to group " + control_group_ +
+                            "; ask an administrator to add user " + user + " to it (usermod -aG " +
+                            control_group_ + " " + user + "), then log in again");
+  }
   Stream* s = find_stream(cam);
   if (!s)
     return c.send_error(rid, ErrorCode::UnknownCamera,
@@ -379,16 +400,16 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
       case wire::CameraOp::Set:
         camera.set(str(m.property()), str(m.value()));
         value = camera.get(str(m.property()));
-        spdlog::info("client {} ({}) set {}.{} = {}", c.id(), c.client_name, cam, str(m.property()),
-                     value);
+        spdlog::info("client {} ({}) set {}.{} = {}", c.id(), c.client_name(), cam,
+                     str(m.property()), value);
         break;
       case wire::CameraOp::Start:
         s->start(m.frames() < 0 ? std::nullopt : std::optional<uint64_t>(uint64_t(m.frames())));
-        spdlog::info("client {} ({}) started {}", c.id(), c.client_name, cam);
+        spdlog::info("client {} ({}) started {}", c.id(), c.client_name(), cam);
         break;
       case wire::CameraOp::Stop:
         s->stop();
-        spdlog::info("client {} ({}) stopped {}", c.id(), c.client_name, cam);
+        spdlog::info("client {} ({}) stopped {}", c.id(), c.client_name(), cam);
         break;
       case wire::CameraOp::Snap:
         s->snap();
@@ -414,9 +435,9 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
 void Broker::deliver(Stream& s) {
   s.fanout().subscriber_ids(deliver_ids_);
   for (const uint64_t sub : deliver_ids_) {
-    auto ref = subscribers_.find(sub);
-    if (ref == subscribers_.end()) continue;
-    auto conn = connections_.find(ref->second.connection);
+    const auto* entry = subscriptions_.find(sub);
+    if (!entry) continue;
+    auto conn = connections_.find(entry->connection);
     if (conn != connections_.end()) deliver_to(*conn->second, s, sub);
   }
 }
@@ -442,19 +463,17 @@ void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
 }
 
 void Broker::on_writable(Connection& c) {
-  for (auto& [stream, sub] : c.subscriptions)
+  subscriptions_.for_connection(c.id(), [&](Subscriptions::Id sub, const std::string& stream) {
     if (auto* s = find_stream(stream)) deliver_to(c, *s, sub);
+  });
 }
 
 void Broker::on_closed(Connection& c) {
   // Every hold this client had goes back now: no heartbeat, no timeout.
-  for (auto& [stream, sub] : c.subscriptions) {
-    if (auto* s = find_stream(stream)) s->fanout().remove(sub);
-    subscribers_.erase(sub);
-  }
-  c.subscriptions.clear();
-  if (c.greeted)
-    spdlog::info("client {} ({} pid {}) disconnected", c.id(), c.client_name, c.peer().pid);
+  for (const auto sub : subscriptions_.of_connection(c.id()))
+    end_subscription(sub, Ending::Disconnected);
+  if (c.greeted())
+    spdlog::info("client {} ({} pid {}) disconnected", c.id(), c.client_name(), c.peer().pid);
   connections_.erase(c.id());
 }
 

@@ -20,6 +20,7 @@
 
 #include "connection.hpp"
 #include "stream.hpp"
+#include "subscriptions.hpp"
 
 namespace framebroker::daemon {
 
@@ -39,6 +40,9 @@ class Broker : private MessageHandler {
   // belongs to systemd and stays at shutdown.
   void listen_on(int fd);
   const std::string& socket_path() const { return socket_path_; }
+  // Limits camera control (set, start, stop, snap) to members of group `gid` (-1: anyone who can
+  // connect). Root and the broker's own user are always allowed. `name` is for the messages.
+  void set_control_group(int gid, std::string name);
   // One line for systemd's STATUS=: streams, frames per second, clients.
   std::string summary() const;
   // Stops cameras, tells clients, closes everything.
@@ -50,10 +54,9 @@ class Broker : private MessageHandler {
   Stream* find_stream(const std::string& name);
 
  private:
-  struct SubscriberRef {
-    uint64_t connection;
-    std::string stream;
-  };
+  // How a subscription ends. Unsubscribed: frames the client holds stay held until it releases
+  // them. Disconnected and StreamGone: every hold goes back at once.
+  enum class Ending { Unsubscribed, Disconnected, StreamGone };
 
   void accept();
   void tick();
@@ -71,6 +74,15 @@ class Broker : private MessageHandler {
   void on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m);
   flatbuffers::Offset<wire::SlotMap> slot_map(flatbuffers::FlatBufferBuilder& fbb, Stream& s);
   void on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m);
+  // In broker_discover.cpp: the scan runs on a thread of its own, which sends the reply.
+  void on_discover(Connection& c, uint32_t rid, const wire::DiscoverRequest& m);
+  bool may_control(const Connection& c) const;
+
+  // The one way a subscription ends; see Ending.
+  void end_subscription(Subscriptions::Id sub, Ending why);
+  // Forgets a subscriber the fanout no longer has (ended, and nothing left held): the one place
+  // an entry leaves the registry.
+  void settle(Subscriptions::Id sub, Stream* s);
 
   // Sends each connection what its subscribers of `s` have queued.
   void deliver(Stream& s);
@@ -88,15 +100,21 @@ class Broker : private MessageHandler {
 
   std::map<std::string, std::unique_ptr<Stream>> streams_;
   std::map<uint64_t, std::shared_ptr<Connection>> connections_;
-  std::map<uint64_t, SubscriberRef> subscribers_;
+  Subscriptions subscriptions_;
   uint64_t next_connection_id_ = 1;
-  uint64_t next_subscriber_id_ = 1;
   bool shutting_down_ = false;
   bool owns_socket_file_ = false;
+  int control_gid_ = -1;
+  std::string control_group_;
+  uid_t own_uid_;
   // Reused for every Deliver, so that a frame costs no allocation here.
   flatbuffers::FlatBufferBuilder deliver_fbb_{4096};
   std::vector<flatbuffers::Offset<wire::FrameReady>> ready_;
   std::vector<uint64_t> deliver_ids_;
+
+  // broker_discover.cpp's thread. Last: it is joined before the state its reply needs goes.
+  struct Discovery;
+  std::shared_ptr<Discovery> discovery_;
 };
 
 }  // namespace framebroker::daemon

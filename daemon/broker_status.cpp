@@ -50,9 +50,9 @@ flatbuffers::Offset<wire::SlotMap> Broker::slot_map(flatbuffers::FlatBufferBuild
     for (const auto& h : s.fanout().holders(g.gen, i)) {
       std::string client = "?";
       int32_t pid = 0;
-      if (auto ref = subscribers_.find(h.subscriber); ref != subscribers_.end()) {
-        if (auto conn = connections_.find(ref->second.connection); conn != connections_.end()) {
-          client = conn->second->client_name;
+      if (const auto* entry = subscriptions_.find(h.subscriber)) {
+        if (auto conn = connections_.find(entry->connection); conn != connections_.end()) {
+          client = conn->second->client_name();
           pid = conn->second->peer().pid;
         }
       }
@@ -106,7 +106,7 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
         fbb.CreateString(error), s->fps()));
   }
   std::vector<flatbuffers::Offset<wire::SubscriberInfo>> subs;
-  for (auto& [id, ref] : subscribers_) {
+  for (const auto& [id, ref] : subscriptions_.all()) {
     auto conn = connections_.find(ref.connection);
     Stream* s = find_stream(ref.stream);
     if (conn == connections_.end() || !s || !s->fanout().has(id)) continue;
@@ -116,14 +116,14 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
     const int64_t latest = s->latest_seq();
     const int64_t lag = ctr.last_seq < 0 ? latest + 1 : latest - ctr.last_seq;
     const int64_t connected_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(cc.connected_at.time_since_epoch())
+        std::chrono::duration_cast<std::chrono::milliseconds>(cc.connected_at().time_since_epoch())
             .count();
     subs.push_back(wire::CreateSubscriberInfo(
-        fbb, id, fbb.CreateString(cc.client_name), cc.peer().pid, cc.peer().uid,
+        fbb, id, fbb.CreateString(cc.client_name()), cc.peer().pid, cc.peer().uid,
         fbb.CreateString(ref.stream),
         opt.mode == SubscriberMode::Latest ? wire::Mode::Latest : wire::Mode::Every, opt.max_hold,
         opt.window, ctr.held, ctr.queued, ctr.delivered, ctr.missed, ctr.conflated, ctr.last_seq,
-        lag, connected_ms, cc.peer().gid));
+        lag, connected_ms, cc.peer().gid, fbb.CreateString(cc.role())));
   }
   auto map = mapped ? slot_map(fbb, *mapped) : flatbuffers::Offset<wire::SlotMap>();
   auto body = wire::CreateStatus(fbb, broker, fbb.CreateVector(streams), fbb.CreateVector(subs),

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -23,7 +24,36 @@ Connection::Connection(MessageHandler& handler, Socket socket, uint64_t id, std:
   ucred cred{};
   socklen_t len = sizeof cred;
   if (getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-    peer_ = {cred.pid, cred.uid, cred.gid};
+    peer_ = {cred.pid, cred.uid, cred.gid, {}};
+  // Read once here: they are fixed at connect(). When 32 are too few, ERANGE says how many.
+  peer_.groups.resize(32);
+  auto read_groups = [&] {
+    len = socklen_t(peer_.groups.size() * sizeof(gid_t));
+    return getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERGROUPS, peer_.groups.data(),
+                      &len) == 0;
+  };
+  bool ok = read_groups();
+  if (!ok && errno == ERANGE) {
+    peer_.groups.resize(len / sizeof(gid_t));
+    ok = read_groups();
+  }
+  if (ok) {
+    peer_.groups.resize(len / sizeof(gid_t));
+  } else {
+    spdlog::warn("client {} (pid {}): cannot read its groups: {}", id_, peer_.pid,
+                 std::strerror(errno));
+    peer_.groups.clear();
+  }
+}
+
+bool PeerCredentials::in_group(gid_t g) const {
+  return gid == g || std::find(groups.begin(), groups.end(), g) != groups.end();
+}
+
+void Connection::greet(std::string client_name, std::string role) {
+  greeted_ = true;
+  client_name_ = client_name.empty() ? "?" : std::move(client_name);
+  role_ = std::move(role);
 }
 
 void Connection::start() {
@@ -54,13 +84,13 @@ void Connection::on_read(size_t n) {
       case wire::FrameReader::Status::NeedMore:
         return read_more();
       case wire::FrameReader::Status::TooLarge:
-        spdlog::warn("client {} ({} pid {}): message over {} bytes; closing", id_, client_name,
+        spdlog::warn("client {} ({} pid {}): message over {} bytes; closing", id_, client_name_,
                      peer_.pid, wire::kMaxMessageBytes);
         send_error(0, wire::ErrorCode::TooLarge,
                    "message larger than " + std::to_string(wire::kMaxMessageBytes) + " bytes");
         return close_after_flush();
       case wire::FrameReader::Status::Malformed:
-        spdlog::warn("client {} ({} pid {}): malformed message; closing", id_, client_name,
+        spdlog::warn("client {} ({} pid {}): malformed message; closing", id_, client_name_,
                      peer_.pid);
         send_error(0, wire::ErrorCode::Malformed, "message failed FlatBuffers verification");
         return close_after_flush();
@@ -86,7 +116,7 @@ void Connection::send(const flatbuffers::FlatBufferBuilder& fbb) {
   out_.insert(out_.end(), data, data + size);
   if (out_.size() > kHardLimit) {
     spdlog::warn("client {} ({} pid {}) stopped reading: {} bytes queued; disconnecting", id_,
-                 client_name, peer_.pid, out_.size());
+                 client_name_, peer_.pid, out_.size());
     return close_soon("stopped reading its socket");
   }
   if (on_socket_thread()) return write_more();
@@ -144,7 +174,7 @@ void Connection::close_after_flush() {
 void Connection::close(const std::string& reason) {
   if (!open_) return;
   open_ = false;
-  spdlog::debug("client {} ({} pid {}): {}", id_, client_name, peer_.pid, reason);
+  spdlog::debug("client {} ({} pid {}): {}", id_, client_name_, peer_.pid, reason);
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);

@@ -15,7 +15,6 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,10 +26,14 @@ namespace framebroker::daemon {
 
 class Connection;
 
+// Who the peer was when it connected. Unknown ids are -1, never 0: not root by accident.
 struct PeerCredentials {
   pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
+  uid_t uid = uid_t(-1);
+  gid_t gid = gid_t(-1);
+  std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
+
+  bool in_group(gid_t g) const;  // as primary or supplementary group
 };
 
 class MessageHandler {
@@ -72,12 +75,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // True when a write has waited longer than `limit` for the client to read.
   bool stalled(Clock::time_point now, std::chrono::seconds limit) const;
 
-  // Set by the broker after Hello.
-  bool greeted = false;
-  std::string client_name = "?";
-  std::string role;
-  std::chrono::system_clock::time_point connected_at = std::chrono::system_clock::now();
-  std::map<std::string, uint64_t> subscriptions;  // stream -> subscriber id
+  // The client's Hello: who it says it is. Its subscriptions live in the broker's registry.
+  void greet(std::string client_name, std::string role);
+  bool greeted() const { return greeted_; }
+  const std::string& client_name() const { return client_name_; }
+  const std::string& role() const { return role_; }
+  std::chrono::system_clock::time_point connected_at() const { return connected_at_; }
 
  private:
   bool on_socket_thread() const { return socket_thread_.running_in_this_thread(); }
@@ -102,6 +105,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool broken_ = false;        // a close is on its way to the socket thread
   bool write_posted_ = false;  // a write_more is on its way to the socket thread
   std::string close_reason_;
+  bool greeted_ = false;
+  std::string client_name_ = "?";
+  std::string role_;
+  std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
 };
 
 }  // namespace framebroker::daemon

@@ -6,11 +6,22 @@
 namespace framebroker::daemon {
 
 Fanout::~Fanout() {
-  for (auto& [id, s] : subs_) {
-    drop_queue(s);
-    for (auto& [k, seq] : s.held) refs_.drop_ref({uint32_t(k >> 32), uint32_t(k), seq});
-  }
+  for (auto& [id, s] : subs_) drop_all(s);
   clear_latest();
+}
+
+void Fanout::take_ref(const FrameRef& f) {
+  refs_.add_ref(f);
+}
+
+void Fanout::drop_ref(const FrameRef& f) {
+  refs_.drop_ref(f);
+}
+
+void Fanout::drop_all(Subscriber& s) {
+  drop_queue(s);
+  for (const auto& [k, seq] : s.held) drop_ref({uint32_t(k >> 32), uint32_t(k), seq});
+  s.held.clear();
 }
 
 SubscriberOptions Fanout::effective(SubscriberOptions o) const {
@@ -49,8 +60,7 @@ void Fanout::unsubscribe(SubscriberId id) {
 void Fanout::remove(SubscriberId id) {
   auto it = subs_.find(id);
   if (it == subs_.end()) return;
-  drop_queue(it->second);
-  for (auto& [k, seq] : it->second.held) refs_.drop_ref({uint32_t(k >> 32), uint32_t(k), seq});
+  drop_all(it->second);
   subs_.erase(it);
 }
 
@@ -60,17 +70,17 @@ bool Fanout::active(SubscriberId id) const {
 }
 
 void Fanout::publish(const FrameRef& frame) {
-  refs_.add_ref(frame);  // the latest cache
+  take_ref(frame);  // the latest cache
   // latest_ moves before the old reference goes, so that a RefCounter looking at latest() sees
   // the cache's own reference already gone.
   const auto previous = std::exchange(latest_, frame);
-  if (previous) refs_.drop_ref(*previous);
+  if (previous) drop_ref(*previous);
   for (auto& [id, s] : subs_)
     if (s.active) offer(s, frame);
 }
 
 void Fanout::clear_latest() {
-  if (const auto previous = std::exchange(latest_, std::nullopt)) refs_.drop_ref(*previous);
+  if (const auto previous = std::exchange(latest_, std::nullopt)) drop_ref(*previous);
 }
 
 void Fanout::offer(Subscriber& s, const FrameRef& f) {
@@ -91,7 +101,7 @@ void Fanout::offer(Subscriber& s, const FrameRef& f) {
 }
 
 void Fanout::enqueue(Subscriber& s, const FrameRef& f) {
-  refs_.add_ref(f);
+  take_ref(f);
   s.queue.push_back(f);
 }
 
@@ -111,7 +121,7 @@ bool Fanout::holds(const Subscriber& s, const FrameRef& f) {
 }
 
 void Fanout::drop_queue(Subscriber& s) {
-  for (const auto& f : s.queue) refs_.drop_ref(f);
+  for (const auto& f : s.queue) drop_ref(f);
   s.queue.clear();
 }
 
@@ -144,7 +154,7 @@ ReleaseResult Fanout::release(SubscriberId id, const FrameRef& frame) {
   auto h = s.held.find(key(frame.gen, frame.slot));
   if (h == s.held.end() || h->second != frame.seq) return ReleaseResult::NotHeld;
   s.held.erase(h);
-  refs_.drop_ref(frame);
+  drop_ref(frame);
   if (!s.active && s.held.empty()) {
     subs_.erase(it);
     return ReleaseResult::Ok;

@@ -1,12 +1,13 @@
 // Fanout: who gets which frame of one stream, and who holds what.
 //
-// Runs on the broker's socket thread only, with no sockets of its own: the
-// broker asks it what to send (take_sendable) and tells it what came back
-// (release). Every reference it takes goes through RefCounter, and every
-// add_ref has exactly one matching drop_ref: on release, on unsubscribe, on
-// disconnect, or when the latest cache moves on.
+// Runs under the broker's state lock, with no sockets of its own: the broker
+// asks it what to send (take_next) and tells it what came back (release).
+// Every reference it takes or drops passes through take_ref/drop_ref, the
+// only callers of RefCounter: a reference is taken when a frame is queued to
+// a subscriber or becomes the latest cache, and dropped when that subscriber
+// releases it or goes (drop_queue/drop_all), or when the cache moves on.
 //
-// Policies (DESIGN.md, "Subscriber modes"):
+// Policies (docs/DESIGN.md, "Subscriber modes"):
 //   every:  queued while held + queued < max_hold, else counted as missed.
 //   latest: at most `window` in flight; when a hold is released the newest
 //           frame is sent, and the frames skipped are counted as conflated.
@@ -126,6 +127,10 @@ class Fanout {
   void offer(Subscriber& s, const FrameRef& f);
   void top_up_latest(Subscriber& s);
   void drop_queue(Subscriber& s);
+  void drop_all(Subscriber& s);  // queued and held
+  // The only two places that talk to RefCounter.
+  void take_ref(const FrameRef& f);
+  void drop_ref(const FrameRef& f);
 
   RefCounter& refs_;
   uint32_t slots_;

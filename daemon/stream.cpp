@@ -22,6 +22,23 @@ uint64_t clock_ns(clockid_t id) {
   return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 
+// Cameras know nothing of the schema, so the two enums are kept in step here, value by value.
+constexpr meta::PixelType to_meta(cameras::PixelType t) {
+  return meta::PixelType(uint8_t(t));
+}
+using cameras::PixelType;
+static_assert(to_meta(PixelType::Mono8) == meta::PixelType::Mono8);
+static_assert(to_meta(PixelType::Mono10) == meta::PixelType::Mono10);
+static_assert(to_meta(PixelType::Mono12) == meta::PixelType::Mono12);
+static_assert(to_meta(PixelType::Mono14) == meta::PixelType::Mono14);
+static_assert(to_meta(PixelType::Mono16) == meta::PixelType::Mono16);
+static_assert(to_meta(PixelType::Mono32F) == meta::PixelType::Mono32F);
+static_assert(to_meta(PixelType::RGB8) == meta::PixelType::RGB8);
+static_assert(to_meta(PixelType::BGRA8) == meta::PixelType::BGRA8);
+static_assert(to_meta(PixelType::RGB16) == meta::PixelType::RGB16);
+static_assert(meta::PixelType::MAX == meta::PixelType::RGB16,
+              "a new pixel type needs a line above");
+
 }  // namespace
 
 const char* to_string(Overflow o) {
@@ -245,7 +262,7 @@ void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& inf
   m.add_height(f.height);
   m.add_stride(f.stride);
   m.add_bytes(loan.data.size());
-  m.add_pixel_type(meta::PixelType(uint8_t(f.pixel_type)));
+  m.add_pixel_type(to_meta(f.pixel_type));
   m.add_bit_depth(f.bit_depth);
   m.add_roi_x(f.roi_x);
   m.add_roi_y(f.roi_y);

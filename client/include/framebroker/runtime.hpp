@@ -1,4 +1,4 @@
-// Where the broker's socket lives (DESIGN.md, "Wire protocol").
+// Where the broker's socket lives (docs/DESIGN.md, "Wire protocol").
 #pragma once
 
 #include <string>
