@@ -85,6 +85,7 @@ Status status_from_wire(const wire::Status& w) {
       o.lag = sub->lag();
       o.connected_unix_ms = sub->connected_unix_ms();
       o.gid = sub->gid();
+      o.role = str(sub->role());
       s.subscribers.push_back(std::move(o));
     }
   }

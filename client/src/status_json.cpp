@@ -82,7 +82,8 @@ std::string to_json(const Status& s, int indent) {
                                 {"conflated", sub.conflated},
                                 {"last_seq", sub.last_seq},
                                 {"lag", sub.lag},
-                                {"connected_unix_ms", sub.connected_unix_ms}});
+                                {"connected_unix_ms", sub.connected_unix_ms},
+                                {"role", sub.role}});
   }
   j["cameras"] = json::array();
   for (const auto& c : s.cameras) {

@@ -51,6 +51,7 @@ struct SubscriberStatus {
   int64_t lag = 0;        // the stream's latest seq - last_seq
   int64_t connected_unix_ms = 0;
   uint32_t gid = 0;
+  std::string role;  // ConnectOptions::role of its client (fbsave: "saver", fbctl: "control")
 };
 
 struct CameraStatus {
