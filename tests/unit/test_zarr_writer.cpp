@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "fbsave/writer.hpp"
+#include "fbsave/zarr_metadata.hpp"
 
 namespace fs = std::filesystem;
 using framebroker::fbsave::Compression;
@@ -558,6 +559,67 @@ TEST_F(ZarrWriterTest, DiskFullOnTheLastChunkIsThrownByFinish) {
   auto e = feeder.expect_all();
   e["prefix"] = true;
   expect_valid(path, e);
+}
+
+// The metadata texts on their own (a Zarr v3 writer will build on them): the frame table
+// describes the frames on disk only, and the missed seqs up to the first frame not on disk.
+TEST(ZarrMetadata, TableDescribesOnlyFramesOnDisk) {
+  namespace zarr = framebroker::fbsave::zarr;
+  DatasetInfo info = info_for(Case{});
+  zarr::FrameTable table;
+  for (uint64_t seq : {0, 1, 4, 5}) {
+    if (seq == 4) table.missed(2, 2);
+    FrameRecord f;
+    f.seq = seq;
+    f.camera_frame_id = seq + 100;
+    f.mono_ns = seq * 10;
+    f.realtime_ns = seq * 20;
+    if (seq % 2) f.hw_timestamp_ns = seq * 30;
+    table.add(f);
+  }
+  table.missed(6, 1);
+  const auto text = [&](bool complete) {
+    zarr::TextPieces out;
+    zarr::zattrs_v2(info, table, complete, out);
+    std::string s;
+    for (std::string_view p : out.pieces()) s += p;
+    return json::parse(s);
+  };
+
+  table.advance(2);  // seqs 0 and 1 on disk; 2 and 3 missed before seq 4, which is not
+  json fb = text(false)["framebroker"];
+  EXPECT_EQ(fb["frames"]["seq"], json({0, 1}));
+  EXPECT_EQ(fb["frames"]["hw_timestamp_ns"], json({nullptr, 30}));
+  EXPECT_EQ(fb["missed_seqs"], json({2, 3}));
+  EXPECT_EQ(fb["frames_written"], 2);
+  EXPECT_EQ(fb["frames_expected"], 4);
+  EXPECT_EQ(table.missed_total(), 3u);
+
+  table.advance(4);
+  const json attrs = text(true);
+  fb = attrs["framebroker"];
+  EXPECT_EQ(fb["frames"]["seq"], json({0, 1, 4, 5}));
+  EXPECT_EQ(fb["frames"]["camera_frame_id"], json({100, 101, 104, 105}));
+  EXPECT_EQ(fb["missed_seqs"], json({2, 3, 6}));
+  EXPECT_EQ(fb["complete"], true);
+  EXPECT_EQ(attrs["multiscales"][0]["version"], "0.4");
+  EXPECT_EQ(zarr::multiscales(info, "")[0].count("version"), 0u);
+}
+
+TEST(ZarrMetadata, ZarrayV2) {
+  namespace zarr = framebroker::fbsave::zarr;
+  Case c;
+  c.pixel_type = "RGB8";
+  c.bytes_per_sample = 1;
+  c.samples = 3;
+  c.compression = Compression::Lz4;
+  c.k = 4;
+  const json a = json::parse(zarr::zarray_v2(info_for(c), 10));
+  EXPECT_EQ(a["shape"], json({10, 3, 48, 64}));
+  EXPECT_EQ(a["chunks"], json({4, 3, 48, 64}));
+  EXPECT_EQ(a["dtype"], "|u1");
+  EXPECT_EQ(a["compressor"]["cname"], "lz4");
+  EXPECT_EQ(zarr::chunk_key_v2(info_for(c), 7), "7.0.0.0");
 }
 
 }  // namespace

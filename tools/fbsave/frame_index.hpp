@@ -39,6 +39,8 @@ class MissedSeqs {
  public:
   void add(uint64_t first, uint64_t count);
   uint64_t count() const { return count_.load(); }
+  // [first, count], in seq order, adjacent ones merged.
+  const std::vector<std::pair<uint64_t, uint64_t>>& ranges() const { return ranges_; }
   nlohmann::json ranges_json() const;
 
  private:

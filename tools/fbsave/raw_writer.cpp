@@ -32,34 +32,23 @@
 #include <vector>
 
 #include "fbsave/file_io.hpp"
-#include "fbsave/frame_index.hpp"
+#include "fbsave/frame_rows.hpp"
+#include "fbsave/indexed_writer.hpp"
 #include "fbsave/writer.hpp"
 
 namespace framebroker::fbsave {
 namespace {
 
-constexpr size_t kAlign = 4096;
-
-struct FreeDeleter {
-  void operator()(std::byte* p) const { std::free(p); }
-};
-using AlignedBuf = std::unique_ptr<std::byte, FreeDeleter>;
-
-AlignedBuf aligned_buffer(size_t n) {
-  const size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
-  void* p = std::aligned_alloc(kAlign, rounded);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded);  // touch it now, not on the first frame
-  return AlignedBuf(static_cast<std::byte*>(p));
+std::string in_dir(const std::string& dir, const char* name) {
+  return (std::filesystem::path(dir) / name).string();
 }
 
-class RawWriter final : public Writer {
+class RawWriter final : public IndexedWriter {
  public:
-  explicit RawWriter(std::string path)
-      : dir_(std::move(path)),
-        data_path_((std::filesystem::path(dir_) / "frames.raw").string()),
-        index_path_((std::filesystem::path(dir_) / "index.jsonl").string()),
-        meta_path_((std::filesystem::path(dir_) / "meta.json").string()) {}
+  explicit RawWriter(const std::string& path)
+      : IndexedWriter("framebroker.fbsave.raw", path, in_dir(path, "index.jsonl"),
+                      in_dir(path, "meta.json")),
+        data_path_(in_dir(path, "frames.raw")) {}
 
   ~RawWriter() override {
     for (int fd : {fd_direct_, fd_buf_})
@@ -67,31 +56,20 @@ class RawWriter final : public Writer {
   }
 
   void begin(const DatasetInfo& info) override {
-    if (began_) throw std::runtime_error("cannot write " + dir_ + ": begin() called twice");
-    info_ = info;
-    if (info_.width == 0 || info_.height == 0)
-      throw std::runtime_error("cannot write " + dir_ + ": empty frame size");
-    if (info_.samples == 0) info_.samples = 1;
-    row_bytes_ = size_t(info_.width) * info_.samples * info_.bytes_per_sample;
-    if (info_.stride == 0) info_.stride = uint32_t(row_bytes_);
-    if (info_.stride < row_bytes_)
-      throw std::runtime_error("cannot write " + dir_ + ": stride " + std::to_string(info_.stride) +
-                               " is less than a row (" + std::to_string(row_bytes_) + " bytes)");
-    frame_bytes_ = info_.frame_bytes();
+    take_info(info);
 
-    if (::mkdir(dir_.c_str(), 0755) != 0) {
+    if (::mkdir(path_.c_str(), 0755) != 0) {
       const int e = errno;
       struct stat st {};
-      if (e != EEXIST || ::stat(dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        throw std::runtime_error("cannot write " + dir_ + ": " + errno_text(e));
+      if (e != EEXIST || ::stat(path_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw std::runtime_error(cannot_write(path_, e));
     }
     fd_direct_ =
         ::open(data_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
     if (fd_direct_ < 0) {
-      if (errno != EINVAL)
-        throw std::runtime_error("cannot write " + data_path_ + ": " + errno_text(errno));
+      if (errno != EINVAL) throw std::runtime_error(cannot_write(data_path_, errno));
       direct_note_ = "the filesystem refuses O_DIRECT";
-    } else if (frame_bytes_ % kAlign != 0) {
+    } else if (frame_bytes_ % kDirectAlign != 0) {
       direct_note_ =
           "the frame size (" + std::to_string(frame_bytes_) + " bytes) is not a multiple of 4096";
       ::close(fd_direct_);
@@ -102,33 +80,26 @@ class RawWriter final : public Writer {
     }
     fd_buf_ = ::open(data_path_.c_str(),
                      O_WRONLY | O_CREAT | O_CLOEXEC | (fd_direct_ < 0 ? O_TRUNC : 0), 0644);
-    if (fd_buf_ < 0)
-      throw std::runtime_error("cannot write " + data_path_ + ": " + errno_text(errno));
+    if (fd_buf_ < 0) throw std::runtime_error(cannot_write(data_path_, errno));
     if (const int e = index_.open(index_path_))
-      throw std::runtime_error("cannot write " + index_path_ + ": " + errno_text(e));
+      throw std::runtime_error(cannot_write(index_path_, e));
     began_ = true;
 
     // Pre-allocated and reused: the row-packing / alignment buffer.
-    if (info_.stride != row_bytes_) bounce_ = aligned_buffer(frame_bytes_);
-    write_meta(false);
+    if (info_.stride != row_bytes_) bounce_ = aligned_bytes(frame_bytes_);
+    write_summary(false);
   }
 
   void write(const FrameRecord& frame) override {
     check_usable();
-    const size_t need = size_t(info_.stride) * (info_.height - 1) + row_bytes_;
-    if (frame.pixels.size() < need)
-      throw std::runtime_error(
-          "cannot write " + data_path_ + ": frame seq " + std::to_string(frame.seq) + " has " +
-          std::to_string(frame.pixels.size()) + " bytes, expected " + std::to_string(need));
+    check_frame_bytes(info_, row_bytes_, frame, data_path_);
     const std::byte* src = frame.pixels.data();
     const bool packed = info_.stride == row_bytes_;
-    const bool aligned = reinterpret_cast<uintptr_t>(src) % kAlign == 0;
+    const bool aligned = reinterpret_cast<uintptr_t>(src) % kDirectAlign == 0;
     if (!packed || (fd_direct_ >= 0 && !aligned)) {
-      if (!bounce_) bounce_ = aligned_buffer(frame_bytes_);  // once, if ever
-      std::byte* out = bounce_.get();
-      for (uint32_t y = 0; y < info_.height; ++y)
-        std::memcpy(out + size_t(y) * row_bytes_, src + size_t(y) * info_.stride, row_bytes_);
-      src = out;
+      if (!bounce_) bounce_ = aligned_bytes(frame_bytes_);  // once, if ever
+      pack_rows(info_, row_bytes_, src, bounce_.get());
+      src = bounce_.get();
     }
     const uint64_t off = written_ * frame_bytes_;
     // The frame's index line reaches the file before the frame does: on a full
@@ -165,7 +136,7 @@ class RawWriter final : public Writer {
     if (err) {
       ::ftruncate(fd_buf_, off_t(off));  // drop the partial frame, and its index line
       index_.drop_last();
-      fail("cannot write " + data_path_ + ": " + errno_text(err));
+      fail(cannot_write(data_path_, err));
     }
     ++written_;
   }
@@ -190,40 +161,12 @@ class RawWriter final : public Writer {
   void append_index_line(const FrameRecord& frame, uint64_t off) {
     char line[kIndexLineMax];
     const size_t n = format_index_line(line, frame, written_, off);
-    if (const int e = index_.append(line, n))
-      fail("cannot write " + index_path_ + ": " + errno_text(e));
+    if (const int e = index_.append(line, n)) fail(cannot_write(index_path_, e));
   }
-
-  void missed(uint64_t first_seq, uint64_t count) override { missed_.add(first_seq, count); }
 
   void checkpoint() override {
     check_usable();
-    write_meta(false);
-  }
-
-  void finish() override {
-    if (finished_) return;
-    finished_ = true;
-    if (!began_) return;
-    FinishErrors errors(failed_, error_);
-    auto note = [&](const std::string& m) { errors.note(m); };
-    if (fd_buf_ >= 0 && ::fdatasync(fd_buf_) != 0)
-      note("cannot write " + data_path_ + ": " + errno_text(errno));
-    if (const int e = index_.close(true))
-      note("cannot write " + index_path_ + ": " + errno_text(e));
-    for (int* fd : {&fd_direct_, &fd_buf_}) {
-      if (*fd >= 0 && ::close(*fd) != 0)
-        note("cannot write " + data_path_ + ": " + errno_text(errno));
-      *fd = -1;
-    }
-    if (const int e = write_meta_errno(true))
-      note("cannot write " + meta_path_ + ": " + errno_text(e));
-    errors.throw_first_new();
-  }
-
-  Totals totals() const override {
-    const uint64_t n = written_;
-    return Totals{n, missed_.count(), n * frame_bytes_};
+    write_summary(false);
   }
 
  private:
@@ -250,7 +193,8 @@ class RawWriter final : public Writer {
     if (fd_direct_ < 0 || info_.stride != row_bytes_) return false;
     iov_.clear();
     for (const FrameRecord& f : group) {
-      if (f.pixels.size() < frame_bytes_ || reinterpret_cast<uintptr_t>(f.pixels.data()) % kAlign)
+      if (f.pixels.size() < frame_bytes_ ||
+          reinterpret_cast<uintptr_t>(f.pixels.data()) % kDirectAlign)
         return false;
       iov_.push_back({const_cast<std::byte*>(f.pixels.data()), frame_bytes_});
     }
@@ -275,16 +219,11 @@ class RawWriter final : public Writer {
     return false;
   }
 
-  std::string dtype() const {
-    return std::string("<") + (info_.floating ? "f" : "u") + std::to_string(info_.bytes_per_sample);
-  }
+  uint64_t frames_written() const override { return written_; }
 
-  int write_meta_errno(bool final) {
-    nlohmann::json m = summary_json("framebroker.fbsave.raw", info_, written_.load(),
-                                    index_.lines(), missed_, final, error_);
+  void add_summary_fields(nlohmann::json& m) const override {
     m["bytes_per_sample"] = info_.bytes_per_sample;
     m["stride"] = row_bytes_;  // rows are packed in frames.raw
-    m["dtype"] = dtype();
     m["frame_bytes"] = frame_bytes_;
     nlohmann::json shape = {written_.load(), info_.height, info_.width};
     if (info_.samples > 1) shape.push_back(info_.samples);
@@ -293,42 +232,25 @@ class RawWriter final : public Writer {
     m["index_file"] = "index.jsonl";
     m["o_direct"] = direct_;
     m["o_direct_note"] = direct_note_;
-    return write_file_atomic(meta_path_, m.dump(1) + "\n", final);
-  }
-  void write_meta(bool final) {
-    if (const int e = write_meta_errno(final))
-      fail("cannot write " + meta_path_ + ": " + errno_text(e));
   }
 
-  [[noreturn]] void fail(const std::string& m) {
-    failed_ = true;
-    error_ = m;
-    throw std::runtime_error(m);
+  void close_data(FinishErrors& errors) override {
+    if (fd_buf_ >= 0 && ::fdatasync(fd_buf_) != 0) errors.note(cannot_write(data_path_, errno));
+    for (int* fd : {&fd_direct_, &fd_buf_}) {
+      if (*fd >= 0 && ::close(*fd) != 0) errors.note(cannot_write(data_path_, errno));
+      *fd = -1;
+    }
   }
 
-  void check_usable() {
-    if (!began_ || finished_)
-      throw std::runtime_error("cannot write " + dir_ + ": the writer is not open");
-    if (failed_)
-      throw std::runtime_error("cannot write " + dir_ + ": an earlier write failed (" + error_ +
-                               ")");
-  }
-
-  std::string dir_, data_path_, index_path_, meta_path_;
-  DatasetInfo info_;
-  size_t row_bytes_ = 0, frame_bytes_ = 0;
+  const std::string data_path_;
   int fd_direct_ = -1, fd_buf_ = -1;
   bool direct_ = false;  // frames go through fd_direct_
   std::string direct_note_;
-  AlignedBuf bounce_;
+  AlignedBytes bounce_;
   std::vector<iovec> iov_;   // write_direct_group(), reused
   std::vector<char> lines_;  // its index lines, reused
-  FrameIndex index_;
-  MissedSeqs missed_;
   // Read by totals() from other threads (the saver's progress line).
   std::atomic<uint64_t> written_{0};
-  bool began_ = false, finished_ = false, failed_ = false;
-  std::string error_;
 };
 
 }  // namespace

@@ -41,27 +41,12 @@
 #include <vector>
 
 #include "fbsave/file_io.hpp"
-#include "fbsave/frame_index.hpp"
+#include "fbsave/frame_rows.hpp"
+#include "fbsave/indexed_writer.hpp"
 #include "fbsave/writer.hpp"
 
 namespace framebroker::fbsave {
 namespace {
-
-int pread_all(int fd, void* buf, size_t n, uint64_t off) {
-  auto p = static_cast<char*>(buf);
-  while (n > 0) {
-    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (r == 0) return EIO;  // short file
-    p += r;
-    n -= size_t(r);
-    off += uint64_t(r);
-  }
-  return 0;
-}
 
 std::string xml_escape(const std::string& s) {
   std::string out;
@@ -119,18 +104,13 @@ const char* ome_type(const DatasetInfo& i) {
   }
 }
 
-std::string numpy_dtype(const DatasetInfo& i) {
-  return std::string("<") + (i.floating ? "f" : "u") + std::to_string(i.bytes_per_sample);
-}
-
 constexpr uint16_t kTagImageDescription = 270;
 
-class TiffWriter final : public Writer {
+class TiffWriter final : public IndexedWriter {
  public:
-  explicit TiffWriter(std::string path)
-      : path_(std::move(path)),
-        summary_path_(path_ + ".frames.json"),
-        index_path_(path_ + ".frames.jsonl") {}
+  explicit TiffWriter(const std::string& path)
+      : IndexedWriter("framebroker.fbsave.ome-tiff", path, path + ".frames.jsonl",
+                      path + ".frames.json") {}
 
   ~TiffWriter() override {
     if (tif_) {
@@ -142,27 +122,16 @@ class TiffWriter final : public Writer {
   }
 
   void begin(const DatasetInfo& info) override {
-    if (began_) throw std::runtime_error("cannot write " + path_ + ": begin() called twice");
-    info_ = info;
-    if (info_.width == 0 || info_.height == 0)
-      throw std::runtime_error("cannot write " + path_ + ": empty frame size");
-    if (info_.bytes_per_sample != 1 && info_.bytes_per_sample != 2 && info_.bytes_per_sample != 4)
+    if (info.bytes_per_sample != 1 && info.bytes_per_sample != 2 && info.bytes_per_sample != 4)
       throw std::runtime_error("cannot write " + path_ + ": unsupported sample size " +
-                               std::to_string(info_.bytes_per_sample));
-    if (info_.samples == 0) info_.samples = 1;
-    row_bytes_ = size_t(info_.width) * info_.samples * info_.bytes_per_sample;
-    if (info_.stride == 0) info_.stride = uint32_t(row_bytes_);
-    if (info_.stride < row_bytes_)
-      throw std::runtime_error("cannot write " + path_ + ": stride " +
-                               std::to_string(info_.stride) + " is less than a row (" +
-                               std::to_string(row_bytes_) + " bytes)");
-    frame_bytes_ = info_.frame_bytes();
+                               std::to_string(info.bytes_per_sample));
+    take_info(info);
     if (info_.stride != row_bytes_) pack_buf_.resize(frame_bytes_);  // once, reused per frame
 
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error("cannot write " + path_ + ": " + errno_text(errno));
+    if (fd_ < 0) throw std::runtime_error(cannot_write(path_, errno));
     began_ = true;
-    if (const int e = index_.open(index_path_)) fail_meta(index_path_, e);
+    if (const int e = index_.open(index_path_)) fail(cannot_write(index_path_, e));
 
     TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
     TIFFOpenOptionsSetErrorHandlerExtR(opts, &TiffWriter::on_error, this);
@@ -182,11 +151,7 @@ class TiffWriter final : public Writer {
 
   void write(const FrameRecord& frame) override {
     check_usable();
-    const size_t need = size_t(info_.stride) * (info_.height - 1) + row_bytes_;
-    if (frame.pixels.size() < need)
-      throw std::runtime_error(
-          "cannot write " + path_ + ": frame seq " + std::to_string(frame.seq) + " has " +
-          std::to_string(frame.pixels.size()) + " bytes, expected " + std::to_string(need));
+    check_frame_bytes(info_, row_bytes_, frame, path_);
     const uint64_t page = pages_;
     if (page == 0) first_realtime_ns_ = frame.realtime_ns;
     // The page's index line reaches the file before the page does: on a full
@@ -196,10 +161,7 @@ class TiffWriter final : public Writer {
       set_page_tags(page);
       const void* src = frame.pixels.data();
       if (info_.stride != row_bytes_) {
-        const std::byte* in = frame.pixels.data();
-        std::byte* out = pack_buf_.data();
-        for (uint32_t y = 0; y < info_.height; ++y)
-          std::memcpy(out + size_t(y) * row_bytes_, in + size_t(y) * info_.stride, row_bytes_);
+        pack_rows(info_, row_bytes_, frame.pixels.data(), pack_buf_.data());
         src = pack_buf_.data();
       }
       // Uncompressed: the raw strip is the pixels; libtiff writes it without a copy.
@@ -226,10 +188,8 @@ class TiffWriter final : public Writer {
         "{\"page\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"camera_frame_id\":%" PRIu64
         ",\"mono_ns\":%" PRIu64 ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s}\n",
         page, frame.seq, frame.camera_frame_id, frame.mono_ns, frame.realtime_ns, hw);
-    if (const int e = index_.append(line, size_t(n))) fail_meta(index_path_, e);
+    if (const int e = index_.append(line, size_t(n))) fail(cannot_write(index_path_, e));
   }
-
-  void missed(uint64_t first_seq, uint64_t count) override { missed_.add(first_seq, count); }
 
   void checkpoint() override {
     check_usable();
@@ -238,11 +198,8 @@ class TiffWriter final : public Writer {
     write_summary(false);
   }
 
-  void finish() override {
-    if (finished_) return;
-    finished_ = true;
-    if (!began_) return;
-    FinishErrors errors(failed_, error_);
+ private:
+  void close_data(FinishErrors& errors) override {
     auto note = [&](const std::string& m) { errors.note(m); };
     const bool had_failed = errors.had_failed();
     if (tif_) {
@@ -254,26 +211,14 @@ class TiffWriter final : public Writer {
     }
     if (fd_ >= 0) {
       if (pages_ > 0) {
-        if (const int e = patch_size_t_errno())
-          note("cannot write " + path_ + ": " + errno_text(e));
+        if (const int e = patch_size_t_errno()) note(cannot_write(path_, e));
       }
-      if (::fdatasync(fd_) != 0) note("cannot write " + path_ + ": " + errno_text(errno));
-      if (::close(fd_) != 0) note("cannot write " + path_ + ": " + errno_text(errno));
+      if (::fdatasync(fd_) != 0) note(cannot_write(path_, errno));
+      if (::close(fd_) != 0) note(cannot_write(path_, errno));
       fd_ = -1;
     }
-    if (const int e = index_.close(true))
-      note("cannot write " + index_path_ + ": " + errno_text(e));
-    if (const int e = write_summary_errno(true))
-      note("cannot write " + summary_path_ + ": " + errno_text(e));
-    errors.throw_first_new();
   }
 
-  Totals totals() const override {
-    const uint64_t n = pages_;
-    return Totals{n, missed_.count(), n * frame_bytes_};
-  }
-
- private:
   // ---- libtiff client procs (thandle_t is `this`) ----
   static TiffWriter* self(thandle_t h) { return static_cast<TiffWriter*>(h); }
 
@@ -448,21 +393,11 @@ class TiffWriter final : public Writer {
   }
 
   // ---- frames.jsonl and frames.json ----
-  int write_summary_errno(bool final) {
-    nlohmann::json h = summary_json("framebroker.fbsave.ome-tiff", info_, pages_.load(),
-                                    index_.lines(), missed_, final, error_);
+  uint64_t frames_written() const override { return pages_; }
+
+  void add_summary_fields(nlohmann::json& h) const override {
     h["tiff"] = std::filesystem::path(path_).filename().string();
     h["frames_index"] = std::filesystem::path(index_path_).filename().string();
-    h["dtype"] = numpy_dtype(info_);
-    return write_file_atomic(summary_path_, h.dump(1) + "\n", final);
-  }
-  void write_summary(bool final) {
-    if (const int e = write_summary_errno(final)) fail_meta(summary_path_, e);
-  }
-  [[noreturn]] void fail_meta(const std::string& file, int e) {
-    failed_ = true;
-    error_ = "cannot write " + file + ": " + errno_text(e);
-    throw std::runtime_error(error_);
   }
 
   // ---- errors ----
@@ -482,8 +417,7 @@ class TiffWriter final : public Writer {
 
   // Records the failure, cuts the file back to the last complete page, throws.
   [[noreturn]] void fail_now(const std::string& what) {
-    error_ = error_message(what);
-    failed_ = true;
+    const std::string message = error_message(what);
     poisoned_ = true;  // libtiff writes nothing more to this file
     if (fd_ >= 0 && size_ > good_size_) {
       if (pages_ > 0) {
@@ -492,25 +426,13 @@ class TiffWriter final : public Writer {
       }
       if (::ftruncate(fd_, off_t(good_size_)) == 0) size_ = good_size_;
     }
-    throw std::runtime_error(error_);
-  }
-  void check_usable() {
-    if (!began_ || finished_)
-      throw std::runtime_error("cannot write " + path_ + ": the writer is not open");
-    if (failed_)
-      throw std::runtime_error("cannot write " + path_ + ": an earlier write failed (" + error_ +
-                               ")");
+    fail(message);
   }
 
-  std::string path_, summary_path_, index_path_;
-  DatasetInfo info_;
-  size_t row_bytes_ = 0, frame_bytes_ = 0;
   std::vector<std::byte> pack_buf_;
   // Read by totals() from other threads (the saver's progress line).
   std::atomic<uint64_t> pages_{0};  // complete pages in the file
-  MissedSeqs missed_;
   uint64_t first_realtime_ns_ = 0;
-  FrameIndex index_;
 
   int fd_ = -1;
   TIFF* tif_ = nullptr;
@@ -519,9 +441,9 @@ class TiffWriter final : public Writer {
   size_t desc_len_ = 0;    // fixed OME-XML length, without the NUL
   uint64_t desc_off_ = 0, desc_count_ = 0;
 
-  bool began_ = false, finished_ = false, failed_ = false, poisoned_ = false;
+  bool poisoned_ = false;
   int io_errno_ = 0;
-  std::string tiff_error_, error_;
+  std::string tiff_error_;
 };
 
 }  // namespace

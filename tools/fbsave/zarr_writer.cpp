@@ -6,6 +6,7 @@
 //                           metadata in columns, missed seqs, counts, camera and its properties)
 //   0/.zarray               shape (T, H, W) or (T, 3, H, W), chunks (K, H, W) or (K, 3, H, W)
 //   0/<i>.0.0[.0]           chunk i: frames [i*K, i*K + K), Blosc-compressed or raw
+// The metadata texts are built in zarr_metadata.cpp; this file decides when they are written.
 //
 // Threads: the caller's thread copies each frame into the current chunk buffer (a pool of
 // kPoolBuffers, allocated and pre-faulted in begin()) and returns; a full chunk goes to one worker
@@ -25,15 +26,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -42,80 +41,30 @@
 #include <utility>
 #include <vector>
 
+#include "fbsave/file_io.hpp"
+#include "fbsave/frame_rows.hpp"
 #include "fbsave/writer.hpp"
+#include "fbsave/zarr_metadata.hpp"
 
 namespace framebroker::fbsave {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 constexpr int kPoolBuffers = 3;
-// Above this many missed seqs, .zattrs also lists them as [first, count] ranges.
-constexpr uint64_t kMissedRangesAbove = 1'000'000;
-
-std::string errno_message(int e) {
-  return std::generic_category().message(e);
-}
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-void append_number(std::string& s, uint64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  s.append(buf, r.ptr);
-}
 
 // Writes `pieces` to <dir>/.<name>.tmp, then renames it to <dir>/<name>. Returns "" on success,
 // otherwise a sentence naming the file and the cause.
-std::string write_file_atomic(const std::string& dir, const std::string& name,
-                              std::initializer_list<std::string_view> pieces) {
-  const std::string final_path = dir + "/" + name;
-  const std::string tmp_path = dir + "/." + name + ".tmp";
-  const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return "cannot write " + final_path + ": " + errno_message(errno);
-  int err = 0;
-  for (std::string_view p : pieces) {
-    const char* data = p.data();
-    size_t left = p.size();
-    while (left > 0 && err == 0) {
-      const ssize_t n = ::write(fd, data, left);
-      if (n < 0) {
-        if (errno != EINTR) err = errno;
-      } else {
-        data += n;
-        left -= size_t(n);
-      }
-    }
-  }
-  if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
-  if (err == 0 && ::rename(tmp_path.c_str(), final_path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp_path.c_str());
-    return "cannot write " + final_path + ": " + errno_message(err);
-  }
+std::string replace_in(const std::string& dir, const std::string& name,
+                       std::span<const std::string_view> pieces) {
+  const std::string path = dir + "/" + name;
+  if (const int e = replace_file(path, dir + "/." + name + ".tmp", pieces, false))
+    return cannot_write(path, e);
   return {};
 }
 
-constexpr size_t kDirectAlign = 4096;
-
-size_t round_up_direct(size_t n) {
-  return (n + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-}
-
-struct AlignedFree {
-  void operator()(std::byte* p) const { std::free(p); }
-};
-using AlignedBytes = std::unique_ptr<std::byte, AlignedFree>;
-
-// Zeroed (so pre-faulted) and padded to whole O_DIRECT blocks.
-AlignedBytes aligned_bytes(size_t n) {
-  void* p = std::aligned_alloc(kDirectAlign, round_up_direct(n));
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, round_up_direct(n));
-  return AlignedBytes(static_cast<std::byte*>(p));
+std::string replace_in(const std::string& dir, const std::string& name, std::string_view text) {
+  return replace_in(dir, name, std::span(&text, 1));
 }
 
 // Writes a chunk around the page cache, which this kind of VM serves slowly on
@@ -127,22 +76,10 @@ int write_chunk_direct(const std::string& tmp_path, const std::string& final_pat
   const int fd =
       ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
   if (fd < 0) return errno == EINVAL ? -1 : errno;
-  int err = 0;
-  size_t done = 0;
-  const size_t whole = round_up_direct(size);
-  while (done < whole && err == 0) {
-    const ssize_t n = ::pwrite(fd, data + done, whole - done, off_t(done));
-    if (n < 0) {
-      if (errno != EINTR) err = errno == EINVAL ? -1 : errno;
-    } else {
-      done += size_t(n);
-    }
-  }
+  int err = pwrite_all(fd, data, round_up_direct(size), 0);
+  if (err == EINVAL) err = -1;
   if (err == 0 && ::ftruncate(fd, off_t(size)) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
-  if (err == 0 && ::rename(tmp_path.c_str(), final_path.c_str()) != 0) err = errno;
-  if (err != 0) ::unlink(tmp_path.c_str());
-  return err;
+  return commit_replacement(fd, err, tmp_path, final_path, false);
 }
 
 template <typename T>
@@ -176,7 +113,7 @@ class ZarrWriter final : public Writer {
   void finish() override;
   Totals totals() const override {
     const uint64_t w = durable_.load();
-    return {w, missed_total_.load(), w * frame_bytes_};
+    return {w, table_.missed_total(), w * frame_bytes_};
   }
 
  private:
@@ -185,13 +122,6 @@ class ZarrWriter final : public Writer {
     uint64_t chunk;
     uint32_t frames;  // K, or fewer in the last chunk
   };
-  struct Meta {
-    uint64_t seq, camera_frame_id, mono_ns, realtime_ns;
-    std::optional<uint64_t> hw_timestamp_ns;
-  };
-  struct Range {
-    uint64_t first, count;
-  };
 
   void rethrow_if_failed();
   [[noreturn]] void fail_reported(std::string error);
@@ -199,10 +129,8 @@ class ZarrWriter final : public Writer {
   void submit();
   void run_worker();
   std::string write_chunk(const Job& job);
-  std::string chunk_key(uint64_t chunk) const;
+  std::string chunk_key(uint64_t chunk) const { return zarr::chunk_key_v2(info_, chunk); }
   std::string write_metadata(bool final);
-  std::string zarray_json(uint64_t t) const;
-  std::string multiscales_json() const;
 
   std::string path_, array_dir_;
   DatasetInfo info_;
@@ -232,18 +160,9 @@ class ZarrWriter final : public Writer {
   std::string error_;
   std::thread worker_;
   std::atomic<uint64_t> durable_{0};  // frames in completed chunks (a prefix of those written)
-  std::atomic<uint64_t> missed_total_{0};
 
-  // Metadata, on the caller's thread only. Frames on disk are serialized to the column texts
-  // once; meta_ keeps the frames not yet serialized (the first one is the first not on disk).
-  std::deque<Meta> meta_;
-  uint64_t serialized_ = 0;
-  std::string col_seq_, col_cfid_, col_mono_, col_real_, col_hw_;
-  std::vector<Range> ranges_;   // missed seqs, in seq order, merged when adjacent
-  size_t missed_range_ = 0;     // missed seqs serialized: ranges_[0, missed_range_) and
-  uint64_t missed_offset_ = 0;  // the first missed_offset_ of ranges_[missed_range_]
-  uint64_t missed_listed_ = 0;
-  std::string missed_text_;
+  // Metadata, on the caller's thread only (totals() reads its missed count, an atomic).
+  zarr::FrameTable table_;
   bool meta_written_ = false;
   uint64_t last_meta_t_ = 0, last_meta_missed_ = 0;
   bool last_meta_final_ = false;
@@ -252,9 +171,6 @@ class ZarrWriter final : public Writer {
 void ZarrWriter::begin(const DatasetInfo& info) {
   if (begun_) throw std::runtime_error("zarr writer for " + path_ + ": begin() called twice");
   info_ = info;
-  if (info.width == 0 || info.height == 0)
-    throw std::runtime_error("cannot write " + path_ + ": the frames are empty (" +
-                             std::to_string(info.width) + "x" + std::to_string(info.height) + ")");
   if (info.bytes_per_sample != 1 && info.bytes_per_sample != 2 && info.bytes_per_sample != 4)
     throw std::runtime_error("cannot write " + path_ + ": " +
                              std::to_string(info.bytes_per_sample) +
@@ -262,25 +178,11 @@ void ZarrWriter::begin(const DatasetInfo& info) {
   if (info.samples != 1 && info.samples != 3)
     throw std::runtime_error("cannot write " + path_ + ": " + std::to_string(info.samples) +
                              " samples per pixel is not supported (1 or 3)");
-  row_bytes_ = size_t(info.width) * info.samples * info.bytes_per_sample;
-  if (info_.stride == 0) info_.stride = uint32_t(row_bytes_);
-  if (info_.stride < row_bytes_)
-    throw std::runtime_error("cannot write " + path_ + ": stride " + std::to_string(info_.stride) +
-                             " is less than a row of " + std::to_string(row_bytes_) + " bytes");
+  row_bytes_ = settle_rows(info_, path_);
   frame_bytes_ = info.frame_bytes();
-  k_ = std::max<uint32_t>(1, info.chunk_frames);
+  k_ = zarr::chunk_frames(info);
   chunk_bytes_ = frame_bytes_ * k_;
-  switch (info.compression) {
-    case Compression::None:
-      cname_ = nullptr;
-      break;
-    case Compression::Lz4:
-      cname_ = "lz4";
-      break;
-    case Compression::Zstd:
-      cname_ = "zstd";
-      break;
-  }
+  cname_ = zarr::blosc_cname(info.compression);
   if (cname_) {
     if (blosc_compname_to_compcode(cname_) < 0)
       throw std::runtime_error(std::string("cannot write ") + path_ + ": this libblosc has no " +
@@ -294,10 +196,7 @@ void ZarrWriter::begin(const DatasetInfo& info) {
   std::error_code ec;
   fs::create_directories(array_dir_, ec);
   if (ec) throw std::runtime_error("cannot create " + path_ + ": " + ec.message());
-  if (auto e = write_file_atomic(path_, ".zgroup",
-                                 {R"({"zarr_format":2})"
-                                  "\n"});
-      !e.empty())
+  if (auto e = replace_in(path_, ".zgroup", zarr::zgroup_v2()); !e.empty())
     throw std::runtime_error(e);
 
   // The buffers, touched once so that no page fault is left for the frame path.
@@ -355,27 +254,17 @@ void ZarrWriter::write(const FrameRecord& f) {
   if (!begun_ || finished_)
     throw std::runtime_error("zarr writer for " + path_ + ": write() outside begin()..finish()");
   rethrow_if_failed();
-  const size_t need = size_t(info_.stride) * (info_.height - 1) + row_bytes_;
-  if (f.pixels.size() < need)
-    throw std::runtime_error("cannot write " + path_ + ": frame seq " + std::to_string(f.seq) +
-                             " has " + std::to_string(f.pixels.size()) + " bytes, expected " +
-                             std::to_string(need));
+  check_frame_bytes(info_, row_bytes_, f, path_);
   if (cur_ < 0) take_buffer();
 
   std::byte* dst = pool_[size_t(cur_)].get() + size_t(in_chunk_) * frame_bytes_;
   const std::byte* src = f.pixels.data();
-  const size_t h = info_.height;
   if (info_.samples == 1) {
-    if (info_.stride == row_bytes_) {
-      std::memcpy(dst, src, frame_bytes_);
-    } else {
-      for (size_t y = 0; y < h; ++y)
-        std::memcpy(dst + y * row_bytes_, src + y * info_.stride, row_bytes_);
-    }
+    pack_rows(info_, row_bytes_, src, dst);
   } else {  // interleaved in the slot, planar (c, y, x) in the array
     const size_t plane = frame_bytes_ / info_.samples;
     const size_t plane_row = size_t(info_.width) * info_.bytes_per_sample;
-    for (size_t y = 0; y < h; ++y) {
+    for (size_t y = 0; y < info_.height; ++y) {
       const std::byte* s = src + y * info_.stride;
       std::byte* d = dst + y * plane_row;
       switch (info_.bytes_per_sample) {
@@ -391,17 +280,12 @@ void ZarrWriter::write(const FrameRecord& f) {
       }
     }
   }
-  meta_.push_back({f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns});
+  table_.add(f);
   if (++in_chunk_ == k_) submit();
 }
 
 void ZarrWriter::missed(uint64_t first_seq, uint64_t count) {
-  if (count == 0) return;
-  if (!ranges_.empty() && ranges_.back().first + ranges_.back().count == first_seq)
-    ranges_.back().count += count;
-  else
-    ranges_.push_back({first_seq, count});
-  missed_total_ += count;
+  table_.missed(first_seq, count);
 }
 
 void ZarrWriter::run_worker() {
@@ -440,10 +324,6 @@ void ZarrWriter::run_worker() {
   }
 }
 
-std::string ZarrWriter::chunk_key(uint64_t chunk) const {
-  return std::to_string(chunk) + (info_.samples == 1 ? ".0.0" : ".0.0.0");
-}
-
 std::string ZarrWriter::write_chunk(const Job& job) {
   const std::byte* data = pool_[size_t(job.buffer)].get();
   size_t size = chunk_bytes_;
@@ -462,11 +342,10 @@ std::string ZarrWriter::write_chunk(const Job& job) {
     const int e =
         write_chunk_direct(array_dir_ + "/." + key + ".tmp", array_dir_ + "/" + key, data, size);
     if (e == 0) return {};
-    if (e > 0) return "cannot write " + array_dir_ + "/" + key + ": " + errno_message(e);
+    if (e > 0) return "cannot write " + array_dir_ + "/" + key + ": " + errno_text(e);
     direct_ = false;  // e.g. a filesystem without O_DIRECT: the page cache it is
   }
-  return write_file_atomic(array_dir_, key,
-                           {std::string_view(reinterpret_cast<const char*>(data), size)});
+  return replace_in(array_dir_, key, std::string_view(reinterpret_cast<const char*>(data), size));
 }
 
 void ZarrWriter::checkpoint() {
@@ -534,136 +413,22 @@ void ZarrWriter::finish() {
   if (!failed && !meta_error.empty()) throw std::runtime_error(meta_error);
 }
 
-std::string ZarrWriter::zarray_json(uint64_t t) const {
-  json shape = json::array({t}), chunks = json::array({k_});
-  if (info_.samples != 1) {
-    shape.push_back(info_.samples);
-    chunks.push_back(info_.samples);
-  }
-  shape.push_back(info_.height);
-  shape.push_back(info_.width);
-  chunks.push_back(info_.height);
-  chunks.push_back(info_.width);
-  std::string dtype = info_.floating ? "<f" : "<u";
-  if (info_.bytes_per_sample == 1) dtype = info_.floating ? "|f" : "|u";
-  dtype += std::to_string(info_.bytes_per_sample);
-  json compressor = nullptr;
-  if (cname_)
-    compressor = {{"id", "blosc"},
-                  {"cname", cname_},
-                  {"clevel", info_.clevel},
-                  {"shuffle", 1},
-                  {"blocksize", 0}};
-  json j = {{"zarr_format", 2},
-            {"shape", shape},
-            {"chunks", chunks},
-            {"dtype", dtype},
-            {"order", "C"},
-            {"fill_value", 0},
-            {"filters", nullptr},
-            {"compressor", compressor},
-            {"dimension_separator", "."}};
-  return dump(j) + "\n";
-}
-
-std::string ZarrWriter::multiscales_json() const {
-  json axes = json::array({{{"name", "t"}, {"type", "time"}}});
-  json scale = json::array({1.0});
-  if (info_.samples != 1) {
-    axes.push_back({{"name", "c"}, {"type", "channel"}});
-    scale.push_back(1.0);
-  }
-  axes.push_back({{"name", "y"}, {"type", "space"}});
-  axes.push_back({{"name", "x"}, {"type", "space"}});
-  scale.push_back(1.0);
-  scale.push_back(1.0);
-  json ms = {{"version", "0.4"},
-             {"name", info_.stream},
-             {"axes", axes},
-             {"datasets", json::array({{{"path", "0"},
-                                        {"coordinateTransformations",
-                                         json::array({{{"type", "scale"}, {"scale", scale}}})}}})}};
-  return dump(json::array({ms}));
-}
-
 std::string ZarrWriter::write_metadata(bool final) {
   const uint64_t t = durable_.load();  // chunks are done; the worker may add more, not fewer
-
-  // Serialize the frames now on disk, once.
-  while (serialized_ < t && !meta_.empty()) {
-    const Meta& m = meta_.front();
-    const bool first = serialized_ == 0;
-    for (std::string* c : {&col_seq_, &col_cfid_, &col_mono_, &col_real_, &col_hw_})
-      if (!first) c->push_back(',');
-    append_number(col_seq_, m.seq);
-    append_number(col_cfid_, m.camera_frame_id);
-    append_number(col_mono_, m.mono_ns);
-    append_number(col_real_, m.realtime_ns);
-    if (m.hw_timestamp_ns)
-      append_number(col_hw_, *m.hw_timestamp_ns);
-    else
-      col_hw_ += "null";
-    meta_.pop_front();
-    ++serialized_;
-  }
-  // Missed seqs below the first frame not on disk: every seq up to there is accounted for.
-  const uint64_t horizon = meta_.empty() ? UINT64_MAX : meta_.front().seq;
-  while (missed_range_ < ranges_.size()) {
-    const Range& r = ranges_[missed_range_];
-    while (missed_offset_ < r.count && r.first + missed_offset_ < horizon) {
-      if (missed_listed_ > 0) missed_text_.push_back(',');
-      append_number(missed_text_, r.first + missed_offset_);
-      ++missed_offset_;
-      ++missed_listed_;
-    }
-    if (missed_offset_ < r.count) break;
-    ++missed_range_;
-    missed_offset_ = 0;
-  }
-  if (meta_written_ && t == last_meta_t_ && missed_listed_ == last_meta_missed_ &&
+  table_.advance(t);
+  if (meta_written_ && t == last_meta_t_ && table_.missed_listed() == last_meta_missed_ &&
       final == last_meta_final_)
     return {};
-
-  json fb = {
-      {"version", 1},
-      {"complete", final},
-      {"stream", info_.stream},
-      {"camera", info_.camera},
-      {"camera_properties", info_.camera_properties},
-      {"pixel_type", info_.pixel_type},
-      {"width", info_.width},
-      {"height", info_.height},
-      {"chunk_frames", k_},
-      {"compression", cname_ ? json(cname_) : json(nullptr)},
-      {"frames_expected", info_.frames_expected.value_or(t + missed_listed_)},
-      {"frames_written", t},
-      {"frames_missed", missed_listed_},
-  };
-  if (missed_listed_ > kMissedRangesAbove) {
-    json ranges = json::array();
-    uint64_t left = missed_listed_;
-    for (const Range& r : ranges_) {
-      if (left == 0) break;
-      const uint64_t n = std::min(left, r.count);
-      ranges.push_back({r.first, n});
-      left -= n;
-    }
-    fb["missed_ranges"] = std::move(ranges);
-  }
-  std::string head = R"({"multiscales":)" + multiscales_json() + R"(,"framebroker":)" + dump(fb);
-  head.pop_back();  // the closing brace of "framebroker": the columns follow
-  std::string e = write_file_atomic(
-      path_, ".zattrs",
-      {head, R"(,"frames":{"seq":[)", col_seq_, R"(],"camera_frame_id":[)", col_cfid_,
-       R"(],"mono_ns":[)", col_mono_, R"(],"realtime_ns":[)", col_real_, R"(],"hw_timestamp_ns":[)",
-       col_hw_, R"(]},"missed_seqs":[)", missed_text_, "]}}\n"});
+  zarr::TextPieces zattrs;
+  zarr::zattrs_v2(info_, table_, final, zattrs);
+  std::string e = replace_in(path_, ".zattrs", zattrs.pieces());
   if (!e.empty()) return e;
   // .zarray after .zattrs: shape[0] never exceeds the frames .zattrs describes.
-  e = write_file_atomic(array_dir_, ".zarray", {zarray_json(t)});
+  e = replace_in(array_dir_, ".zarray", zarr::zarray_v2(info_, t));
   if (!e.empty()) return e;
   meta_written_ = true;
   last_meta_t_ = t;
-  last_meta_missed_ = missed_listed_;
+  last_meta_missed_ = table_.missed_listed();
   last_meta_final_ = final;
   return {};
 }

@@ -1,0 +1,206 @@
+#include "fbsave/zarr_metadata.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <utility>
+
+namespace framebroker::fbsave::zarr {
+
+namespace {
+
+using nlohmann::json;
+
+// Above this many missed seqs, "framebroker" also lists them as [first, count] ranges.
+constexpr uint64_t kMissedRangesAbove = 1'000'000;
+
+void append_number(std::string& s, uint64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  s.append(buf, r.ptr);
+}
+
+// (t, y, x) or (t, c, y, x), with `t` first.
+std::vector<uint64_t> dims(const DatasetInfo& info, uint64_t t) {
+  std::vector<uint64_t> d{t};
+  if (info.samples != 1) d.push_back(info.samples);
+  d.push_back(info.height);
+  d.push_back(info.width);
+  return d;
+}
+
+}  // namespace
+
+uint32_t chunk_frames(const DatasetInfo& info) {
+  return std::max<uint32_t>(1, info.chunk_frames);
+}
+
+const char* blosc_cname(Compression c) {
+  switch (c) {
+    case Compression::Lz4:
+      return "lz4";
+    case Compression::Zstd:
+      return "zstd";
+    case Compression::None:
+      break;
+  }
+  return nullptr;
+}
+
+std::vector<uint64_t> array_shape(const DatasetInfo& info, uint64_t frames) {
+  return dims(info, frames);
+}
+
+std::vector<uint64_t> chunk_shape(const DatasetInfo& info) {
+  return dims(info, chunk_frames(info));
+}
+
+json multiscales(const DatasetInfo& info, const std::string& version) {
+  json axes = json::array({{{"name", "t"}, {"type", "time"}}});
+  if (info.samples != 1) axes.push_back({{"name", "c"}, {"type", "channel"}});
+  axes.push_back({{"name", "y"}, {"type", "space"}});
+  axes.push_back({{"name", "x"}, {"type", "space"}});
+  const json scale(std::vector<double>(axes.size(), 1.0));
+  json ms = {{"name", info.stream},
+             {"axes", axes},
+             {"datasets", json::array({{{"path", "0"},
+                                        {"coordinateTransformations",
+                                         json::array({{{"type", "scale"}, {"scale", scale}}})}}})}};
+  if (!version.empty()) ms["version"] = version;
+  return json::array({ms});
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void TextPieces::own(std::string s) {
+  owned_.push_back(std::move(s));
+  views_.push_back(owned_.back());
+}
+
+void FrameTable::add(const FrameRecord& f) {
+  pending_.push_back({f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns});
+}
+
+void FrameTable::missed(uint64_t first_seq, uint64_t count) {
+  missed_.add(first_seq, count);
+}
+
+void FrameTable::advance(uint64_t frames_on_disk) {
+  while (serialized_ < frames_on_disk && !pending_.empty()) {
+    const Meta& m = pending_.front();
+    if (serialized_ > 0)
+      for (std::string* c : {&col_seq_, &col_cfid_, &col_mono_, &col_real_, &col_hw_})
+        c->push_back(',');
+    append_number(col_seq_, m.seq);
+    append_number(col_cfid_, m.camera_frame_id);
+    append_number(col_mono_, m.mono_ns);
+    append_number(col_real_, m.realtime_ns);
+    if (m.hw_timestamp_ns)
+      append_number(col_hw_, *m.hw_timestamp_ns);
+    else
+      col_hw_ += "null";
+    pending_.pop_front();
+    ++serialized_;
+  }
+  const uint64_t horizon = pending_.empty() ? UINT64_MAX : pending_.front().seq;
+  const auto& ranges = missed_.ranges();
+  while (missed_range_ < ranges.size()) {
+    const auto [first, count] = ranges[missed_range_];
+    while (missed_offset_ < count && first + missed_offset_ < horizon) {
+      if (missed_listed_ > 0) missed_text_.push_back(',');
+      append_number(missed_text_, first + missed_offset_);
+      ++missed_offset_;
+      ++missed_listed_;
+    }
+    if (missed_offset_ < count) break;
+    ++missed_range_;
+    missed_offset_ = 0;
+  }
+}
+
+json FrameTable::missed_ranges() const {
+  json ranges = json::array();
+  uint64_t left = missed_listed_;
+  for (const auto& [first, count] : missed_.ranges()) {
+    if (left == 0) break;
+    const uint64_t n = std::min(left, count);
+    ranges.push_back({first, n});
+    left -= n;
+  }
+  return ranges;
+}
+
+void FrameTable::append_attribute(const DatasetInfo& info, bool complete, TextPieces& out) const {
+  const char* cname = blosc_cname(info.compression);
+  json fb = {
+      {"version", 1},
+      {"complete", complete},
+      {"stream", info.stream},
+      {"camera", info.camera},
+      {"camera_properties", info.camera_properties},
+      {"pixel_type", info.pixel_type},
+      {"width", info.width},
+      {"height", info.height},
+      {"chunk_frames", chunk_frames(info)},
+      {"compression", cname ? json(cname) : json(nullptr)},
+      {"frames_expected", info.frames_expected.value_or(serialized_ + missed_listed_)},
+      {"frames_written", serialized_},
+      {"frames_missed", missed_listed_},
+  };
+  if (missed_listed_ > kMissedRangesAbove) fb["missed_ranges"] = missed_ranges();
+  std::string head = dump(fb);
+  head.pop_back();  // its closing brace: the columns follow
+  out.own(std::move(head));
+  for (const auto& [name, column] : {std::pair{R"(,"frames":{"seq":[)", &col_seq_},
+                                     {R"(],"camera_frame_id":[)", &col_cfid_},
+                                     {R"(],"mono_ns":[)", &col_mono_},
+                                     {R"(],"realtime_ns":[)", &col_real_},
+                                     {R"(],"hw_timestamp_ns":[)", &col_hw_},
+                                     {R"(]},"missed_seqs":[)", &missed_text_}}) {
+    out.borrow(name);
+    out.borrow(*column);
+  }
+  out.borrow("]}");
+}
+
+std::string zgroup_v2() {
+  return R"({"zarr_format":2})"
+         "\n";
+}
+
+std::string zarray_v2(const DatasetInfo& info, uint64_t frames) {
+  std::string dtype = info.floating ? "<f" : "<u";
+  if (info.bytes_per_sample == 1) dtype = info.floating ? "|f" : "|u";
+  dtype += std::to_string(info.bytes_per_sample);
+  json compressor = nullptr;
+  if (const char* cname = blosc_cname(info.compression))
+    compressor = {{"id", "blosc"},
+                  {"cname", cname},
+                  {"clevel", info.clevel},
+                  {"shuffle", 1},
+                  {"blocksize", 0}};
+  const json j = {{"zarr_format", 2},
+                  {"shape", array_shape(info, frames)},
+                  {"chunks", chunk_shape(info)},
+                  {"dtype", dtype},
+                  {"order", "C"},
+                  {"fill_value", 0},
+                  {"filters", nullptr},
+                  {"compressor", compressor},
+                  {"dimension_separator", "."}};
+  return dump(j) + "\n";
+}
+
+void zattrs_v2(const DatasetInfo& info, const FrameTable& table, bool complete, TextPieces& out) {
+  out.own(R"({"multiscales":)" + dump(multiscales(info, "0.4")) + R"(,"framebroker":)");
+  table.append_attribute(info, complete, out);
+  out.borrow("}\n");
+}
+
+std::string chunk_key_v2(const DatasetInfo& info, uint64_t chunk) {
+  return std::to_string(chunk) + (info.samples == 1 ? ".0.0" : ".0.0.0");
+}
+
+}  // namespace framebroker::fbsave::zarr

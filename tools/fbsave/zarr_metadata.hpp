@@ -1,0 +1,99 @@
+// The metadata of fbsave's Zarr datasets, as text: the array's description, the OME-NGFF
+// "multiscales" and fbsave's own "framebroker" attributes (per-frame columns, missed seqs). It
+// knows nothing of files or threads: the writer decides when each text is written and where.
+//
+// The array holds the frames on axis 0, then the channels of an RGB frame (planar), then y and x.
+// Everything but the *_v2 functions is the same for Zarr v2 and v3.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fbsave/frame_index.hpp"
+#include "fbsave/writer.hpp"
+
+namespace framebroker::fbsave::zarr {
+
+// K, the frames in one chunk (at least 1).
+uint32_t chunk_frames(const DatasetInfo& info);
+// Blosc's name for the codec ("lz4", "zstd"); null for no compression.
+const char* blosc_cname(Compression c);
+
+// The array's extent with `frames` frames, and one chunk's: (t, y, x) or (t, c, y, x).
+std::vector<uint64_t> array_shape(const DatasetInfo& info, uint64_t frames);
+std::vector<uint64_t> chunk_shape(const DatasetInfo& info);
+
+// OME-NGFF "multiscales": one level at path "0", axes t[, c], y, x, unit scale. `version` goes in
+// each entry ("0.4"); empty leaves it out (NGFF 0.5 states it once, in the "ome" attribute).
+nlohmann::json multiscales(const DatasetInfo& info, const std::string& version);
+
+// JSON as fbsave writes it: compact, invalid UTF-8 replaced.
+std::string dump(const nlohmann::json& j);
+
+// A JSON text in pieces, to be written in order: short parts are owned, long ones (the frame
+// columns) are only pointed to and must stay unchanged until the text is written.
+class TextPieces {
+ public:
+  void own(std::string s);
+  void borrow(std::string_view s) { views_.push_back(s); }
+  std::span<const std::string_view> pieces() const { return views_; }
+
+ private:
+  std::deque<std::string> owned_;  // a deque: its strings stay where they are as it grows
+  std::vector<std::string_view> views_;
+};
+
+// The per-frame metadata and the missed seqs of a dataset, serialized once each, as the frames
+// reach the disk: describing only the frames on disk, the metadata never gets ahead of the
+// chunks.
+class FrameTable {
+ public:
+  // A frame given to the writer (in seq order), not yet on disk.
+  void add(const FrameRecord& f);
+  // Seqs [first_seq, first_seq + count) will never arrive.
+  void missed(uint64_t first_seq, uint64_t count);
+  // The first `frames_on_disk` frames are on disk: serializes them, and the missed seqs below the
+  // first frame that is not (so every seq up to there is accounted for).
+  void advance(uint64_t frames_on_disk);
+
+  uint64_t frames() const { return serialized_; }  // on disk, serialized
+  uint64_t missed_listed() const { return missed_listed_; }
+  uint64_t missed_total() const { return missed_.count(); }  // from any thread
+
+  // Appends the "framebroker" attribute's object: what the dataset is, then the columns and the
+  // missed seqs (borrowed from this table). `complete`: finish() wrote it.
+  void append_attribute(const DatasetInfo& info, bool complete, TextPieces& out) const;
+
+ private:
+  struct Meta {
+    uint64_t seq, camera_frame_id, mono_ns, realtime_ns;
+    std::optional<uint64_t> hw_timestamp_ns;
+  };
+  nlohmann::json missed_ranges() const;
+
+  // Frames not yet serialized; the first one is the first not on disk.
+  std::deque<Meta> pending_;
+  uint64_t serialized_ = 0;
+  std::string col_seq_, col_cfid_, col_mono_, col_real_, col_hw_;
+  MissedSeqs missed_;
+  size_t missed_range_ = 0;     // missed seqs serialized: ranges()[0, missed_range_) and
+  uint64_t missed_offset_ = 0;  // the first missed_offset_ of ranges()[missed_range_]
+  uint64_t missed_listed_ = 0;
+  std::string missed_text_;
+};
+
+// Zarr v2: the group's .zgroup, the array's .zarray with `frames` frames, and the group's .zattrs
+// (NGFF 0.4 "multiscales" and "framebroker").
+std::string zgroup_v2();
+std::string zarray_v2(const DatasetInfo& info, uint64_t frames);
+void zattrs_v2(const DatasetInfo& info, const FrameTable& table, bool complete, TextPieces& out);
+// A chunk's key in the array's directory: "<t>.0.0" or "<t>.0.0.0".
+std::string chunk_key_v2(const DatasetInfo& info, uint64_t chunk);
+
+}  // namespace framebroker::fbsave::zarr
