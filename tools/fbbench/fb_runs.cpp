@@ -7,9 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <thread>
 
 #include "fbbench/process.hpp"
@@ -131,24 +129,6 @@ StreamStatus stream_status(Client& control) {
   throw std::runtime_error("the benchmark broker lost its stream");
 }
 
-uint64_t broker_cpu_ticks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::vector<std::string> f{std::istream_iterator<std::string>(fields), {}};
-  if (f.size() < 13) throw std::runtime_error("cannot read /proc/" + std::to_string(pid) + "/stat");
-  return std::stoull(f[11]) + std::stoull(f[12]);
-}
-
-uint64_t rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
-  return 0;
-}
-
 }  // namespace
 
 BenchSetup::BenchSetup(const std::vector<std::string>& size_labels, const std::string& broker_exe)
@@ -242,7 +222,7 @@ ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, d
       if (sm.name == kCamera) s.published = sm.published, s.dropped = sm.dropped;
     for (const auto& sub : st.subscribers)
       if (sub.client == "fbbench-sub0") s.missed = sub.missed;
-    s.cpu_ticks = broker_cpu_ticks(broker.pid());
+    s.cpu_ticks = cpu_ticks(broker.pid());
     return s;
   };
   const auto sleep_until = [](Clock::time_point end) {

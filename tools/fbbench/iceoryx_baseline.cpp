@@ -3,12 +3,10 @@
 #ifdef FB_HAVE_ICEORYX
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,7 +14,6 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
-#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -58,10 +55,9 @@ struct Stamp {
   uint64_t mono_ns;
 };
 
-// How the children report back: the start of an anonymous MAP_SHARED mapping made before fork,
-// followed by subscribers x frames latencies in µs (index = measured frame, < 0: not received);
-// aligned so that the doubles after it are.
-struct alignas(alignof(double)) Board {
+// How the children report back: a Board, then subscribers x frames latencies in µs (index =
+// measured frame, < 0: not received).
+struct Board {
   std::atomic<int> subscribed{0};     // subscribers connected to the publisher
   std::atomic<int> finished{0};       // subscribers that drained their queue and left
   std::atomic<bool> all_sent{false};  // the publisher is past its last frame
@@ -70,27 +66,18 @@ struct alignas(alignof(double)) Board {
   char error[256] = {};
 };
 
-class SharedBoard {
+class ResultBoard {
  public:
-  SharedBoard(int subscribers, uint64_t frames)
-      : frames_(frames), bytes_(sizeof(Board) + uint64_t(subscribers) * frames * sizeof(double)) {
-    void* m = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) throw std::runtime_error("mmap of the result board: " + errno_text(errno));
-    board_ = new (m) Board;
-    std::fill_n(samples(0), uint64_t(subscribers) * frames, -1.0);
+  ResultBoard(int subscribers, uint64_t frames)
+      : frames_(frames), shared_(uint64_t(subscribers) * frames) {
+    std::fill_n(shared_.items(), uint64_t(subscribers) * frames, -1.0);
   }
-  ~SharedBoard() { ::munmap(board_, bytes_); }
-  SharedBoard(const SharedBoard&) = delete;
-  SharedBoard& operator=(const SharedBoard&) = delete;
-
-  Board& board() { return *board_; }
-  double* samples(int subscriber) {
-    return reinterpret_cast<double*>(board_ + 1) + uint64_t(subscriber) * frames_;
-  }
+  Board& board() { return shared_.header(); }
+  double* samples(int subscriber) { return shared_.items() + uint64_t(subscriber) * frames_; }
 
  private:
-  uint64_t frames_, bytes_;
-  Board* board_ = nullptr;
+  uint64_t frames_;
+  SharedBoard<Board, double> shared_;
 };
 
 void report_failure(Board& board, const char* what) {
@@ -382,24 +369,6 @@ void run_subscriber(const LatencyParams& p, const PoolPlan& plan, Board& board, 
   board.finished.fetch_add(1);
 }
 
-// Runs `body` in a forked child that never returns into the caller's code. The child owns its
-// iceoryx runtime; the caller must not have one, since it goes on with other benchmarks.
-pid_t fork_child(Board& board, const std::function<void()>& body) {
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork: " + errno_text(errno));
-  if (pid > 0) return pid;
-  int code = 1;
-  try {
-    body();
-    code = 0;
-  } catch (const std::exception& e) {
-    report_failure(board, e.what());
-  } catch (...) {
-    report_failure(board, "unknown exception");
-  }
-  ::_exit(code);
-}
-
 // The forked children of one run; whatever still runs at destruction is asked to leave, then
 // killed, and RouDi learns when the last one ended.
 class Children {
@@ -409,42 +378,44 @@ class Children {
     board_.abort = true;
     wait_all(Clock::now() + 2s);
     for (const pid_t pid : pids_) ::kill(pid, SIGKILL);
-    while (!pids_.empty()) reap(0);
+    reap(true);
     roudi_.clients_gone();
   }
   Children(const Children&) = delete;
   Children& operator=(const Children&) = delete;
 
-  // Forks `body`, which gets the name of the iceoryx runtime it is to start.
+  // Forks `body`, which gets the name of the iceoryx runtime it is to start. The child owns that
+  // runtime; the caller must not have one, since it goes on with other benchmarks.
   void start(const std::string& role, const std::function<void(const std::string&)>& body) {
     const std::string name = "fbbench-" + std::to_string(::getpid()) + "-" + role;
     roudi_.add_client(name);
-    pids_.push_back(fork_child(board_, [&] { body(name); }));
+    pids_.push_back(
+        fork_child([&] { body(name); }, [&](const char* what) { report_failure(board_, what); }));
   }
 
   // Until every child has exited or `deadline`; a failing child or Ctrl-C makes the rest leave.
   void wait_all(Clock::time_point deadline) {
     while (!pids_.empty() && Clock::now() < deadline) {
       if (interrupted()) board_.abort = true;
-      reap(WNOHANG);
+      reap(false);
       if (!pids_.empty()) std::this_thread::sleep_for(10ms);
     }
   }
   bool running() const { return !pids_.empty(); }
 
  private:
-  void reap(int flags) {
+  // Forgets the children that have exited (with `block`, every one, once it has), noting a failure.
+  void reap(bool block) {
     for (auto it = pids_.begin(); it != pids_.end();) {
-      int status = 0;
-      const pid_t r = ::waitpid(*it, &status, flags);
-      if (r == 0 || (r < 0 && errno == EINTR)) {
+      const std::optional<int> status = block ? wait_status(*it) : exit_status(*it);
+      if (!status) {
         ++it;
         continue;
       }
-      if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-        const std::string what = WIFSIGNALED(status) ? "an iceoryx child died of signal " +
-                                                           std::to_string(WTERMSIG(status))
-                                                     : "an iceoryx child failed";
+      if (*status > 0) {
+        const std::string what =
+            *status > 128 ? "an iceoryx child died of signal " + std::to_string(*status - 128)
+                          : "an iceoryx child failed";
         report_failure(board_, what.c_str());
       }
       it = pids_.erase(it);
@@ -456,7 +427,7 @@ class Children {
   std::vector<pid_t> pids_;
 };
 
-LatencyRun pooled_result(const LatencyParams& p, SharedBoard& shared) {
+LatencyRun pooled_result(const LatencyParams& p, ResultBoard& shared) {
   std::vector<double> pooled;
   pooled.reserve(size_t(p.subscribers) * p.frames);
   LatencyRun run;
@@ -480,7 +451,7 @@ LatencyRun run_latency(const std::string& roudi_exe, const LatencyParams& p) {
   const char* tmp = std::getenv("TMPDIR");
   TempDir dir(make_temp_dir(tmp && *tmp ? tmp : "/tmp", "fbbench-iceoryx"));
   RouDi roudi(roudi_exe, dir.path, plan);
-  SharedBoard shared(p.subscribers, p.frames);
+  ResultBoard shared(p.subscribers, p.frames);
   Board& board = shared.board();
   {
     Children children(roudi, board);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -39,10 +41,7 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
   return v;
 }
 
-int wait_status(pid_t pid) {
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
+int decode_status(int st) {
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
   return -1;
@@ -189,10 +188,23 @@ pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_
   }
 }
 
-bool reaped(pid_t pid) {
+int wait_status(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return decode_status(st);
+}
+
+std::optional<int> exit_status(pid_t pid) {
   int st = 0;
   const pid_t r = ::waitpid(pid, &st, WNOHANG);
-  return r == pid || (r < 0 && errno == ECHILD);
+  if (r == pid) return decode_status(st);
+  if (r < 0 && errno == ECHILD) return -1;
+  return std::nullopt;
+}
+
+bool reaped(pid_t pid) {
+  return exit_status(pid).has_value();
 }
 
 void stop_process(pid_t pid) {
@@ -204,6 +216,53 @@ void stop_process(pid_t pid) {
   }
   ::kill(pid, SIGKILL);
   wait_status(pid);
+}
+
+pid_t fork_child(const std::function<void()>& body,
+                 const std::function<void(const char* what)>& on_failure) {
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork: " + errno_text(errno));
+  if (pid > 0) return pid;
+  int code = 1;
+  try {
+    body();
+    code = 0;
+  } catch (const std::exception& e) {
+    on_failure(e.what());
+  } catch (...) {
+    on_failure("unknown exception");
+  }
+  ::_exit(code);
+}
+
+SharedMemory::SharedMemory(size_t bytes) : bytes_(bytes) {
+  data_ = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (data_ == MAP_FAILED)
+    throw std::runtime_error("mmap of " + std::to_string(bytes) +
+                             " shared bytes: " + errno_text(errno));
+  prefault(data_, bytes);
+}
+
+SharedMemory::~SharedMemory() {
+  ::munmap(data_, bytes_);
+}
+
+uint64_t cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::vector<std::string> f{std::istream_iterator<std::string>(fields), {}};
+  if (f.size() < 13) throw std::runtime_error("cannot read /proc/" + std::to_string(pid) + "/stat");
+  return std::stoull(f[11]) + std::stoull(f[12]);
+}
+
+uint64_t rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  return 0;
 }
 
 std::string load_average() {

@@ -1,14 +1,20 @@
 // What every fbbench command needs around the measurement: Ctrl-C handling, child processes
-// (posix_spawn with an argv vector, no shell), temporary directories, finding the project's
+// (posix_spawn with an argv vector, no shell; fork() for the baselines' own producers and
+// consumers, with memory shared before it), temporary directories, finding the project's
 // binaries, and a framebrokerd of its own with one simulated camera.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "framebroker/client.hpp"
@@ -46,10 +52,59 @@ struct ProcResult {
 ProcResult run_capture(const std::vector<std::string>& argv);
 // Starts argv in the background with stdout and stderr going to `log_path`.
 pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path);
+// How a child ended: its exit code, or 128 + the signal that killed it; -1 when that cannot be
+// told (not a child of ours). wait_status() waits; exit_status() is nullopt while it runs.
+int wait_status(pid_t pid);
+std::optional<int> exit_status(pid_t pid);
 // True once `pid` has exited (and is reaped); false while it runs.
 bool reaped(pid_t pid);
 // SIGTERM, then SIGKILL after 5 s; reaps it.
 void stop_process(pid_t pid);
+
+// Runs `body` in a forked child that never returns into the caller's code: it leaves with _exit(),
+// so none of the caller's exit handlers or destructors run twice: 0 when `body` returns, 1 after
+// `on_failure(what)` when it throws. The child of a threaded process should not allocate, so
+// whatever the two use is made before. Throws std::runtime_error when fork() fails.
+pid_t fork_child(const std::function<void()>& body,
+                 const std::function<void(const char* what)>& on_failure);
+
+// An anonymous MAP_SHARED mapping, prefaulted: made before fork(), the parent and its children
+// see the same pages.
+class SharedMemory {
+ public:
+  explicit SharedMemory(size_t bytes);
+  ~SharedMemory();
+  SharedMemory(const SharedMemory&) = delete;
+  SharedMemory& operator=(const SharedMemory&) = delete;
+  uint8_t* data() const { return static_cast<uint8_t*>(data_); }
+
+ private:
+  size_t bytes_;
+  void* data_;
+};
+
+// Where forked children report to their parent: a Header (atomics, an error text...) followed by
+// `count` Ts, aligned for them, in one SharedMemory. The Header is never destroyed.
+template <class Header, class T>
+class SharedBoard {
+  static_assert(std::is_trivially_destructible_v<Header> && std::is_trivially_copyable_v<T>);
+
+ public:
+  explicit SharedBoard(size_t count)
+      : memory_(kItemsAt + count * sizeof(T)), header_(new (memory_.data()) Header) {}
+  Header& header() const { return *header_; }
+  T* items() const { return reinterpret_cast<T*>(memory_.data() + kItemsAt); }
+
+ private:
+  static constexpr size_t kItemsAt = (sizeof(Header) + alignof(T) - 1) / alignof(T) * alignof(T);
+  SharedMemory memory_;
+  Header* header_;
+};
+
+// From /proc: the user + system CPU time of `pid` in clock ticks (sysconf(_SC_CLK_TCK)), and its
+// resident set in KiB (0 when it cannot be read).
+uint64_t cpu_ticks(pid_t pid);
+uint64_t rss_kb(pid_t pid);
 
 // The 1, 5 and 15 minute load averages: other work on the machine skews every number.
 std::string load_average();

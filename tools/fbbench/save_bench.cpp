@@ -1,32 +1,17 @@
 #include "fbbench/save_bench.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/statvfs.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <cctype>
-#include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include "fbbench/disk.hpp"
 #include "fbbench/process.hpp"
+#include "fbbench/zarr_baseline.hpp"
 #include "framebroker/client.hpp"
-
-extern char** environ;
 
 namespace framebroker::fbbench {
 
@@ -36,104 +21,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kCamera = "bench";
-// ---------------------------------------------------------------------------------------------
-// Files and filesystems.
-
-struct FsInfo {
-  std::string type = "?", source = "?", mount_point = "?";
-};
-
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape_mount_field(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
-      out.push_back(char(std::stoi(s.substr(i + 1, 3), nullptr, 8)));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-bool path_is_under(const std::string& path, const std::string& mount) {
-  if (mount == "/") return true;
-  return path.compare(0, mount.size(), mount) == 0 &&
-         (path.size() == mount.size() || path[mount.size()] == '/');
-}
-
-// The mount that holds `path`: the longest mount point above it (the last one mounted wins).
-FsInfo filesystem_of(const std::string& path) {
-  std::error_code ec;
-  const std::string canon = fs::canonical(path, ec).string();
-  std::ifstream in("/proc/self/mountinfo");
-  FsInfo best;
-  size_t best_len = 0;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream ls(line);
-    std::vector<std::string> f;
-    for (std::string w; ls >> w;) f.push_back(w);
-    const auto dash = std::find(f.begin(), f.end(), "-");
-    if (f.size() < 5 || dash == f.end() || f.end() - dash < 3) continue;
-    const std::string mount = unescape_mount_field(f[4]);
-    if (!path_is_under(canon, mount) || mount.size() < best_len) continue;
-    best = {dash[1], unescape_mount_field(dash[2]), mount};
-    best_len = mount.size();
-  }
-  return best;
-}
-
-uint64_t free_bytes(const std::string& path) {
-  struct statvfs st {};
-  if (::statvfs(path.c_str(), &st) != 0) return 0;
-  return uint64_t(st.f_bavail) * st.f_frsize;
-}
-
-// Sum of the sizes of the regular files under `path` (or of `path` itself).
-uint64_t tree_bytes(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
-  uint64_t total = 0;
-  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
-       it.increment(ec))
-    if (it->is_regular_file(ec)) total += it->file_size(ec);
-  return total;
-}
-
-void sync_filesystem(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("cannot open " + dir + ": " + errno_text(errno));
-  const int rc = ::syncfs(fd);
-  const int e = errno;
-  ::close(fd);
-  if (rc != 0) throw std::runtime_error("syncfs " + dir + ": " + errno_text(e));
-}
-
-void remove_output(const std::string& path) {
-  std::error_code ec;
-  fs::remove_all(path, ec);
-  if (ec) throw std::runtime_error("cannot remove " + path + ": " + ec.message());
-}
-
-bool writable_dir(const std::string& dir) {
-  std::error_code ec;
-  return fs::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
-}
-
-// --dir, else /var/tmp unless it is tmpfs, else the current directory.
-std::string choose_dir(const std::string& requested) {
-  if (!requested.empty()) {
-    if (!writable_dir(requested))
-      throw std::runtime_error(requested + " is not a writable directory");
-    return fs::absolute(requested).string();
-  }
-  const std::string cwd = fs::current_path().string();
-  for (const std::string& d : {std::string("/var/tmp"), cwd})
-    if (writable_dir(d) && filesystem_of(d).type != "tmpfs") return d;
-  if (writable_dir("/var/tmp")) return "/var/tmp";
-  return cwd;
-}
 
 // ---------------------------------------------------------------------------------------------
 // One fbsave run.
@@ -224,49 +111,6 @@ struct Baseline {
   bool ok() const { return error.empty() && seconds > 0; }
   double mb_per_s() const { return ok() ? double(bytes) / seconds / 1e6 : 0; }
 };
-
-// Writes N frames shaped like the sim's `spots` (about 5% background with 10 bits of noise, 20
-// gaussian beads), each a roll of one image, into a zarr array with chunks (K, H, W). The frames
-// are made before the clock starts; the time covers zarr.open, the writes and os.sync().
-constexpr const char* kPythonZarr = R"PY(
-import json, os, sys, time
-import numpy as np, numcodecs, zarr
-from numcodecs import Blosc
-
-side, n, k = (int(a) for a in sys.argv[1:4])
-path, cname, clevel = sys.argv[4], sys.argv[5], int(sys.argv[6])
-
-def spots_image(side, seed=1):
-    rng = np.random.default_rng(seed)
-    full, noise = 65535, 65535 >> 6
-    img = (full // 20 - noise // 2 + rng.integers(0, noise + 1, size=(side, side))).astype(np.float32)
-    s = 15
-    yy, xx = np.mgrid[:s, :s] - s // 2
-    sprite = 0.7 * full * np.exp(-(xx ** 2 + yy ** 2) / (2 * 2.2 ** 2))
-    for _ in range(20):
-        x, y = rng.integers(0, side - s, size=2)
-        img[y:y + s, x:x + s] += sprite * rng.uniform(0.85, 1.0)
-    return np.minimum(img, full).astype(np.uint16)
-
-img = spots_image(side)
-frame_bytes = side * side * 2
-nblocks = max(1, min(4, (512 << 20) // (k * frame_bytes), -(-n // k)))
-blocks = [np.stack([np.roll(img, 7 * (b * k + j), axis=1) for j in range(k)]) for b in range(nblocks)]
-compressor = None if cname == "none" else Blosc(cname=cname, clevel=clevel, shuffle=Blosc.SHUFFLE)
-
-t0 = time.perf_counter()
-z = zarr.open(path, mode="w", shape=(n, side, side), chunks=(k, side, side), dtype="u2",
-              compressor=compressor)
-for i, start in enumerate(range(0, n, k)):
-    stop = min(n, start + k)
-    z[start:stop] = blocks[i % nblocks][:stop - start]
-os.sync()
-seconds = time.perf_counter() - t0
-
-disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
-print(json.dumps({"seconds": seconds, "bytes": n * frame_bytes, "disk_bytes": disk,
-                  "blosc_threads": numcodecs.blosc.get_nthreads()}))
-)PY";
 
 constexpr const char* kPythonVersions = R"PY(
 import numcodecs, numpy, zarr
@@ -432,7 +276,7 @@ class SaveBench {
     const std::string path = work_.path + "/python.zarr";
     sync_filesystem(work_.path);
     const auto p =
-        run_capture({o_.python, "-c", kPythonZarr, std::to_string(side), std::to_string(n),
+        run_capture({o_.python, "-c", kZarrBaselinePy, std::to_string(side), std::to_string(n),
                      std::to_string(o_.chunk_frames), path, cname, "5"});
     try {
       const json j = json::parse(trim(p.out));

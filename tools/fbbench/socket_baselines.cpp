@@ -5,10 +5,8 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,12 +17,13 @@
 #include <ctime>
 #include <functional>
 #include <memory>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "fbbench/process.hpp"
 
 namespace framebroker::fbbench {
 
@@ -83,24 +82,6 @@ std::unique_ptr<uint8_t[]> make_buffer(size_t bytes) {
   return buf;
 }
 
-// An anonymous MAP_SHARED mapping, prefaulted: made before fork(), both processes see its pages.
-class SharedMap {
- public:
-  explicit SharedMap(size_t bytes) : bytes_(bytes) {
-    data_ = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (data_ == MAP_FAILED) fail_errno("mmap of " + std::to_string(bytes) + " shared bytes");
-    prefault(data_, bytes);
-  }
-  ~SharedMap() { ::munmap(data_, bytes_); }
-  SharedMap(const SharedMap&) = delete;
-  SharedMap& operator=(const SharedMap&) = delete;
-  uint8_t* data() const { return static_cast<uint8_t*>(data_); }
-
- private:
-  size_t bytes_;
-  void* data_;
-};
-
 struct Fds {
   std::vector<int> fds;
   ~Fds() { close_all(); }
@@ -143,32 +124,17 @@ using Ready = std::function<void()>;
 using SenderLoop = std::function<void(const std::vector<int>& fds)>;
 using Serve = std::function<void(int fd, Tally& tally, const Ready& ready)>;
 
-[[noreturn]] void sender_main(Control& ctl, int subscribers, Pin pin, const std::vector<int>& fds,
-                              const SenderLoop& send) {
-  int code = 0;
-  try {
-    pin_this_thread(producer_cpu(pin));
-    const uint64_t give_up = now_ns() + 10 * kSecond;
-    while (ctl.ready.load() < subscribers) {
-      if (now_ns() > give_up) throw std::runtime_error("the subscriber threads did not start");
-      const timespec pause{0, 100'000};
-      ::nanosleep(&pause, nullptr);
-    }
-    send(fds);
-  } catch (const std::exception& e) {
-    std::snprintf(ctl.error, sizeof ctl.error, "%s", e.what());
-    code = 1;
-  } catch (...) {
-    code = 1;
+// In the forked sender: once every subscriber thread is set up, runs the baseline's loop.
+void sender_main(const Control& ctl, int subscribers, Pin pin, const std::vector<int>& fds,
+                 const SenderLoop& send) {
+  pin_this_thread(producer_cpu(pin));
+  const uint64_t give_up = now_ns() + 10 * kSecond;
+  while (ctl.ready.load() < subscribers) {
+    if (now_ns() > give_up) throw std::runtime_error("the subscriber threads did not start");
+    const timespec pause{0, 100'000};
+    ::nanosleep(&pause, nullptr);
   }
-  ::_exit(code);
-}
-
-int reap(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
+  send(fds);
 }
 
 // One run of a baseline: the sender's report page, each subscriber's tally, and run(), which forks
@@ -176,9 +142,9 @@ int reap(pid_t pid) {
 class Bench {
  public:
   Bench(int subscribers, uint64_t warmup, uint64_t timed_frames, bool read_all)
-      : page_(sizeof(Control) + timed_frames * sizeof(double)),
-        ctl_(*new (page_.data()) Control),
-        rt_us_(reinterpret_cast<double*>(page_.data() + sizeof(Control))),
+      : page_(timed_frames),
+        ctl_(page_.header()),
+        rt_us_(page_.items()),
         rt_cap_(timed_frames),
         warmup_(warmup),
         tallies_(size_t(subscribers)) {
@@ -217,12 +183,12 @@ class Bench {
             fail_errno("setsockopt");
     }
 
-    const pid_t pid = ::fork();
-    if (pid < 0) fail_errno("fork");
-    if (pid == 0) {
-      subs.close_all();
-      sender_main(ctl_, int(n), pin, senders.fds, send);
-    }
+    const pid_t pid = fork_child(
+        [&] {
+          subs.close_all();
+          sender_main(ctl_, int(n), pin, senders.fds, send);
+        },
+        [&](const char* what) { std::snprintf(ctl_.error, sizeof ctl_.error, "%s", what); });
     senders.close_all();  // then a subscriber reads EOF when the sender exits, however it ends
 
     std::vector<std::string> errors(n);
@@ -248,18 +214,18 @@ class Bench {
     } catch (...) {
       ::kill(pid, SIGKILL);
       for (auto& t : threads) t.join();
-      reap(pid);
+      wait_status(pid);
       throw;
     }
     for (auto& t : threads) t.join();
-    const int status = reap(pid);
+    const int status = wait_status(pid);
 
     std::string why;
     for (size_t i = 0; i < n; ++i)
       if (!errors[i].empty()) why += "; subscriber " + std::to_string(i) + ": " + errors[i];
-    if (WIFSIGNALED(status))
-      why += "; the sender died of signal " + std::to_string(WTERMSIG(status));
-    else if (WEXITSTATUS(status) != 0)
+    if (status > 128)
+      why += "; the sender died of signal " + std::to_string(status - 128);
+    else if (status > 0)
       why += std::string("; sender: ") + ctl_.error;
     if (!why.empty()) throw std::runtime_error(name + (" baseline failed:" + why.substr(1)));
   }
@@ -291,7 +257,7 @@ class Bench {
   }
 
  private:
-  SharedMap page_;
+  SharedBoard<Control, double> page_;
   Control& ctl_;
   double* rt_us_;
   uint64_t rt_cap_;
@@ -432,7 +398,7 @@ class Floor {
 
   uint64_t bytes_;
   uint64_t slots_;
-  SharedMap segment_;
+  SharedMemory segment_;
   Bench& bench_;
   std::vector<int> pending_;  // acks a slot still waits for
   std::vector<uint64_t> seq_, t_ns_;
