@@ -123,6 +123,20 @@ wire::Received Core::request(flatbuffers::FlatBufferBuilder& fbb, uint32_t reque
         }
         if (env->message_type() != expected || !env->message())
           throw Error(Errc::Protocol, "the broker answered with an unexpected message");
+        if (const auto* s = env->message_as_Subscribed()) {
+          // Mapped now so that a segment this library refuses fails the subscribe, instead of
+          // every frame being handed back unseen.
+          const std::string stream = s->stream() ? s->stream()->str() : "";
+          if (auto p = pending_.find(stream); p != pending_.end()) {
+            try {
+              segment_for(p->second, stream, s->gen());
+            } catch (const shm::SegmentMissing&) {
+              // Retired since it was announced: frames come from a later generation.
+            } catch (const std::exception& e) {
+              throw Error(Errc::Protocol, "cannot subscribe to " + stream + ": " + e.what());
+            }
+          }
+        }
         return reply;
       }
       if (lost_) throw_lost();
@@ -272,7 +286,7 @@ std::shared_ptr<shm::Segment> Core::segment_for(Pending& p, const std::string& s
   std::erase_if(p.segments,
                 [gen](const auto& kv) { return kv.first < gen && kv.second.use_count() == 1; });
   auto seg = std::shared_ptr<shm::Segment>(
-      shm::Segment::open_readonly(shm::segment_name(instance_, stream, gen)));
+      shm::Segment::open_readonly(shm::segment_name(instance_, stream, gen), gen));
   p.segments.emplace(gen, seg);
   return seg;
 }
