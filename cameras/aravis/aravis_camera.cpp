@@ -4,29 +4,25 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <vector>
+
+#include "cameras/aravis/genicam_properties.hpp"
 
 namespace framebroker::cameras {
 namespace {
 
 using namespace std::chrono_literals;
 
-// GError -> text, freeing it.
-std::string take_error(GError*& e, const char* fallback = "unknown error") {
-  std::string s = e ? e->message : fallback;
-  g_clear_error(&e);
-  return s;
-}
+using genicam::take_error;
 
-// Our pixel types and their GenICam names; Mono10/12 come unpacked in 16-bit words.
-const std::vector<std::pair<PixelType, const char*>> kPixelFormats = {
-    {PixelType::Mono8, "Mono8"},   {PixelType::Mono10, "Mono10"}, {PixelType::Mono12, "Mono12"},
-    {PixelType::Mono16, "Mono16"}, {PixelType::RGB8, "RGB8"},
-};
+// Aravis keeps its interfaces' device lists in globals, unlocked: a scan (the broker's discovery
+// thread) and opening a device (the socket thread, a reconnect thread) take turns.
+std::mutex& aravis_system_mutex() {
+  static std::mutex m;
+  return m;
+}
 
 uint8_t bit_depth(PixelType t) {
   switch (t) {
@@ -40,12 +36,6 @@ uint8_t bit_depth(PixelType t) {
     default:
       return 16;
   }
-}
-
-std::string number(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
 }
 
 const char* status_text(ArvBufferStatus s) {
@@ -67,7 +57,6 @@ const char* status_text(ArvBufferStatus s) {
   }
 }
 
-constexpr const char* kGenicam = "genicam.";
 constexpr int kQueuedBuffers = 8;
 
 }  // namespace
@@ -103,15 +92,20 @@ struct AravisCamera::Device {
 };
 
 std::vector<AravisDevice> discover_aravis_devices(bool with_fake) {
+  std::lock_guard lock(aravis_system_mutex());
   if (with_fake) arv_enable_interface("Fake");
   arv_update_device_list();
   std::vector<AravisDevice> out;
   for (unsigned i = 0; i < arv_get_n_devices(); ++i) {
     auto s = [](const char* p) { return std::string(p ? p : ""); };
-    out.push_back({s(arv_get_device_id(i)), s(arv_get_device_physical_id(i)),
-                   s(arv_get_device_vendor(i)), s(arv_get_device_model(i)),
+    AravisDevice d{s(arv_get_device_id(i)),         s(arv_get_device_physical_id(i)),
+                   s(arv_get_device_vendor(i)),     s(arv_get_device_model(i)),
                    s(arv_get_device_serial_nbr(i)), s(arv_get_device_protocol(i)),
-                   s(arv_get_device_address(i))});
+                   s(arv_get_device_address(i))};
+    // The Fake interface stays enabled once anything in this process used it (a Fake camera, an
+    // earlier scan), so it is filtered here rather than left out of the scan.
+    if (!with_fake && d.protocol == "Fake") continue;
+    out.push_back(std::move(d));
   }
   return out;
 }
@@ -133,10 +127,13 @@ AravisCamera::~AravisCamera() {
 }
 
 void AravisCamera::open() {
-  if (device_id_.rfind("Fake", 0) == 0) arv_enable_interface("Fake");
   GError* err = nullptr;
   auto dev = std::make_unique<Device>();
-  dev->camera = arv_camera_new(device_id_.c_str(), &err);
+  {
+    std::lock_guard system(aravis_system_mutex());
+    if (device_id_.rfind("Fake", 0) == 0) arv_enable_interface("Fake");
+    dev->camera = arv_camera_new(device_id_.c_str(), &err);
+  }
   if (!dev->camera)
     throw CameraError("camera '" + name_ + "': cannot open device '" + device_id_ + "': " +
                       take_error(err, "not found (fbctl cameras --discover lists the ids)"));
@@ -150,185 +147,29 @@ void AravisCamera::open() {
 
 // Mirrors the device's values into props_ (the device may round what it was given).
 void AravisCamera::read_properties() {
-  ArvCamera* c = dev_->camera;
-  GError* err = nullptr;
-  gint x = 0, y = 0, w = 0, h = 0, wmax = 0, hmax = 0, xinc = 1;
-  arv_camera_get_region(c, &x, &y, &w, &h, &err);
-  g_clear_error(&err);
-  arv_camera_get_width_bounds(c, nullptr, &wmax, &err);
-  g_clear_error(&err);
-  arv_camera_get_height_bounds(c, nullptr, &hmax, &err);
-  g_clear_error(&err);
-  (void)xinc;
-  auto put = [&](Property p) {
-    if (props_.has(p.name)) {
-      props_.force(p.name, p.value);
-    } else {
-      props_.add(std::move(p));
-    }
-  };
-  put({"Width", PropertyType::Int, std::to_string(w), "px", 1, double(wmax), {}, false, true});
-  put({"Height", PropertyType::Int, std::to_string(h), "px", 1, double(hmax), {}, false, true});
-  put({"OffsetX", PropertyType::Int, std::to_string(x), "px", 0, double(wmax), {}, false, true});
-  put({"OffsetY", PropertyType::Int, std::to_string(y), "px", 0, double(hmax), {}, false, true});
-
-  std::vector<std::string> types;
-  guint n = 0;
-  const char** available = arv_camera_dup_available_pixel_formats_as_strings(c, &n, &err);
-  g_clear_error(&err);
-  for (const auto& [t, gname] : kPixelFormats)
-    for (guint i = 0; available && i < n; ++i)
-      if (std::string(available[i]) == gname) types.emplace_back(to_string(t));
-  g_free(available);
-  const char* current = arv_camera_get_pixel_format_as_string(c, &err);
-  g_clear_error(&err);
-  std::string type = current ? current : "";
-  if (std::find(types.begin(), types.end(), type) == types.end()) types.push_back(type);
-  put({"PixelType", PropertyType::Enum, type, "", {}, {}, types, false, true});
-
-  double lo = 0, hi = 0;
-  const double exposure = arv_camera_get_exposure_time(c, &err);
-  g_clear_error(&err);
-  arv_camera_get_exposure_time_bounds(c, &lo, &hi, &err);
-  g_clear_error(&err);
-  put({"Exposure",
-       PropertyType::Float,
-       number(exposure / 1000),
-       "ms",
-       lo / 1000,
-       hi / 1000,
-       {},
-       false,
-       false});
-  if (arv_camera_is_frame_rate_available(c, &err)) {
-    const double rate = arv_camera_get_frame_rate(c, &err);
-    g_clear_error(&err);
-    arv_camera_get_frame_rate_bounds(c, &lo, &hi, &err);
-    put({"FrameRate", PropertyType::Float, number(rate), "fps", lo, hi, {}, false, false});
-  }
-  g_clear_error(&err);
-  if (arv_camera_is_binning_available(c, &err)) {
-    gint bx = 1, by = 1;
-    arv_camera_get_binning(c, &bx, &by, &err);
-    put({"Binning", PropertyType::Int, std::to_string(bx), "", 1, 8, {}, false, true});
-  }
-  g_clear_error(&err);
-  if (arv_camera_is_gain_available(c, &err)) {
-    const double gain = arv_camera_get_gain(c, &err);
-    g_clear_error(&err);
-    arv_camera_get_gain_bounds(c, &lo, &hi, &err);
-    put({"Gain", PropertyType::Float, number(gain), "dB", lo, hi, {}, false, false});
-  }
-  g_clear_error(&err);
+  genicam::read_named(dev_->camera, props_);
 }
 
 PropertySet& AravisCamera::properties() {
   return props_;
 }
 
-namespace {
-
-// A GenICam feature as one of our properties: its type, value and limits from the node map.
-std::optional<Property> genicam_property(ArvDevice* d, const std::string& feature) {
-  ArvGcNode* node = arv_device_get_feature(d, feature.c_str());
-  if (!node || !ARV_IS_GC_FEATURE_NODE(node)) return std::nullopt;
-  GError* err = nullptr;
-  Property p;
-  p.name = kGenicam + feature;
-  const char* v = arv_gc_feature_node_get_value_as_string(ARV_GC_FEATURE_NODE(node), &err);
-  p.value = v ? v : "";
-  g_clear_error(&err);
-  p.read_only = arv_gc_feature_node_is_locked(ARV_GC_FEATURE_NODE(node), &err) ||
-                arv_gc_feature_node_get_actual_access_mode(ARV_GC_FEATURE_NODE(node)) ==
-                    ARV_GC_ACCESS_MODE_RO;
-  g_clear_error(&err);
-  p.type = PropertyType::String;
-  if (ARV_IS_GC_INTEGER(node)) {
-    p.type = PropertyType::Int;
-    p.min = double(arv_gc_integer_get_min(ARV_GC_INTEGER(node), &err));
-    g_clear_error(&err);
-    p.max = double(arv_gc_integer_get_max(ARV_GC_INTEGER(node), &err));
-  } else if (ARV_IS_GC_FLOAT(node)) {
-    p.type = PropertyType::Float;
-    p.min = arv_gc_float_get_min(ARV_GC_FLOAT(node), &err);
-    g_clear_error(&err);
-    p.max = arv_gc_float_get_max(ARV_GC_FLOAT(node), &err);
-  } else if (ARV_IS_GC_ENUMERATION(node)) {
-    p.type = PropertyType::Enum;
-    guint n = 0;
-    const char** values =
-        arv_gc_enumeration_dup_available_string_values(ARV_GC_ENUMERATION(node), &n, &err);
-    for (guint i = 0; values && i < n; ++i) p.allowed.emplace_back(values[i]);
-    g_free(values);
-  }
-  g_clear_error(&err);
-  return p;
-}
-
-}  // namespace
-
 std::string AravisCamera::get(const std::string& prop) const {
   std::lock_guard lock(mu_);
-  if (prop.rfind(kGenicam, 0) != 0) return props_.get(prop);
-  auto p = genicam_property(dev_->device(), prop.substr(strlen(kGenicam)));
-  if (!p)
-    throw PropertyError(PropertyError::Kind::Unknown,
-                        "camera '" + name_ + "' has no GenICam feature '" + prop.substr(8) + "'");
-  auto& props = const_cast<PropertySet&>(props_);  // keep the last seen value for `fbctl props`
-  if (props.has(p->name)) {
-    props.force(p->name, p->value);
-  } else {
-    props.add(*p);
-  }
-  return p->value;
+  if (!genicam::is_feature(prop)) return props_.get(prop);
+  // The mirror keeps the last value read, for `fbctl props`.
+  return genicam::get_feature(dev_->device(), const_cast<PropertySet&>(props_), name_, prop);
 }
 
 void AravisCamera::set(const std::string& prop, const std::string& value) {
   std::lock_guard lock(mu_);
-  remember(prop, value);
-  ArvCamera* c = dev_->camera;
-  GError* err = nullptr;
-  if (prop.rfind(kGenicam, 0) == 0) {
-    const std::string feature = prop.substr(strlen(kGenicam));
-    auto p = genicam_property(dev_->device(), feature);
-    if (!p)
-      throw PropertyError(PropertyError::Kind::Unknown,
-                          "camera '" + name_ + "' has no GenICam feature '" + feature + "'");
-    if (p->read_only) throw PropertyError(PropertyError::Kind::ReadOnly, prop + " is read-only");
-    if (running_ && (feature == "Width" || feature == "Height" || feature == "PixelFormat"))
-      throw PropertyError(PropertyError::Kind::Busy, prop + " changes the format: stop first");
-    const std::string assignment = feature + "=" + value;
-    if (!arv_device_set_features_from_string(dev_->device(), assignment.c_str(), &err))
-      throw PropertyError(PropertyError::Kind::Invalid,
-                          "cannot set " + prop + " to '" + value + "': " + take_error(err));
-    read_properties();
-    return;
-  }
-  props_.set(prop, value, running_);  // checks type, limits and running
-  bool ok = true;
-  if (prop == "Width" || prop == "Height" || prop == "OffsetX" || prop == "OffsetY") {
-    arv_camera_set_region(c, int(props_.get_int("OffsetX")), int(props_.get_int("OffsetY")),
-                          int(props_.get_int("Width")), int(props_.get_int("Height")), &err);
-  } else if (prop == "PixelType") {
-    arv_camera_set_pixel_format_from_string(c, value.c_str(), &err);
-  } else if (prop == "Exposure") {
-    arv_camera_set_exposure_time(c, props_.get_float("Exposure") * 1000, &err);
-  } else if (prop == "FrameRate") {
-    arv_camera_set_frame_rate(c, props_.get_float("FrameRate"), &err);
-  } else if (prop == "Binning") {
-    const int b = int(props_.get_int("Binning"));
-    arv_camera_set_binning(c, b, b, &err);
-  } else if (prop == "Gain") {
-    arv_camera_set_gain(c, props_.get_float("Gain"), &err);
+  if (genicam::is_feature(prop)) {
+    genicam::set_feature(dev_->device(), name_, prop, value, running_);
+    read_properties();  // a feature may move a named property (Width, AcquisitionFrameRate, ...)
   } else {
-    ok = false;
+    genicam::set_named(dev_->camera, props_, prop, value, running_);
   }
-  std::string failure = err ? take_error(err) : "";
-  read_properties();  // what the device really took
-  if (!ok) throw PropertyError(PropertyError::Kind::ReadOnly, prop + " cannot be set");
-  if (!failure.empty())
-    throw PropertyError(PropertyError::Kind::Invalid,
-                        "cannot set " + prop + " to '" + value + "': " + failure);
+  remember(prop, value);  // only what the device took is given back after a reconnect
 }
 
 void AravisCamera::remember(const std::string& prop, const std::string& value) {

@@ -8,7 +8,8 @@
 //
 // Properties: Width, Height, OffsetX, OffsetY (the ROI), PixelType (Mono8, Mono10, Mono12 in
 // u16, Mono16, RGB8), Exposure (ms), FrameRate, Binning, Gain when the camera has them, and
-// genicam.<Feature> for any other feature of the node map (type and limits from it).
+// genicam.<Feature> for any other feature of the node map (type and limits from it); the mirror
+// lives in genicam_properties.cpp.
 //
 // A camera that disconnects puts the adapter in an error state (last_error()); a background
 // thread reopens it with back-off and, if it was running, starts it again.
@@ -31,7 +32,8 @@ struct AravisDevice {
 };
 
 // The devices Aravis sees now (GigE discovery, USB3; the in-process Fake interface too when
-// with_fake is set).
+// with_fake is set). Blocks for the scan (about a second on a GigE network); safe to call from
+// any thread, one scan or device open at a time.
 std::vector<AravisDevice> discover_aravis_devices(bool with_fake = false);
 
 class AravisCamera final : public Camera {

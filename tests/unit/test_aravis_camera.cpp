@@ -1,6 +1,7 @@
 // The aravis adapter on Aravis' in-process Fake camera, feeding a real Stream (the broker's ring
 // and fanout, without sockets): the pixels land where Aravis wrote them (zero copy), no frame is
-// memcpy'd on the broker side, 16-bit frame ids are widened, and start/stop leaks no slot.
+// memcpy'd on the broker side, 16-bit frame ids are widened, start/stop leaks no slot, and a
+// genicam.* value reaches exactly one feature node.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -145,4 +148,111 @@ TEST_F(AravisFake, PropertiesAndGenicamFeaturesReadBack) {
   ASSERT_TRUE(run_frames(5));
   stream_->stop();
   EXPECT_EQ(stream_->current()->segment->slot_bytes() >= 256u * 128u, true);
+}
+
+namespace {
+
+// The kind of PropertyError `f` throws, or nullopt when it throws none.
+template <typename F>
+std::optional<fbc::PropertyError::Kind> refusal(F&& f) {
+  try {
+    f();
+  } catch (const fbc::PropertyError& e) {
+    return e.kind;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Aravis' feature strings are space-separated assignments and accept raw register writes
+// (R[addr]=value). A genicam.* value or name that carries one must be refused and change nothing:
+// the device's Width and Height stay, also while running, when they are format-locked.
+TEST_F(AravisFake, GenicamValuesAndNamesCannotSmuggleAssignmentsOrRegisterWrites) {
+  const std::string rate = cam_->get("genicam.AcquisitionFrameRate");
+  auto unchanged = [&](const std::string& what) {
+    EXPECT_EQ(cam_->get("genicam.Width"), "512") << what;
+    EXPECT_EQ(cam_->get("genicam.Height"), "512") << what;
+    EXPECT_EQ(cam_->get("Width"), "512") << what;
+    EXPECT_EQ(cam_->get("genicam.AcquisitionFrameRate"), rate) << what;
+    // So that each case is judged on its own.
+    cam_->set("Width", "512");
+    cam_->set("Height", "512");
+    cam_->set("FrameRate", rate);
+  };
+  const std::vector<std::string> values = {
+      "1 Width=64",  "1\tHeight=64", "1\nWidth=64",        "1 R[0x100]=64",     "1 R[0x104]=0x40",
+      "R[0x100]=64", "1 'Width'=64", "1 \"Width\"=\"64\"", "1 AcquisitionStop",
+  };
+  for (const auto& v : values) {
+    EXPECT_EQ(refusal([&] { cam_->set("genicam.AcquisitionFrameRate", v); }),
+              fbc::PropertyError::Kind::Invalid)
+        << "value '" << v << "'";
+    unchanged("after value '" + v + "'");
+  }
+  const std::vector<std::string> names = {
+      "genicam.Width=64", "genicam.AcquisitionFrameRate=1 Width",
+      "genicam.R[0x100]", "genicam.Width Height",
+      "genicam.",         "genicam.Width\n",
+  };
+  for (const auto& n : names) {
+    EXPECT_EQ(refusal([&] { cam_->set(n, "64"); }), fbc::PropertyError::Kind::Invalid)
+        << "name '" << n << "'";
+    EXPECT_EQ(refusal([&] { cam_->get(n); }), fbc::PropertyError::Kind::Invalid)
+        << "name '" << n << "'";
+    unchanged("after name '" + n + "'");
+  }
+
+  // While running, Width is busy: a second assignment riding on another feature must not get
+  // past that check either.
+  stream_->start(std::nullopt);
+  ASSERT_TRUE(run_frames(3)) << cam_->last_error();
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.Width", "64"); }), fbc::PropertyError::Kind::Busy);
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.AcquisitionFrameRate", "100 Width=64"); }),
+            fbc::PropertyError::Kind::Invalid);
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.AcquisitionFrameRate", "100 R[0x100]=64"); }),
+            fbc::PropertyError::Kind::Invalid);
+  stream_->stop();
+  unchanged("after the running attempts");
+  EXPECT_EQ(cam_->format().width, 512u);
+}
+
+TEST_F(AravisFake, GenicamFeaturesAreSetWithTheCallForTheirType) {
+  cam_->set("genicam.Width", "256");  // integer
+  EXPECT_EQ(cam_->get("genicam.Width"), "256");
+  EXPECT_EQ(cam_->get("Width"), "256") << "the named mirror follows";
+  cam_->set("genicam.Width", "0x100");
+  EXPECT_EQ(cam_->get("genicam.Width"), "256");
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.Width", "12abc"); }),
+            fbc::PropertyError::Kind::Invalid);
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.Width", "100000"); }),
+            fbc::PropertyError::Kind::Invalid)
+      << "above the node's maximum";
+
+  cam_->set("genicam.PixelFormat", "Mono16");  // enumeration
+  EXPECT_EQ(cam_->get("PixelType"), "Mono16");
+  EXPECT_EQ(cam_->get("genicam.PixelFormat"), "Mono16");  // and the listing has it now
+  EXPECT_EQ(cam_->properties().info("genicam.PixelFormat").type, fbc::PropertyType::Enum)
+      << "an enumeration is listed as one, not as the integer it also is";
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.PixelFormat", "Mono99"); }),
+            fbc::PropertyError::Kind::Invalid);
+
+  cam_->set("genicam.AcquisitionFrameRate", "40");  // float
+  EXPECT_EQ(cam_->get("FrameRate"), "40");
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.AcquisitionFrameRate", "fast"); }),
+            fbc::PropertyError::Kind::Invalid);
+
+  cam_->set("genicam.TestBoolean", "true");  // boolean
+  EXPECT_EQ(cam_->get("genicam.TestBoolean"), "true");
+  cam_->set("genicam.TestBoolean", "0");
+  EXPECT_EQ(cam_->get("genicam.TestBoolean"), "false");
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.TestBoolean", "maybe"); }),
+            fbc::PropertyError::Kind::Invalid);
+
+  cam_->set("genicam.TestStringReg", "hello");  // string
+  EXPECT_EQ(cam_->get("genicam.TestStringReg"), "hello");
+
+  EXPECT_EQ(refusal([&] { cam_->set("genicam.AcquisitionStart", "1"); }),
+            fbc::PropertyError::Kind::ReadOnly)
+      << "commands are not run through properties";
 }
