@@ -7,6 +7,8 @@ namespace framebroker {
 namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// A scan waits for GigE answers, and for any scan another client asked for first.
+constexpr auto kDiscoverTimeout = std::chrono::seconds(60);
 
 std::string str(const flatbuffers::String* s) {
   return s ? s->str() : std::string();
@@ -162,6 +164,21 @@ Status Client::status(const std::string& slots_of) {
   wire::finish(fbb, id, wire::Message::StatusRequest, body);
   auto reply = core_->request(fbb, id, wire::Message::Status, kRequestTimeout);
   return status_from_wire(*reply.envelope()->message_as_Status());
+}
+
+std::vector<DeviceInfo> Client::discover_cameras(bool include_fake) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const uint32_t id = core_->next_request_id();
+  wire::finish(fbb, id, wire::Message::DiscoverRequest,
+               wire::CreateDiscoverRequest(fbb, include_fake));
+  auto reply = core_->request(fbb, id, wire::Message::DiscoverReply, kDiscoverTimeout);
+  std::vector<DeviceInfo> out;
+  const auto* r = reply.envelope()->message_as_DiscoverReply();
+  if (!r->devices()) return out;
+  for (const auto* d : *r->devices())
+    out.push_back({str(d->id()), str(d->physical_id()), str(d->vendor()), str(d->model()),
+                   str(d->serial()), str(d->protocol()), str(d->address())});
+  return out;
 }
 
 const std::string& Client::socket_path() const {

@@ -1,6 +1,9 @@
 // The aravis driver in a real framebrokerd, on Aravis' in-process Fake camera, with real
 // subscribers and fbctl.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "framebroker/client.hpp"
 #include "harness.hpp"
@@ -80,15 +83,86 @@ TEST(AravisBroker, StartStopCyclesLeaveNoSlotBehind) {
   EXPECT_EQ(s["cameras"][0]["state"], "idle");
 }
 
-TEST(AravisBroker, FbctlDiscoversTheDevicesAravisSees) {
-  Result r = run({FB_FBCTL_BIN, "cameras", "--discover", "--include-fake", "--json"});
+// fbctl asks the broker, which owns the cameras and scans with its own Aravis.
+TEST(AravisBroker, FbctlDiscoversTheDevicesThroughTheBroker) {
+  Broker broker({"--no-default-camera"});
+  Result r = broker.fbctl({"cameras", "--discover", "--include-fake", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   bool fake = false;
   for (const auto& d : json::parse(r.out))
-    fake = fake || (d["id"] == "Fake_1" && d["protocol"] == "Fake");
+    fake = fake || (d["id"] == "Fake_1" && d["protocol"] == "Fake" && d.contains("physical_id"));
   EXPECT_TRUE(fake) << r.out;
-  Result table = run({FB_FBCTL_BIN, "cameras", "--discover", "--include-fake"});
+  EXPECT_NE(broker.process().err().find("discovery found"), std::string::npos)
+      << "the broker scanned, not fbctl:\n"
+      << broker.process().err();
+  Result table = broker.fbctl({"cameras", "--discover", "--include-fake"});
+  EXPECT_NE(table.out.find("DEVICE"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("Fake_1"), std::string::npos) << table.out;
+  // The broker's Aravis keeps the Fake interface on once used; without the flag it stays out.
+  Result plain = broker.fbctl({"cameras", "--discover", "--json"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  for (const auto& d : json::parse(plain.out)) EXPECT_NE(d["id"], "Fake_1") << plain.out;
+}
+
+TEST(AravisBroker, DiscoverWithoutABrokerSaysToStartOne) {
+  Result r = run({FB_FBCTL_BIN, "cameras", "--discover", "--include-fake", "--socket",
+                  "/tmp/fbtest-no-broker-" + std::to_string(getpid()) + ".sock"});
+  EXPECT_EQ(r.exit_code, 3) << "exit code for no broker\n" << r.out << r.err;
+  EXPECT_EQ(r.out, "") << "fbctl must not scan by itself";
+  EXPECT_NE(r.err.find("Start it with `framebrokerd`"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--discover asks the broker"), std::string::npos) << r.err;
+}
+
+// A scan waits for GigE answers; the socket thread must not wait with it. A StatusRequest sent
+// after a DiscoverRequest on the same connection is answered first, the devices after.
+TEST(AravisBroker, DiscoveryDoesNotHoldUpTheSocketThread) {
+  namespace wire = framebroker::wire;
+  Broker broker(kFakeCamera);
+  RawClient c(broker.socket());
+  c.hello();
+  auto welcome = c.receive_reply();
+  ASSERT_TRUE(welcome && welcome->envelope()->message_type() == wire::Message::Welcome);
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    wire::finish(fbb, 7, wire::Message::DiscoverRequest, wire::CreateDiscoverRequest(fbb, true));
+    c.send(fbb);
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    wire::finish(fbb, 8, wire::Message::StatusRequest, wire::CreateStatusRequest(fbb));
+    c.send(fbb);
+  }
+  auto first = c.receive_reply(30s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->envelope()->message_type(), wire::Message::Status)
+      << "got " << wire::EnumNameMessage(first->envelope()->message_type()) << " first";
+  EXPECT_EQ(first->envelope()->request_id(), 8u);
+  auto second = c.receive_reply(30s);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->envelope()->message_type(), wire::Message::DiscoverReply);
+  EXPECT_EQ(second->envelope()->request_id(), 7u);
+  bool fake = false;
+  for (const auto* d : *second->envelope()->message_as_DiscoverReply()->devices())
+    fake = fake || d->id()->str() == "Fake_1";
+  EXPECT_TRUE(fake);
+  EXPECT_TRUE(broker.process().running());
+}
+
+// SIGTERM while a scan runs: the broker waits for the scan, answers nobody, and exits cleanly.
+TEST(AravisBroker, AStopDuringAScanIsClean) {
+  namespace wire = framebroker::wire;
+  Broker broker({"--no-default-camera"});
+  RawClient c(broker.socket());
+  c.hello();
+  ASSERT_TRUE(c.receive_reply());
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::finish(fbb, 7, wire::Message::DiscoverRequest, wire::CreateDiscoverRequest(fbb, true));
+  c.send(fbb);
+  std::this_thread::sleep_for(100ms);  // the scan waits about a second for GigE answers
+  broker.process().signal(SIGTERM);
+  const auto st = broker.process().wait(20s);
+  ASSERT_TRUE(st) << "framebrokerd did not stop";
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << broker.process().err();
 }
 
 TEST(AravisBroker, AnUnknownDeviceIsAClearStartupError) {

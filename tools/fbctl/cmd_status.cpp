@@ -2,7 +2,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "cameras/aravis/aravis_camera.hpp"
 #include "fbctl/context.hpp"
 #include "fbctl/status_view.hpp"
 #include "fbctl/table.hpp"
@@ -21,9 +20,19 @@ using View = void (*)(std::ostream&, const Status&);
 
 bool discover_ = false, include_fake_ = false;  // fbctl cameras --discover [--include-fake]
 
-int print_devices(bool json) {
-  const auto devices = cameras::discover_aravis_devices(include_fake_);
-  if (json) {
+// The broker scans: it owns the cameras, and under the system service only its user may have the
+// devices.
+int print_devices(Context& c) {
+  std::vector<DeviceInfo> devices;
+  try {
+    devices = c.connect().discover_cameras(include_fake_);
+  } catch (const Error& e) {
+    if (e.code() != Errc::BrokerNotRunning) throw;
+    throw Error(e.code(), std::string("cameras --discover asks the broker for the devices it can "
+                                      "open, and ") +
+                              e.what());
+  }
+  if (c.json) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& d : devices)
       a.push_back({{"id", d.id},
@@ -47,7 +56,7 @@ int print_devices(bool json) {
 CLI::App* add_view(CLI::App& app, Context& ctx, const char* name, const char* what, const char* key,
                    View view) {
   return add_command(app, ctx, name, what, true, [key, view](Context& c) {
-    if (view == print_cameras && discover_) return print_devices(c.json);
+    if (view == print_cameras && discover_) return print_devices(c);
     auto s = c.connect().status();
     if (c.json) return key ? print_json_section(s, key) : (std::cout << to_json(s) << "\n", kOk);
     view(std::cout, s);
@@ -71,11 +80,12 @@ void add_status_commands(CLI::App& app, Context& ctx) {
            "subscribers", print_subscribers);
   auto* cameras = add_view(app, ctx, "cameras",
                            "per camera: driver, state (idle, running, error), frames, fps, error;\n"
-                           "with --discover, the GenICam devices Aravis sees (no broker needed)\n"
+                           "with --discover, the GenICam devices the broker can open\n"
                            "  e.g. fbctl cameras\n       fbctl cameras --discover",
                            "cameras", print_cameras);
   cameras->add_flag("--discover", discover_,
-                    "list the devices Aravis can open (GigE Vision, USB3 Vision) instead");
+                    "list the devices the broker's Aravis can open (GigE Vision, USB3 Vision)\n"
+                    "instead");
   cameras->add_flag("--include-fake", include_fake_,
                     "with --discover: also Aravis' simulated camera Fake_1 (no hardware needed)");
 }

@@ -23,6 +23,15 @@ struct PropertyInfo {
   bool read_only = false;
 };
 
+// A GenICam camera (GigE Vision, USB3 Vision) the broker could open: Client::discover_cameras().
+struct DeviceInfo {
+  std::string id;           // what an aravis camera's device= takes, e.g. "Basler-21234567"
+  std::string physical_id;  // MAC address, USB bus id
+  std::string vendor, model, serial;
+  std::string protocol;  // "GigEVision", "USB3Vision", "Fake"
+  std::string address;   // IP address for GigE
+};
+
 class CameraControl {
  public:
   CameraControl(std::shared_ptr<detail::Core> core, std::string name)

@@ -31,6 +31,11 @@ class Client {
   // slots_of: also fetch that stream's slot map (Status::slot_map).
   Status status(const std::string& slots_of = {});
   CameraControl camera(const std::string& name) { return CameraControl(core_, name); }
+  // The GenICam devices the broker can open now, as its Aravis finds them (what
+  // `fbctl cameras --discover` lists). The broker scans on a thread of its own, so frames keep
+  // flowing meanwhile; this call waits for the scan, a second or more on a GigE network.
+  // include_fake: also Aravis' simulated camera Fake_1.
+  std::vector<DeviceInfo> discover_cameras(bool include_fake = false);
 
   const std::string& socket_path() const;
   const std::string& instance() const;
