@@ -200,26 +200,27 @@ void read_named(ArvCamera* c, PropertySet& props) {
        {},
        false,
        false});
-  if (arv_camera_is_frame_rate_available(c, &err)) {
-    const double rate = arv_camera_get_frame_rate(c, &err);
+  // A float the camera may lack, through ArvCamera's getters for it.
+  auto put_float = [&](const char* name, const char* unit, auto available, auto get, auto bounds) {
+    const bool has = available(c, &err);
     g_clear_error(&err);
-    arv_camera_get_frame_rate_bounds(c, &lo, &hi, &err);
-    put({"FrameRate", PropertyType::Float, number(rate), "fps", lo, hi, {}, false, false});
-  }
-  g_clear_error(&err);
+    if (!has) return;
+    const double v = get(c, &err);
+    g_clear_error(&err);
+    bounds(c, &lo, &hi, &err);
+    g_clear_error(&err);
+    put({name, PropertyType::Float, number(v), unit, lo, hi, {}, false, false});
+  };
+  put_float("FrameRate", "fps", arv_camera_is_frame_rate_available, arv_camera_get_frame_rate,
+            arv_camera_get_frame_rate_bounds);
   if (arv_camera_is_binning_available(c, &err)) {
     gint bx = 1, by = 1;
     arv_camera_get_binning(c, &bx, &by, &err);
     put({"Binning", PropertyType::Int, std::to_string(bx), "", 1, 8, {}, false, true});
   }
   g_clear_error(&err);
-  if (arv_camera_is_gain_available(c, &err)) {
-    const double gain = arv_camera_get_gain(c, &err);
-    g_clear_error(&err);
-    arv_camera_get_gain_bounds(c, &lo, &hi, &err);
-    put({"Gain", PropertyType::Float, number(gain), "dB", lo, hi, {}, false, false});
-  }
-  g_clear_error(&err);
+  put_float("Gain", "dB", arv_camera_is_gain_available, arv_camera_get_gain,
+            arv_camera_get_gain_bounds);
 }
 
 void set_named(ArvCamera* c, PropertySet& props, const std::string& prop, const std::string& value,
