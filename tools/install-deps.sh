@@ -21,8 +21,9 @@ packages=(
   libaravis-dev libusb-1.0-0-dev
   procps
   # systemd-analyze, systemd-socket-activate and systemd-sysusers for the service tests;
-  # dpkg-dev's dpkg-shlibdeps for the .deb; passwd's useradd for the permission test
-  systemd dpkg-dev passwd
+  # dpkg-dev's dpkg-shlibdeps for the .deb; passwd's useradd for the permission test;
+  # lintian checks the .deb against Debian policy
+  systemd dpkg-dev passwd lintian
   # fbview's page is tested in a real headless browser
   chromium
   # fbbench's third baseline (Eclipse iceoryx with its RouDi daemon) and its profiler

@@ -12,9 +12,13 @@
 #  - contents: programs, libframebroker (.so chain, .a), headers, CMake package, pkg-config file
 #    (whose relative prefix resolves inside the unpacked tree), systemd units (ExecStart names a
 #    program in the package), sysusers/tmpfiles, config, man pages; everything under ./usr,
-#    ./etc or ./lib, owned by root; ELF files carry no debug info (that is the -dbgsym .ddeb).
+#    ./etc or ./lib, owned by root; ELF files carry no debug info (that is the -dbgsym .ddeb),
+#    nor does libframebroker.a, which still links (its symbols are there); man pages and
+#    the changelog are gzipped with -9n (best compression, no name or time stamp) and only so;
+#    a copyright file;
+#  - lintian: no E: line (warnings are printed, not failed on).
 # Usage: deb_test.sh BUILD_DIR
-# Exit: 0 all good, 1 a check failed, 2 usage, 77 (ctest SKIP) dpkg tools missing.
+# Exit: 0 all good, 1 a check failed, 2 usage, 77 (ctest SKIP) dpkg tools or lintian missing.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -25,7 +29,7 @@ build=$(realpath -- "$1")
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 [[ -f $build/CPackConfig.cmake ]] || fail "$build has no CPackConfig.cmake (not configured?)"
-for tool in cpack dpkg-deb dpkg-shlibdeps dpkg readelf ldd pkg-config; do
+for tool in cpack dpkg-deb dpkg-shlibdeps dpkg readelf ldd pkg-config nm gzip lintian; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
 
@@ -158,10 +162,12 @@ done
 need ./usr/lib/sysusers.d/framebroker.conf ./lib/sysusers.d/framebroker.conf
 need ./usr/lib/tmpfiles.d/framebroker.conf ./lib/tmpfiles.d/framebroker.conf
 need ./etc/framebroker/framebroker.toml
-need ./usr/share/man/man8/framebrokerd.8 ./usr/share/man/man8/framebrokerd.8.gz
-need ./usr/share/man/man1/fbctl.1 ./usr/share/man/man1/fbctl.1.gz
-need ./usr/share/man/man1/fbsave.1 ./usr/share/man/man1/fbsave.1.gz
-need ./usr/share/man/man1/fbview.1 ./usr/share/man/man1/fbview.1.gz
+need ./usr/share/man/man8/framebrokerd.8.gz
+need ./usr/share/man/man1/fbctl.1.gz
+need ./usr/share/man/man1/fbsave.1.gz
+need ./usr/share/man/man1/fbview.1.gz
+need ./usr/share/doc/framebroker/changelog.gz
+need ./usr/share/doc/framebroker/copyright
 need "$lib/libframebroker.so.0.1.0"
 need "$lib/libframebroker.so.0"
 need "$lib/libframebroker.so"
@@ -199,4 +205,36 @@ for f in "${elfs[@]}"; do
   fi
 done
 echo "   ok  ELF files are stripped of debug info"
+
+# readelf -S lists the sections of every member of an archive.
+a=$x/usr/lib/$arch/libframebroker.a
+readelf -S "$a" >"$tmp/a.sections" 2>&1 || fail "readelf cannot read ${a#"$x"}"
+grep -q '\.text' "$tmp/a.sections" || fail "${a#"$x"} has no code sections"
+! grep -q '\.debug_' "$tmp/a.sections" || fail "${a#"$x"} carries debug info (expected strip -g)"
+nm -C "$a" >"$tmp/a.symbols" 2>/dev/null || fail "nm cannot read ${a#"$x"}"
+grep -q ' T framebroker::Client::connect(' "$tmp/a.symbols" ||
+  fail "${a#"$x"} lost its symbols (framebroker::Client::connect is not defined in it)"
+echo "   ok  libframebroker.a has no debug info and still defines its symbols"
+
+mapfile -t pages < <(find "$x/usr/share/man" -type f)
+[[ ${#pages[@]} -ge 4 ]] || fail "expected at least 4 man pages, found ${#pages[@]}"
+for m in "${pages[@]}" "$x/usr/share/doc/framebroker/changelog.gz"; do
+  [[ $m == *.gz ]] || fail "${m#"$x"} is not gzipped"
+  gzip -t "$m" || fail "${m#"$x"} is not valid gzip"
+  # RFC 1952 header: FLG (byte 3) without FNAME (0x08), MTIME (bytes 4-7) zero, XFL (byte 8) 2
+  # for the slowest, best compression.
+  read -r flg m0 m1 m2 m3 xfl < <(od -An -tu1 -j3 -N6 "$m")
+  (((flg & 8) == 0 && m0 + m1 + m2 + m3 == 0)) ||
+    fail "${m#"$x"} keeps a file name or time stamp (expected gzip -n)"
+  ((xfl == 2)) || fail "${m#"$x"} is not compressed with -9 (XFL=$xfl)"
+done
+echo "   ok  ${#pages[@]} man pages and the changelog gzipped with -9n"
+
+# ---- lintian --------------------------------------------------------------------------------
+step "lintian $(basename "$deb")"
+# Exit status aside (it also fails on warnings with some --fail-on settings): E: lines decide.
+lintian --tag-display-limit 0 "$deb" >"$tmp/lintian.out" 2>&1 || true
+sed 's/^/   /' "$tmp/lintian.out"
+grep -q '^E: ' "$tmp/lintian.out" && fail "lintian reports errors (E: lines above)"
+echo "   ok  lintian: no errors ($(grep -c '^W: ' "$tmp/lintian.out" || true) warnings)"
 echo "PASS: $(basename "$deb") has the expected control data, scripts, dependencies and files"
