@@ -99,12 +99,12 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
   }
   static const std::set<std::string> known = {"instance",    "runtime_dir", "socket",
                                               "log_level",   "camera",      "default_camera",
-                                              "lock_memory", "group"};
+                                              "lock_memory", "group",       "control_group"};
   for (const auto& [k, v] : tbl) {
     if (!known.count(std::string(k.str())))
       throw ConfigError(path + ": unknown key '" + std::string(k.str()) +
                         "' (known: instance, runtime_dir, socket, log_level, default_camera, "
-                        "lock_memory, group, [[camera]])");
+                        "lock_memory, group, control_group, [[camera]])");
   }
   auto str_or = [&](const char* key, std::string& out) {
     if (auto v = tbl[key].value<std::string>(); v && out.empty()) out = *v;
@@ -114,6 +114,7 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
   str_or("runtime_dir", config.runtime_dir);
   str_or("socket", config.socket_path);
   str_or("group", config.group);
+  str_or("control_group", config.control_group);
   if (auto v = tbl["log_level"].value<std::string>(); v && config.log_level == "info")
     config.log_level = *v;
   if (auto v = tbl["default_camera"].value<bool>()) config.default_camera = *v;
@@ -197,6 +198,15 @@ void finalize(BrokerConfig& config) {
     config.group_id = int(g->gr_gid);
   }
   for (auto& cam : config.cameras) cam.stream.group = config.group_id;
+  config.control_group_id = -1;
+  if (!config.control_group.empty()) {
+    const struct group* g = ::getgrnam(config.control_group.c_str());
+    if (!g)
+      throw ConfigError("control_group '" + config.control_group +
+                        "' does not exist (create it with groupadd, or remove control_group to "
+                        "let every client control the cameras)");
+    config.control_group_id = int(g->gr_gid);
+  }
 }
 
 }  // namespace framebroker::daemon

@@ -35,6 +35,10 @@ struct BrokerConfig {
   bool lock_memory = false;
   std::string group;  // owner group of the socket and segments (empty: the broker's own)
   int group_id = -1;  // resolved by finalize()
+  // Only members (and root, and the broker's own user) may start, stop, snap or set a camera
+  // (empty: anyone who can connect).
+  std::string control_group;
+  int control_group_id = -1;  // resolved by finalize()
   std::vector<CameraConfig> cameras;
 };
 

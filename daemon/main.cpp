@@ -81,6 +81,7 @@ int run(const CommandLine& cli, BrokerConfig config) {
 
   boost::asio::io_context io(1);
   Broker broker(io, config.instance, config.socket_path);
+  broker.set_control_group(config.control_group_id, config.control_group);
   // Signals are taken before the socket exists: a SIGTERM that comes as soon as a client can
   // connect must still stop the broker cleanly.
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
@@ -101,7 +102,15 @@ int run(const CommandLine& cli, BrokerConfig config) {
     service::notify_reloading();
     auto state = broker.lock_state();
     try {
-      config = apply_reload(broker, config, cli.load());
+      const BrokerConfig next = cli.load();
+      config = apply_reload(broker, config, next);
+      // Who may control the cameras changes live: tightening it needs no restart.
+      if (next.control_group_id != config.control_group_id) {
+        broker.set_control_group(next.control_group_id, next.control_group);
+        config.control_group = next.control_group;
+        config.control_group_id = next.control_group_id;
+        spdlog::info("reload: control_group = '{}'", next.control_group);
+      }
       spdlog::info("reload: done; {}", broker.summary());
     } catch (const std::exception& e) {
       spdlog::error("reload: {}; the running configuration stays", e.what());
@@ -161,6 +170,9 @@ int main(int argc, char** argv) {
   app.add_option("--group", config.group,
                  "group that owns the socket (mode 0660) and the segments (mode 0640), for a "
                  "broker run as root; default: the broker's own (under systemd: framebroker)");
+  app.add_option("--control-group", config.control_group,
+                 "only members of this group (and root, and the broker's own user) may start, "
+                 "stop, snap or set a camera; default: anyone who can connect");
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();

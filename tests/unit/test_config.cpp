@@ -223,6 +223,27 @@ TEST_F(TomlFile, GroupOwnsTheSegmentsOfEveryCamera) {
   expect_config_error([&] { fbd::finalize(bad); }, "group 'no-such-group-fb' does not exist");
 }
 
+TEST_F(TomlFile, ControlGroupIsResolvedToItsGid) {
+  BrokerConfig c = load("control_group = \"root\"\n");
+  EXPECT_EQ(c.control_group, "root");
+  fbd::finalize(c);
+  EXPECT_EQ(c.control_group_id, 0);
+  EXPECT_EQ(c.group_id, -1);  // the socket's group is another setting
+
+  BrokerConfig flag;
+  flag.control_group = "root";  // --control-group wins over the file
+  fbd::load_toml_file(write("control_group = \"no-such-group-fb\"\n"), flag);
+  EXPECT_EQ(flag.control_group, "root");
+
+  BrokerConfig none = load("");
+  fbd::finalize(none);
+  EXPECT_EQ(none.control_group_id, -1);  // anyone who can connect
+
+  BrokerConfig bad = load("control_group = \"no-such-group-fb\"\n");
+  expect_config_error([&] { fbd::finalize(bad); },
+                      "control_group 'no-such-group-fb' does not exist");
+}
+
 // A user's own broker wins; the system service's socket is the fallback.
 TEST_F(TomlFile, ClientsFallBackToTheSystemSocket) {
   const std::string own = (dir_ / "own.sock").string(), system = (dir_ / "system.sock").string();
