@@ -35,7 +35,7 @@ Viewer::Viewer(Broker& broker, std::vector<std::string> extra_args) {
 }
 
 HttpReply http_request(uint16_t port, const std::string& method, const std::string& target,
-                       bool upgrade) {
+                       bool upgrade, const std::string& origin) {
   asio::io_context io;
   beast::tcp_stream stream(io);
   stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -47,6 +47,7 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
     req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
     req.set(http::field::sec_websocket_version, "13");
   }
+  if (!origin.empty()) req.set(http::field::origin, origin);
   http::write(stream, req);
   beast::flat_buffer buffer;
   http::response<http::string_body> res;
@@ -54,8 +55,12 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
   return {int(res.result_int()), std::string(res[http::field::content_type]), res.body()};
 }
 
-ViewClient::ViewClient(uint16_t port, const std::string& target) : ws_(io_) {
+ViewClient::ViewClient(uint16_t port, const std::string& target, const std::string& origin)
+    : ws_(io_) {
   beast::get_lowest_layer(ws_).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  if (!origin.empty())
+    ws_.set_option(beast::websocket::stream_base::decorator(
+        [origin](beast::websocket::request_type& req) { req.set(http::field::origin, origin); }));
   http::response<http::string_body> refused;
   beast::error_code ec;
   ws_.handshake(refused, "127.0.0.1", target, ec);

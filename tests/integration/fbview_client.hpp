@@ -36,9 +36,10 @@ struct HttpReply {
   int status = 0;
   std::string content_type, body;
 };
-// One request on a fresh connection ("GET", "/api/streams"); a WebSocket upgrade if `upgrade`.
+// One request on a fresh connection ("GET", "/api/streams"); a WebSocket upgrade if `upgrade`,
+// with an Origin header unless `origin` is empty.
 HttpReply http_request(uint16_t port, const std::string& method, const std::string& target,
-                       bool upgrade = false);
+                       bool upgrade = false, const std::string& origin = "");
 
 // A decoded frame message: the JSON header and the 8-bit pixels.
 struct ViewFrame {
@@ -48,8 +49,9 @@ struct ViewFrame {
 
 class ViewClient {
  public:
-  // Throws on a refused upgrade (the message includes the HTTP status and body).
-  ViewClient(uint16_t port, const std::string& target);
+  // Throws on a refused upgrade (the message includes the HTTP status and body). Sends no
+  // Origin unless given one.
+  ViewClient(uint16_t port, const std::string& target, const std::string& origin = "");
   ~ViewClient();
   void send(const nlohmann::json& m);
   void ready(uint32_t max_side = 256, nlohmann::json extra = nlohmann::json::object());

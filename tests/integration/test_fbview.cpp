@@ -169,3 +169,150 @@ TEST(Fbview, ListensOnLoopbackUnlessToldAndThenWarns) {
   Result bad = run({FB_FBVIEW_BIN, "--listen", "localhost:80:1"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
+
+TEST(Fbview, RefusesWebSocketsFromPagesOfOtherOriginsWith403) {
+  Broker broker(kCounterCamera);
+  Viewer viewer(broker, {"--allow-origin", "https://Dashboard.example:8443/", "--allow-origin",
+                         "http://scope-pc.lab:8080"});
+  const std::string port = std::to_string(viewer.port());
+  auto upgrade = [&](const std::string& origin) {
+    return http_request(viewer.port(), "GET", "/ws?stream=cam", true, origin);
+  };
+  const HttpReply evil = upgrade("http://evil.example");
+  EXPECT_EQ(evil.status, 403) << evil.body;
+  EXPECT_NE(json::parse(evil.body)["error"].get<std::string>().find("'http://evil.example'"),
+            std::string::npos)
+      << evil.body;
+  EXPECT_EQ(upgrade("http://evil.example/ws?stream=bogus").status, 403);
+  for (const std::string& other : std::vector<std::string>{
+           "null", "http://127.0.0.1:" + std::to_string(viewer.port() ^ 1),
+           "https://127.0.0.1:" + port, "http://127.0.0.1:" + port + ".evil.example",
+           "http://localhost.evil.example:" + port, "http://127.0.0.1", "https://dashboard.example",
+           "http://scope-pc.lab:8081", "file://"})
+    EXPECT_EQ(upgrade(other).status, 403) << other;
+  // A refused upgrade tells no more than that: not even whether the stream exists.
+  EXPECT_EQ(http_request(viewer.port(), "GET", "/ws?stream=bogus", true, "null").status, 403);
+  EXPECT_THROW(ViewClient(viewer.port(), "/ws?stream=cam", "http://evil.example"),
+               std::runtime_error);
+
+  for (const std::string& own : std::vector<std::string>{
+           "http://127.0.0.1:" + port, "http://localhost:" + port, "HTTP://LOCALHOST:" + port,
+           "http://[::1]:" + port, "https://dashboard.example:8443", "http://scope-pc.lab:8080"})
+    EXPECT_EQ(upgrade(own).status, 101) << own;
+  EXPECT_EQ(upgrade("").status, 101) << "no Origin: not a browser";
+  ViewClient ws(viewer.port(), "/ws?stream=cam", "http://127.0.0.1:" + port);
+  ws.ready();
+  EXPECT_TRUE(ws.next_frame(10s));
+  EXPECT_NE(viewer.process().err().find("refused a WebSocket from a page of origin "
+                                        "'http://evil.example'"),
+            std::string::npos)
+      << viewer.process().err();
+
+  for (const char* bad : {"*", "null", "evil.example", "http://x/path", "http://x:99999"}) {
+    Result r = run({FB_FBVIEW_BIN, "--listen", "127.0.0.1:0", "--allow-origin", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--allow-origin"), std::string::npos) << r.err;
+  }
+}
+
+// Values a page could send that do not fit the integers they become.
+TEST(Fbview, ClampsOutOfRangeNumbersAndTheSessionGoesOn) {
+  Broker broker(kCounterCamera);
+  Viewer viewer(broker);
+  ViewClient ws(viewer.port(), "/ws?stream=cam");
+  ws.send(json{{"type", "ready"}, {"max_width", 1e300}, {"max_height", -5}, {"gamma", 1e300}});
+  auto f = ws.next_frame(10s);
+  ASSERT_TRUE(f);
+  // 512x256 into at most 8192x1: one row, averaged over 256x256 blocks.
+  EXPECT_EQ(f->header["scale"], 256) << f->header;
+  EXPECT_EQ(f->header["width"], 2);
+  EXPECT_EQ(f->header["height"], 1);
+  EXPECT_EQ(f->header["gamma"], 10.0);
+
+  ws.send(json::parse(R"({"type": "ready", "max_width": -1e300, "max_height": 64.9,
+                          "region": [-5, 10.7, 1e300, 2.5], "auto": "off",
+                          "black": -1e300, "white": 1e300, "gamma": -5})"));
+  f = ws.next_frame(10s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->header["region"], json::parse("[0, 10, 512, 2]")) << f->header;
+  EXPECT_EQ(f->header["scale"], 512);
+  EXPECT_EQ(f->header["gamma"], 0.1);
+  EXPECT_EQ(f->header["black"], -1e30);
+  EXPECT_EQ(f->header["white"], 1e30);
+
+  ws.send(json{{"type", "ready"}, {"max_width", "wide"}});
+  auto err = ws.next_text("error", 5s);
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->at("message").get<std::string>().find("max_width must be a number"),
+            std::string::npos)
+      << *err;
+  ASSERT_TRUE(ws.next_frame(10s)) << "a bad ready still gets a frame";
+
+  // Probes far outside any frame are outside, not wrapped onto pixel 0.
+  for (const json& xy :
+       {json{1e20, 3}, json{4294967296.5, 3}, json{3, 1e300}, json{-5, 3}, json{-1e300, -1e300}}) {
+    ws.send(json{{"type", "probe"}, {"x", xy[0]}, {"y", xy[1]}});
+    auto p = ws.next_text("probe", 5s);
+    ASSERT_TRUE(p) << xy;
+    EXPECT_TRUE(p->at("value").is_null()) << xy << " " << *p;
+  }
+  ws.ready(256, {{"auto", "minmax"}});
+  EXPECT_TRUE(ws.next_frame(10s));
+  EXPECT_TRUE(viewer.process().running());
+}
+
+TEST(Fbview, LevelsAndGammaRestyleTheLastFrameWhileTheCameraIsStopped) {
+  Broker broker(kCounterCamera);
+  Viewer viewer(broker);
+  ViewClient ws(viewer.port(), "/ws?stream=cam");
+  const json linear = {{"auto", "off"}, {"black", 0}, {"white", 65535}, {"gamma", 1}};
+  ws.ready(256, linear);
+  std::optional<ViewFrame> last = ws.next_frame(10s);
+  ASSERT_TRUE(last);
+  ASSERT_EQ(broker.fbctl({"stop", "cam"}).exit_code, 0);
+  // Frames taken before the stop may still come; afterwards a ready stays unanswered.
+  for (int i = 0; i < 5; ++i) {
+    ws.ready(256, linear);
+    auto f = ws.next_frame(1500ms);
+    if (!f) break;
+    last = std::move(f);
+  }
+  ASSERT_FALSE(ws.next_frame(500ms)) << "the camera still runs";
+  const uint64_t seq = last->header["seq"];
+
+  json dark = linear;
+  dark["type"] = "restyle";
+  dark["gamma"] = 3;
+  ws.send(dark);
+  auto f = ws.next_frame(5s);
+  ASSERT_TRUE(f) << "levels changed, the picture did not";
+  EXPECT_EQ(f->header["seq"], seq) << "the same frame, restyled";
+  EXPECT_EQ(f->header["restyled"], true);
+  EXPECT_EQ(f->header["gamma"], 3.0);
+  EXPECT_EQ(f->header["width"], last->header["width"]);
+  ASSERT_EQ(f->pixels.size(), last->pixels.size());
+  size_t darker = 0;
+  for (size_t i = 0; i < f->pixels.size(); ++i) {
+    EXPECT_LE(f->pixels[i], last->pixels[i]);
+    darker += f->pixels[i] < last->pixels[i];
+  }
+  EXPECT_GT(darker, f->pixels.size() / 2);
+
+  // Min-max contrast on the same frame spreads it over the 8-bit range.
+  ws.send(json{{"type", "restyle"}, {"auto", "minmax"}});
+  f = ws.next_frame(5s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->header["seq"], seq);
+  EXPECT_EQ(f->header["black"], f->header["hist_min"]);
+  EXPECT_EQ(f->header["white"], f->header["hist_max"]);
+  EXPECT_EQ(*std::max_element(f->pixels.begin(), f->pixels.end()), 255);
+  EXPECT_FALSE(ws.next_frame(500ms)) << "one frame per restyle, and no new frames";
+
+  // The ready still outstanding gets the next new frame, in the newest style.
+  ASSERT_EQ(broker.fbctl({"start", "cam"}).exit_code, 0);
+  f = ws.next_frame(10s);
+  ASSERT_TRUE(f);
+  EXPECT_GT(f->header["seq"].get<uint64_t>(), seq);
+  EXPECT_EQ(f->header["restyled"], false);
+  EXPECT_EQ(f->header["black"], f->header["hist_min"]);
+}

@@ -73,6 +73,19 @@ void FramePump::request(const ViewRequest& r) {
   cv_.notify_all();
 }
 
+void FramePump::restyle(const Style& s) {
+  {
+    std::lock_guard lock(mu_);
+    restyle_ = s;
+  }
+  cv_.notify_all();
+}
+
+bool FramePump::interrupted() {
+  std::lock_guard lock(mu_);
+  return stopped_ || restyle_.has_value();
+}
+
 std::optional<double> FramePump::probe(uint32_t x, uint32_t y) {
   std::lock_guard lock(scaled_mu_);
   const Region& r = scaled_.region;
@@ -132,8 +145,17 @@ void FramePump::serve() {
     ViewRequest req;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, 250ms, [&] { return stopped_ || pending_.has_value(); });
+      cv_.wait_for(lock, 250ms,
+                   [&] { return stopped_ || pending_.has_value() || restyle_.has_value(); });
       if (stopped_) return;
+      if (restyle_) {
+        const Style style = *restyle_;
+        restyle_.reset();
+        if (pending_) pending_->style = style;
+        lock.unlock();
+        if (shown_.valid) send_(compose(style, true), true);
+        continue;
+      }
       if (!pending_) {
         lock.unlock();
         refresh_stream_status();  // also notices a broker that went away while idle
@@ -143,7 +165,7 @@ void FramePump::serve() {
       pending_.reset();
     }
     std::optional<Frame> f = take_newest();
-    if (!f) {  // stopped, or no frame yet: the tab's request stays
+    if (!f) {  // stopped, a restyle, or no frame yet: the tab's request stays
       std::lock_guard lock(mu_);
       if (!pending_) pending_ = req;
       continue;
@@ -159,9 +181,9 @@ std::optional<Frame> FramePump::take_newest() {
   std::optional<Frame> f;
   const auto give_up = std::chrono::steady_clock::now() + 1s;
   while (!f) {
-    if (!sleep_for(0ms)) return std::nullopt;
+    if (interrupted()) return std::nullopt;
     refresh_stream_status();
-    f = sub_->next(200ms);
+    f = sub_->next(100ms);  // short: a restyle waits at most this long
     if (!f && std::chrono::steady_clock::now() > give_up) return std::nullopt;
   }
   // The frame waiting for us may have come long before the tab was ready. If the broker has
@@ -195,45 +217,58 @@ void FramePump::refresh_stream_status() {
 }
 
 std::string FramePump::render(const Frame& f, const ViewRequest& r) {
-  const std::string pixel_type = to_string(f.pixel_type());
+  const char* pixel_type = to_string(f.pixel_type());
   const SourceFormat fmt{f.width(), f.height(), f.stride(), sample_of(pixel_type),
                          bit_depth_of(pixel_type)};
   if (last_seq_ && f.seq() > *last_seq_ + 1) conflated_ += f.seq() - *last_seq_ - 1;
   last_seq_ = f.seq();
-
-  json header;
   {
     std::lock_guard lock(scaled_mu_);
     shrink(f.pixels(), fmt, r.region, r.max_width, r.max_height, scaled_);
-    const Histogram h = histogram_of(scaled_.values);
-    const Levels levels = choose_levels(r.mode, h, r.manual);
-    map_to_8bit(scaled_.values, levels, r.gamma, mapped_);
-    const Region& reg = scaled_.region;
-    header = {{"type", "frame"},
-              {"stream", stream_},
-              {"seq", f.seq()},
-              {"camera_frame_id", f.camera_frame_id()},
-              {"width", scaled_.width},
-              {"height", scaled_.height},
-              {"source_width", f.width()},
-              {"source_height", f.height()},
-              {"region", {reg.x, reg.y, reg.w, reg.h}},
-              {"scale", scaled_.scale},
-              {"pixel_type", pixel_type},
-              {"bit_depth", fmt.bit_depth},
-              {"black", levels.black},
-              {"white", levels.white},
-              {"gamma", r.gamma},
-              {"min", scaled_.raw_min},
-              {"max", scaled_.raw_max},
-              {"histogram", histogram_json(h)},
-              {"hist_min", h.min},
-              {"hist_max", h.max},
-              {"camera_fps", camera_fps_},
-              {"dropped", dropped_},
-              {"conflated", conflated_},
-              {"mono_ns", f.meta().mono_ns()}};
   }
+  histogram_ = histogram_of(scaled_.values);
+  shown_ = {.valid = true,
+            .seq = f.seq(),
+            .camera_frame_id = f.camera_frame_id(),
+            .mono_ns = f.meta().mono_ns(),
+            .source_width = f.width(),
+            .source_height = f.height(),
+            .bit_depth = fmt.bit_depth,
+            .pixel_type = pixel_type};
+  return compose(r.style, false);
+}
+
+// Only this thread writes scaled_, so reading it here needs no lock.
+std::string FramePump::compose(const Style& style, bool restyled) {
+  const Histogram& h = histogram_;
+  const Levels levels = choose_levels(style.mode, h, style.manual);
+  map_to_8bit(scaled_.values, levels, style.gamma, mapped_);
+  const Region& reg = scaled_.region;
+  const json header = {{"type", "frame"},
+                       {"stream", stream_},
+                       {"seq", shown_.seq},
+                       {"restyled", restyled},
+                       {"camera_frame_id", shown_.camera_frame_id},
+                       {"width", scaled_.width},
+                       {"height", scaled_.height},
+                       {"source_width", shown_.source_width},
+                       {"source_height", shown_.source_height},
+                       {"region", {reg.x, reg.y, reg.w, reg.h}},
+                       {"scale", scaled_.scale},
+                       {"pixel_type", shown_.pixel_type},
+                       {"bit_depth", shown_.bit_depth},
+                       {"black", levels.black},
+                       {"white", levels.white},
+                       {"gamma", style.gamma},
+                       {"min", scaled_.raw_min},
+                       {"max", scaled_.raw_max},
+                       {"histogram", histogram_json(h)},
+                       {"hist_min", h.min},
+                       {"hist_max", h.max},
+                       {"camera_fps", camera_fps_},
+                       {"dropped", dropped_},
+                       {"conflated", conflated_},
+                       {"mono_ns", shown_.mono_ns}};
   const std::string text = header.dump();
   std::string msg(4 + text.size() + mapped_.size(), '\0');
   const uint32_t n = uint32_t(text.size());

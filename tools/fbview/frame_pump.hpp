@@ -20,12 +20,17 @@
 
 namespace framebroker::fbview {
 
-struct ViewRequest {
-  uint32_t max_width = 1024, max_height = 1024;
-  Region region;  // empty: the whole frame
+// How raw values become display grey levels.
+struct Style {
   AutoContrast mode = AutoContrast::MinMax;
   Levels manual;
   double gamma = 1;
+};
+
+struct ViewRequest {
+  uint32_t max_width = 1024, max_height = 1024;
+  Region region;  // empty: the whole frame
+  Style style;
 };
 
 class FramePump {
@@ -40,6 +45,9 @@ class FramePump {
 
   // The tab drew its frame and wants the next one.
   void request(const ViewRequest& r);
+  // The tab changed levels or gamma: the last frame sent is sent again in that style (so a
+  // stopped camera or a paused tab still sees the change), and the next frame has it too.
+  void restyle(const Style& s);
   // The raw value at source pixel (x, y) of the last frame sent, if it showed that pixel.
   std::optional<double> probe(uint32_t x, uint32_t y);
   void stop();
@@ -53,9 +61,11 @@ class FramePump {
   bool connect();
   void serve();
   std::optional<Frame> take_newest();
+  bool interrupted();            // stopped, or a restyle waits
   void refresh_stream_status();  // at most once a second
   int64_t latest_seq();          // the stream's newest seq, asked now
   std::string render(const Frame& f, const ViewRequest& r);
+  std::string compose(const Style& style, bool restyled);  // of scaled_ and shown_
   void say_status(bool connected, const std::string& message);
   bool sleep_for(std::chrono::milliseconds d);  // false: stopped
 
@@ -67,6 +77,7 @@ class FramePump {
   std::condition_variable cv_;
   bool stopped_ = false;
   std::optional<ViewRequest> pending_;
+  std::optional<Style> restyle_;
 
   // The pump thread's own.
   std::optional<Client> client_;
@@ -80,6 +91,15 @@ class FramePump {
   std::chrono::steady_clock::time_point status_at_{};
   std::vector<uint8_t> mapped_;
 
+  // The last frame sent, shrunk, is all a restyle needs: no copy of the frame, no slot held.
+  struct Shown {
+    bool valid = false;
+    uint64_t seq = 0, camera_frame_id = 0;
+    uint64_t mono_ns = 0;
+    uint32_t source_width = 0, source_height = 0, bit_depth = 0;
+    const char* pixel_type = "";
+  } shown_;
+  Histogram histogram_;   // of scaled_
   std::mutex scaled_mu_;  // probe() reads the last frame from the socket thread
   Scaled scaled_;
 

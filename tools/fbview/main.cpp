@@ -62,7 +62,12 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  fbview                       # all streams, http://127.0.0.1:8080/\n"
       "  fbview sim0 --listen 127.0.0.1:9000 --open\n"
-      "  fbview --listen 0.0.0.0:8080   # visible to the network (a warning says so)\n\n"
+      "  fbview --listen 0.0.0.0:8080   # visible to the network (a warning says so)\n"
+      "  fbview --listen 0.0.0.0:8080 --allow-origin http://scope-pc.lab:8080\n"
+      "                               # the page opened by that name from other machines\n\n"
+      "Only pages of fbview's own origin may open its WebSocket (http:// with its port and host\n"
+      "localhost, 127.0.0.1, [::1] or the address it was reached at), and those named with\n"
+      "--allow-origin; other pages in your browser get 403. Programs that send no Origin may.\n\n"
       "Exit codes: 0 stopped by SIGINT/SIGTERM, 1 error (e.g. the port is taken), 2 usage.",
       "fbview"};
   std::vector<std::string> streams;
@@ -75,6 +80,11 @@ int main(int argc, char** argv) {
                  "HOST:PORT to serve on; loopback unless you name another address (port 0: any "
                  "free port, printed at start)")
       ->capture_default_str();
+  std::vector<std::string> allow_origins;
+  app.add_option("--allow-origin", allow_origins,
+                 "ORIGIN (scheme://host[:port]) whose pages may also open the WebSocket, e.g. "
+                 "http://scope-pc.lab:8080 for a name fbview is reached by; repeatable")
+      ->allow_extra_args(false);
   app.add_flag("--open", open, "open the page in the desktop's browser (xdg-open)");
   app.add_option("--socket", connect.socket_path,
                  "broker socket (default: $FRAMEBROKER_SOCKET, else the instance's)");
@@ -92,14 +102,16 @@ int main(int argc, char** argv) {
     const auto at = parse_listen(listen);
     asio::io_context io(1);
     StreamDirectory directory(connect, streams);
-    WebServer server(io, at, directory);
+    WebServer server(io, at, directory, allow_origins);
     const auto bound = server.local_endpoint();
     const std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                                      : bound.address().to_string();
     const std::string url = "http://" + host + ":" + std::to_string(bound.port()) + "/";
     if (!bound.address().is_loopback())
-      spdlog::warn("listening on {}: anyone who can reach this address can watch the cameras",
-                   bound.address().to_string());
+      spdlog::warn(
+          "listening on {}: anyone who can reach this address can watch the cameras (a page "
+          "opened by host name needs --allow-origin http://NAME:{})",
+          bound.address().to_string(), bound.port());
     std::cout << "fbview: serving " << url << " (broker " << connect.socket_path << ")"
               << std::endl;
     if (open) open_in_browser(url);

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cmath>
 #include <deque>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,20 +17,42 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using nlohmann::json;
 
-// Reads a ready message into a request; throws json errors or std::invalid_argument.
+// A number field clamped to [lo, hi] while still a double: converting an out-of-range double
+// to an integer is undefined behaviour. Absent or null: `fallback`.
+double number(const json& m, const char* key, double fallback, double lo, double hi) {
+  const auto it = m.find(key);
+  if (it == m.end() || it->is_null()) return fallback;
+  if (!it->is_number()) throw std::invalid_argument(std::string(key) + " must be a number");
+  const double v = it->get<double>();
+  if (std::isnan(v)) return fallback;
+  return std::clamp(v, lo, hi);
+}
+
+uint32_t coordinate(const json& v) {
+  if (!v.is_number()) throw std::invalid_argument("region must be [x, y, w, h] numbers");
+  const double d = v.get<double>();
+  return std::isnan(d) ? 0 : uint32_t(std::clamp(d, 0.0, 1e6));
+}
+
+// Throws json errors or std::invalid_argument.
+Style parse_style(const json& m) {
+  Style s;
+  s.mode = auto_contrast_of(m.value("auto", std::string("minmax")));
+  s.manual = {number(m, "black", 0, -1e30, 1e30), number(m, "white", 65535, -1e30, 1e30)};
+  s.gamma = number(m, "gamma", 1, 0.1, 10);
+  return s;
+}
+
 ViewRequest parse_ready(const json& m) {
   ViewRequest r;
-  r.max_width = std::clamp(m.value("max_width", 1024u), 1u, 8192u);
-  r.max_height = std::clamp(m.value("max_height", 1024u), 1u, 8192u);
+  r.max_width = uint32_t(number(m, "max_width", 1024, 1, 8192));
+  r.max_height = uint32_t(number(m, "max_height", 1024, 1, 8192));
   if (m.contains("region") && !m["region"].is_null()) {
     const auto& a = m["region"];
     if (!a.is_array() || a.size() != 4) throw std::invalid_argument("region must be [x, y, w, h]");
-    auto coord = [](const json& v) { return uint32_t(std::clamp(v.get<double>(), 0.0, 1e6)); };
-    r.region = {coord(a[0]), coord(a[1]), coord(a[2]), coord(a[3])};
+    r.region = {coordinate(a[0]), coordinate(a[1]), coordinate(a[2]), coordinate(a[3])};
   }
-  r.mode = auto_contrast_of(m.value("auto", std::string("minmax")));
-  r.manual = {m.value("black", 0.0), m.value("white", 65535.0)};
-  r.gamma = std::clamp(m.value("gamma", 1.0), 0.1, 10.0);
+  r.style = parse_style(m);
   return r;
 }
 
@@ -92,9 +115,12 @@ class ViewSocket : public std::enable_shared_from_this<ViewSocket> {
       } else if (type == "probe") {
         const auto x = m.at("x").get<double>(), y = m.at("y").get<double>();
         std::optional<double> v;
-        if (x >= 0 && y >= 0) v = pump_->probe(uint32_t(x), uint32_t(y));
+        if (x >= 0 && y >= 0 && x < 4294967296.0 && y < 4294967296.0)  // false for NaN too
+          v = pump_->probe(uint32_t(x), uint32_t(y));
         send(json{{"type", "probe"}, {"x", x}, {"y", y}, {"value", v ? json(*v) : json()}}.dump(),
              false);
+      } else if (type == "restyle") {
+        pump_->restyle(parse_style(m));
       } else {
         throw std::invalid_argument("unknown message type '" + type + "'");
       }

@@ -1,6 +1,8 @@
 // One tab's WebSocket. Text messages from the page: {"type":"ready", max_width, max_height,
-// region, auto, black, white, gamma} after it drew a frame, and {"type":"probe", x, y}. To
-// the page: one binary message per frame (u32 LE header length, JSON header, 8-bit pixels),
+// region, auto, black, white, gamma} after it drew a frame, {"type":"restyle", auto, black,
+// white, gamma} when levels or gamma change (the last frame comes again in that style, its
+// header has "restyled": true), and {"type":"probe", x, y}. Numbers out of range are clamped.
+// To the page: one binary message per frame (u32 LE header length, JSON header, 8-bit pixels),
 // and text {"type":"status"|"error"|"probe", ...}. A malformed message gets an error message;
 // the socket stays open.
 #pragma once
