@@ -49,6 +49,10 @@ struct FrameInfo {
   FrameFormat format;
   double exposure_us = 0;
   std::vector<std::pair<std::string, std::string>> tags;
+  // Provenance, set only for frames a client derived from another stream's frame. The view
+  // must outlive the commit() call only.
+  std::string_view source_stream;
+  int64_t source_seq = -1;
 };
 
 // A writable piece of a slot, lent to the adapter between loan() and commit().

@@ -187,6 +187,7 @@ void Broker::tick() {
   const double dt = std::chrono::duration<double>(now - last_tick_).count();
   last_tick_ = now;
   for (auto& [name, s] : streams_) s->tick(dt);
+  after_slots_freed();
   for (auto& [id, c] : connections_) {
     if (!c->greeted() && std::chrono::system_clock::now() - c->connected_at() > kHelloLimit) {
       spdlog::warn("client {} (pid {}) never said Hello; closing", id, c->peer().pid);
@@ -253,6 +254,10 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
       return on_camera(c, rid, *env->message_as_CameraCommand());
     case wire::Message::DiscoverRequest:
       return on_discover(c, rid, *env->message_as_DiscoverRequest());
+    case wire::Message::Advertise:
+      return on_advertise(c, rid, *env->message_as_Advertise());
+    case wire::Message::Commit:
+      return on_commit(c, *env->message_as_Commit());
     default:
       c.send_error(
           rid, ErrorCode::Malformed,
@@ -288,6 +293,9 @@ void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m)
   if (!s)
     return c.send_error(rid, ErrorCode::UnknownStream,
                         "no stream named '" + name + "'; streams: " + stream_names());
+  if (s->ended())
+    return c.send_error(rid, ErrorCode::UnknownStream,
+                        "stream '" + name + "' has ended (its producer went away)");
   auto& fan = s->fanout();
   // A subscriber that unsubscribed but still holds frames comes back under the same id.
   const auto existing = subscriptions_.find(c.id(), name);
@@ -354,6 +362,19 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
                      " this client does not hold (double release or wrong slot/seq): " + bad);
   }
   deliver_to(c, *s, sub);
+  if (s->ended()) finish_if_ended(c, *s, sub);
+  after_slots_freed(s);
+}
+
+void Broker::after_slots_freed(Stream* only) {
+  for (auto& [stream, p] : publications_) {
+    if (only && only->name() != stream) continue;
+    if (auto* s = find_stream(stream)) {
+      publish_committed(*s, p);
+      grant_loans(*s, p);  // none once it ended
+    }
+  }
+  reap_ended();
 }
 
 bool Broker::may_control(const Connection& c) const {
@@ -363,6 +384,10 @@ bool Broker::may_control(const Connection& c) const {
 
 void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m) {
   const std::string cam = str(m.camera());
+  if ((m.op() == wire::CameraOp::Start || m.op() == wire::CameraOp::Stop) && publication_of(cam))
+    return c.send_error(rid, ErrorCode::CameraBusy,
+                        "stream " + cam + " is published by client " + publication_of(cam)->client +
+                            ": it starts and stops with its producer");
   if (m.op() != wire::CameraOp::List && m.op() != wire::CameraOp::Get && !may_control(c)) {
     const struct passwd* pw = ::getpwuid(c.peer().uid);
     const std::string user = pw ? pw->pw_name : std::to_string(c.peer().uid);
@@ -466,12 +491,24 @@ void Broker::on_writable(Connection& c) {
   subscriptions_.for_connection(c.id(), [&](Subscriptions::Id sub, const std::string& stream) {
     if (auto* s = find_stream(stream)) deliver_to(c, *s, sub);
   });
+  // A subscriber of an ended stream that just got its last queued frames is told now (not
+  // inside the walk above: ending a subscription edits the registry).
+  for (const auto& [stream, p] : publications_) {
+    if (!p.ended()) continue;
+    if (const auto sub = subscriptions_.find(c.id(), stream))
+      if (auto* s = find_stream(stream)) finish_if_ended(c, *s, *sub);
+  }
 }
 
 void Broker::on_closed(Connection& c) {
   // Every hold this client had goes back now: no heartbeat, no timeout.
   for (const auto sub : subscriptions_.of_connection(c.id()))
     end_subscription(sub, Ending::Disconnected);
+  std::vector<std::string> produced;
+  for (const auto& [stream, p] : publications_)
+    if (p.connection == c.id()) produced.push_back(stream);
+  for (const auto& stream : produced) end_publication(stream);
+  after_slots_freed();
   if (c.greeted())
     spdlog::info("client {} ({} pid {}) disconnected", c.id(), c.client_name(), c.peer().pid);
   connections_.erase(c.id());

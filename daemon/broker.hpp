@@ -16,6 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "connection.hpp"
@@ -48,6 +50,11 @@ class Broker : private MessageHandler {
   // Stops cameras, tells clients, closes everything.
   void shutdown();
 
+  // Limits publishing to members of group `gid` (-1: anyone who can connect), and the ring a
+  // client may ask for to `max_ring_bytes` (0: a quarter of the machine's memory).
+  // Published streams' segments belong to `segment_group` (-1: the broker's), as cameras' do.
+  void set_publish_limits(int gid, std::string group, uint64_t max_ring_bytes, int segment_group);
+
   // Stops the camera and drops the stream; its subscribers are told and lose their
   // subscriptions (frames they hold stay mapped on their side). False if there is none.
   bool remove_stream(const std::string& name);
@@ -74,6 +81,36 @@ class Broker : private MessageHandler {
   void on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m);
   flatbuffers::Offset<wire::SlotMap> slot_map(flatbuffers::FlatBufferBuilder& fbb, Stream& s);
   void on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m);
+
+  // In broker_publish.cpp: streams that clients publish.
+  struct Publication {
+    uint64_t connection = 0;  // 0 once the producer has gone: the stream has ended
+    std::string client;
+    pid_t pid = 0;
+    std::unordered_set<uint64_t> loans;  // (gen << 32 | slot) on loan to the producer
+    uint32_t credits = 0;                // loans to keep outstanding
+    std::vector<std::pair<std::string, std::string>> tags;
+    bool blocking = true;
+    bool ended() const { return connection == 0; }
+  };
+  void on_advertise(Connection& c, uint32_t rid, const wire::Advertise& m);
+  void on_commit(Connection& c, const wire::Commit& m);
+  Publication* publication_of(const std::string& stream);
+  // Lends the producer free slots up to its credit (a blocking one no further than the slowest
+  // `every` subscriber can take without missing a frame).
+  void grant_loans(Stream& s, Publication& p);
+  // Hands committed frames to the fanout (a blocking stream's only as far as subscribers have
+  // room).
+  void publish_committed(Stream& s, Publication& p);
+  // The producer went away: its loans go back unpublished, and the stream ends.
+  void end_publication(const std::string& stream);
+  // An ended stream's subscriber got everything it was queued: tell it, and end it.
+  void finish_if_ended(Connection& c, Stream& s, Subscriptions::Id sub);
+  // Drops ended streams nobody holds anything of (their segments are unlinked).
+  void reap_ended();
+  // Slots may have come free (releases, a client gone): producers get loans again (of one
+  // stream, or of all), and ended streams nobody holds go.
+  void after_slots_freed(Stream* only = nullptr);
   // In broker_discover.cpp: the scan runs on a thread of its own, which sends the reply.
   void on_discover(Connection& c, uint32_t rid, const wire::DiscoverRequest& m);
   bool may_control(const Connection& c) const;
@@ -101,6 +138,12 @@ class Broker : private MessageHandler {
   std::map<std::string, std::unique_ptr<Stream>> streams_;
   std::map<uint64_t, std::shared_ptr<Connection>> connections_;
   Subscriptions subscriptions_;
+  std::map<std::string, Publication> publications_;
+  uint64_t max_publish_bytes_ = 0;  // 0: a quarter of RAM
+  int publish_gid_ = -1;
+  std::string publish_group_;
+  int stream_group_ = -1;
+  std::vector<uint32_t> loan_batch_;
   uint64_t next_connection_id_ = 1;
   bool shutting_down_ = false;
   bool owns_socket_file_ = false;

@@ -85,6 +85,7 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
   for (auto& [name, s] : streams_) {
     const Generation& g = *s->current();
     const auto counts = g.ring->counts();
+    const Publication* pub = publication_of(name);
     const auto fmt = s->camera().format();
     const uint64_t frame_bytes = fmt.frame_bytes();
     auto format = wire::CreateFrameFormat(fbb, fmt.width, fmt.height,
@@ -97,7 +98,10 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
         s->dropped_full(), s->dropped_camera(), frame_bytes, s->fps() * double(frame_bytes) / 1e6,
         uint32_t(s->retired_generations()), s->recycle().count(),
         s->recycle().quantile_ns(0.5) / 1e3, s->recycle().quantile_ns(0.99) / 1e3,
-        s->recycle().quantile_ns(0.999) / 1e3, double(s->recycle().max_ns()) / 1e3));
+        s->recycle().quantile_ns(0.999) / 1e3, double(s->recycle().max_ns()) / 1e3,
+        fbb.CreateString(pub ? "client" : "camera"), fbb.CreateString(pub ? pub->client : ""),
+        pub ? int32_t(pub->pid) : 0,
+        fbb.CreateString(pub ? (pub->ended() ? "ended" : "live") : camera_state(*s))));
     const std::string error =
         s->camera().last_error().empty() ? s->error() : s->camera().last_error();
     cams.push_back(wire::CreateCameraInfo(

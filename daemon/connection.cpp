@@ -129,6 +129,29 @@ void Connection::send(const flatbuffers::FlatBufferBuilder& fbb) {
   });
 }
 
+bool Connection::send_with_fd(const flatbuffers::FlatBufferBuilder& fbb, int fd) {
+  if (!open_ || broken_ || !writing_.empty() || !out_.empty()) return false;
+  iovec iov{const_cast<uint8_t*>(fbb.GetBufferPointer()), fbb.GetSize()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n <= 0) return false;
+  if (size_t(n) < fbb.GetSize()) {  // the fd went with the first byte; the rest may wait
+    out_.insert(out_.end(), fbb.GetBufferPointer() + n, fbb.GetBufferPointer() + fbb.GetSize());
+    write_more();
+  }
+  return true;
+}
+
 void Connection::close_soon(const std::string& reason) {
   if (on_socket_thread()) return close(reason);
   if (broken_) return;

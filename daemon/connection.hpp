@@ -61,6 +61,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sends a finished (size-prefixed) message, or queues what the socket will not take now.
   void send(const flatbuffers::FlatBufferBuilder& fbb);
   void send_error(uint32_t request_id, wire::ErrorCode code, const std::string& message);
+  // Sends a message with `fd` attached (SCM_RIGHTS) to its first byte; the fd stays the
+  // caller's. Socket thread only, and only while nothing waits in the outbound queue (ancillary
+  // data cannot wait there): false, with nothing sent, otherwise.
+  bool send_with_fd(const flatbuffers::FlatBufferBuilder& fbb, int fd);
   // Sends what is queued, then closes.
   void close_after_flush();
   // Closes at once; on_closed follows.

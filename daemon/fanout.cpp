@@ -163,6 +163,14 @@ ReleaseResult Fanout::release(SubscriberId id, const FrameRef& frame) {
   return ReleaseResult::Ok;
 }
 
+uint32_t Fanout::every_room() const {
+  uint32_t room = UINT32_MAX;
+  for (const auto& [id, s] : subs_)
+    if (s.active && s.opt.mode == SubscriberMode::Every)
+      room = std::min(room, s.opt.max_hold > s.in_flight() ? s.opt.max_hold - s.in_flight() : 0);
+  return room;
+}
+
 SubscriberCounters Fanout::counters(SubscriberId id) const {
   auto it = subs_.find(id);
   if (it == subs_.end()) return {};

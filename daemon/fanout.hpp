@@ -97,6 +97,11 @@ class Fanout {
   // Checks that `id` holds exactly this frame; if so drops the hold.
   ReleaseResult release(SubscriberId id, const FrameRef& frame);
 
+  // How many more frames every active `every` subscriber can take before one of them would miss
+  // one (UINT32_MAX when there is none): a blocking producer gets no more credit than this.
+  uint32_t every_room() const;
+  bool empty() const { return subs_.empty(); }
+
   SubscriberCounters counters(SubscriberId id) const;
   SubscriberOptions options(SubscriberId id) const;
   std::vector<SubscriberId> subscriber_ids() const;

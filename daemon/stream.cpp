@@ -95,6 +95,12 @@ void Stream::ensure_generation() {
   const uint32_t slots = slot_count_for(need);
   if (current_ && current_->segment->slot_bytes() >= need && current_->ring->size() == slots)
     return;
+  new_generation();
+}
+
+void Stream::new_generation() {
+  const uint64_t need = std::max<uint64_t>(camera_->format().frame_bytes(), 1);
+  const uint32_t slots = slot_count_for(need);
   drain();
   const uint32_t gen = current_ ? current_->gen + 1 : 1;
   const uint64_t slot_bytes = shm::round_up_to_page(need);
@@ -202,6 +208,7 @@ void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
   // high rates the socket thread drains instead, in batches, in parallel with the camera (and
   // a snap commits on the socket thread, which holds the state lock already).
   const bool frames_are_close = mono_ns - last_inline_ns_ < kInlineGapNs;
+  if (committed_on_socket_thread_) return;
   if (state_ && !snapping_ && !frames_are_close && !drain_pending_.load()) {
     std::unique_lock lock(*state_, std::try_to_lock);
     if (lock.owns_lock()) {
@@ -227,6 +234,11 @@ std::optional<cameras::Loan> Stream::loan_ahead(size_t bytes) {
   return cameras::Loan{g.segment->writable_slot(*slot).first(bytes), *slot, g.gen};
 }
 
+void Stream::count_dropped(uint64_t frames) {
+  next_seq_.fetch_add(frames);
+  dropped_full_.fetch_add(frames);
+}
+
 void Stream::drop_ring_full() {
   next_seq_.fetch_add(1);
   dropped_full_.fetch_add(1);
@@ -248,8 +260,13 @@ void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& inf
     tags.push_back(meta::CreateTag(fbb, fbb.CreateString(k), fbb.CreateString(v)));
   auto stream = fbb.CreateString(config_.name);
   auto tag_vec = tags.empty() ? 0 : fbb.CreateVectorOfSortedTables(&tags);
+  auto source = info.source_stream.empty()
+                    ? 0
+                    : fbb.CreateString(info.source_stream.data(), info.source_stream.size());
   meta::FrameMetaBuilder m(fbb);
   m.add_stream(stream);
+  if (!info.source_stream.empty()) m.add_source_stream(source);
+  m.add_source_seq(info.source_seq);
   m.add_camera_frame_id(info.camera_frame_id);
   m.add_seq(seq);
   m.add_gen(loan.gen);
@@ -280,14 +297,18 @@ void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& inf
 // ---- socket thread ----
 
 void Stream::drain() {
+  drain_up_to(SIZE_MAX);
+}
+
+void Stream::drain_up_to(size_t max) {
   drain_pending_.store(false);
-  bool any = false;
+  size_t published = 0;
   FrameRef f;
-  while (current_ && current_->commits.pop(f)) {
+  while (published < max && current_ && current_->commits.pop(f)) {
     fanout_.publish(f);
-    any = true;
+    ++published;
   }
-  if (any && on_frames_) on_frames_(*this);
+  if (published && on_frames_) on_frames_(*this);
 }
 
 void Stream::add_ref(const FrameRef& f) {

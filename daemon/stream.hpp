@@ -31,8 +31,8 @@
 
 #include "cameras/camera.hpp"
 #include "fanout.hpp"
-#include "latency_histogram.hpp"
 #include "framebroker/internal/segment.hpp"
+#include "latency_histogram.hpp"
 #include "slot_ring.hpp"
 
 namespace framebroker::daemon {
@@ -84,6 +84,22 @@ class Stream : public cameras::FrameSink, private RefCounter {
 
   // Creates a new generation when the format outgrew the slots (camera idle).
   void ensure_generation();
+  // A new generation whatever the format (a published name advertised again).
+  void new_generation();
+  // A published stream's frames are committed on the socket thread, which holds the state lock
+  // and drains itself after each Commit batch: commit() neither locks nor rings the bell.
+  void set_committed_on_socket_thread() { committed_on_socket_thread_ = true; }
+  // Frames the producer had no slot for: each costs a seq, as a camera's drop does.
+  void count_dropped(uint64_t frames);
+  // A published stream whose producer went away; no frame comes after.
+  bool ended() const { return ended_; }
+  void set_ended(bool ended) { ended_ = ended; }
+  // Ring size and policy for the next generation (a published name advertised again).
+  void set_ring(uint32_t slots, Overflow overflow) {
+    config_.slots = slots;
+    config_.ring_mb = 0;
+    config_.overflow = overflow;
+  }
   void start(std::optional<uint64_t> frames);
   void stop();
   void snap();
@@ -93,6 +109,10 @@ class Stream : public cameras::FrameSink, private RefCounter {
   const std::vector<uint8_t>& meta_of(const FrameRef& f);
   // Drains pending commits into the fanout (normally via the posted wake-up).
   void drain();
+  // Publishes at most `max` pending commits (a blocking published stream: no more than every
+  // `every` subscriber has room for; the rest wait, READY and unpublished, in commit order).
+  void drain_up_to(size_t max);
+  size_t pending_commits() { return current_ ? current_->commits.read_available() : 0; }
   // The lock that guards the fanout and everything on_frames touches: from now
   // on the camera thread drains itself when it can take it, and the bell's
   // drain takes it too.
@@ -148,7 +168,9 @@ class Stream : public cameras::FrameSink, private RefCounter {
   static constexpr uint64_t kInlineGapNs = 100'000;
   uint64_t last_inline_ns_ = 0;        // when the camera thread last delivered itself
   std::atomic<bool> snapping_{false};  // the producer is the socket thread itself
-  int bell_fd_ = -1;                   // eventfd: camera thread -> socket thread
+  bool committed_on_socket_thread_ = false;
+  bool ended_ = false;
+  int bell_fd_ = -1;  // eventfd: camera thread -> socket thread
   boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};
 

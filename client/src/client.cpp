@@ -64,6 +64,10 @@ Status status_from_wire(const wire::Status& w) {
       }
       o.overflow = str(st->overflow());
       o.segment = str(st->segment());
+      o.producer = str(st->producer());
+      o.producer_client = str(st->producer_client());
+      o.producer_pid = st->producer_pid();
+      o.state = str(st->state());
       s.streams.push_back(std::move(o));
     }
   }
@@ -129,7 +133,10 @@ const char* type_name(wire::PropertyType t) {
 }  // namespace
 
 Client Client::connect(const ConnectOptions& options) {
-  return Client(detail::Core::connect(options));
+  Client c(detail::Core::connect(options));
+  c.connect_options_ = options;
+  c.connect_options_.socket_path = c.core_->socket_path();
+  return c;
 }
 
 Subscription Client::subscribe(const std::string& stream, const SubscribeOptions& o) {

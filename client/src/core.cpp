@@ -78,6 +78,61 @@ std::shared_ptr<Core> Core::connect(const ConnectOptions& options) {
 
 Core::~Core() {
   ::close(fd_);
+  if (passed_fd_ >= 0) ::close(passed_fd_);
+}
+
+ssize_t Core::receive(std::span<uint8_t> into) {
+  iovec iov{into.data(), into.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  for (cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr; cm; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      std::lock_guard lock(state_mu_);
+      if (passed_fd_ >= 0) ::close(passed_fd_);  // only the newest is of use
+      passed_fd_ = fd;
+    }
+  }
+  return n;
+}
+
+int Core::take_passed_fd() {
+  std::lock_guard lock(state_mu_);
+  return std::exchange(passed_fd_, -1);
+}
+
+std::optional<std::pair<uint32_t, uint32_t>> Core::next_loan(const std::string& stream,
+                                                             Clock::time_point deadline) {
+  for (;;) {
+    uint64_t seen;
+    {
+      std::lock_guard lock(state_mu_);
+      auto& q = loans_[stream];
+      if (!q.empty()) {
+        auto l = q.front();
+        q.pop_front();
+        return l;
+      }
+      if (lost_) throw_lost();
+      seen = dispatched_;
+    }
+    if (Clock::now() >= deadline) return std::nullopt;
+    pump(deadline, seen);
+  }
+}
+
+bool Core::ended(const std::string& stream) {
+  std::lock_guard lock(state_mu_);
+  auto it = pending_.find(stream);
+  return it != pending_.end() && it->second.ended && it->second.frames.empty();
 }
 
 void Core::send(const flatbuffers::FlatBufferBuilder& fbb) {
@@ -190,6 +245,7 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
         h->core = shared_from_this();
         return h;
       }
+      if (it->second.ended) return std::nullopt;
       if (lost_) throw_lost();
       seen = dispatched_;
     }
@@ -223,7 +279,7 @@ void Core::pump(Clock::time_point deadline, uint64_t seen) {
   if (!readable) return;  // timeout or EINTR: the caller checks its deadline
 
   auto area = reader_.write_area();
-  ssize_t n = ::recv(fd_, area.data(), area.size(), MSG_DONTWAIT);
+  ssize_t n = receive(area);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   std::lock_guard lock(state_mu_);
   ++dispatched_;
@@ -265,6 +321,17 @@ bool Core::releases_pending() {
 void Core::dispatch(const wire::Received& msg) {
   const auto* env = msg.envelope();
   if (env->message_type() == wire::Message::Deliver) return on_deliver(msg);
+  if (const auto* l = env->message_as_Loaned()) {
+    auto& q = loans_[l->stream() ? l->stream()->str() : ""];
+    if (l->slots())
+      for (const uint32_t slot : *l->slots()) q.emplace_back(l->gen(), slot);
+    return;
+  }
+  if (const auto* e = env->message_as_EndOfStream()) {
+    if (auto it = pending_.find(e->stream() ? e->stream()->str() : ""); it != pending_.end())
+      it->second.ended = true;
+    return;
+  }
   if (env->request_id() != 0) {
     replies_[env->request_id()] = msg;
     return;

@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "framebroker/error.hpp"
-#include "framebroker/options.hpp"
 #include "framebroker/internal/segment.hpp"
 #include "framebroker/internal/wire.hpp"
+#include "framebroker/options.hpp"
 
 namespace framebroker::detail {
 
@@ -66,6 +66,18 @@ class Core : public std::enable_shared_from_this<Core> {
   void set_release_budget(const std::string& stream, uint32_t frames);
   std::vector<std::string> take_async_errors();
 
+  // Publishing (a Publisher has a Core of its own).
+  void send(const flatbuffers::FlatBufferBuilder& fbb);
+  // The fd the broker passed with its last message that carried one (-1: none); the caller
+  // owns it.
+  int take_passed_fd();
+  // The next slot the broker lent for `stream` as {gen, slot}, reading the socket until
+  // `deadline`; nullopt when none came.
+  std::optional<std::pair<uint32_t, uint32_t>> next_loan(const std::string& stream,
+                                                         Clock::time_point deadline);
+  // True once the broker said `stream` ended and every frame before that was taken.
+  bool ended(const std::string& stream);
+
   const std::string& socket_path() const { return socket_path_; }
   const std::string& instance() const { return instance_; }
   const std::string& broker_version() const { return broker_version_; }
@@ -73,11 +85,13 @@ class Core : public std::enable_shared_from_this<Core> {
  private:
   struct Pending {
     std::deque<std::unique_ptr<FrameHandle>> frames;
+    bool ended = false;  // EndOfStream came: no frame follows those queued
     std::map<uint32_t, std::shared_ptr<shm::Segment>> segments;  // by gen
   };
 
   Core(int fd, std::string socket_path) : fd_(fd), socket_path_(std::move(socket_path)) {}
-  void send(const flatbuffers::FlatBufferBuilder& fbb);
+  // recv() that also takes an fd passed with SCM_RIGHTS.
+  ssize_t receive(std::span<uint8_t> into);
   // Reads one batch from the socket, waiting until deadline. Returns at once
   // when another thread dispatched something since the caller looked
   // (`seen` is the dispatch count the caller saw under state_mu_).
@@ -103,6 +117,8 @@ class Core : public std::enable_shared_from_this<Core> {
   std::map<std::string, Pending> pending_;
   std::map<uint32_t, wire::Received> replies_;
   std::vector<std::string> async_errors_;
+  std::map<std::string, std::deque<std::pair<uint32_t, uint32_t>>> loans_;  // by stream
+  int passed_fd_ = -1;
   uint64_t dispatched_ = 0;  // batches read so far
   bool lost_ = false;
   std::string lost_reason_;

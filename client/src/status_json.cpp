@@ -62,7 +62,10 @@ std::string to_json(const Status& s, int indent) {
            {"p99_us", st.recycle_p99_us},
            {"p999_us", st.recycle_p999_us},
            {"max_us", st.recycle_max_us}}},
-         {"format", {{"width", st.width}, {"height", st.height}, {"pixel_type", st.pixel_type}}}});
+         {"format", {{"width", st.width}, {"height", st.height}, {"pixel_type", st.pixel_type}}},
+         {"producer",
+          {{"kind", st.producer}, {"client", st.producer_client}, {"pid", st.producer_pid}}},
+         {"state", st.state}});
   }
   j["subscribers"] = json::array();
   for (const auto& sub : s.subscribers) {

@@ -13,8 +13,17 @@ Subscription::~Subscription() {
 
 std::optional<Frame> Subscription::next(std::chrono::milliseconds timeout) {
   auto h = core_->next_frame(info_.stream, detail::Core::Clock::now() + timeout);
-  if (!h) return std::nullopt;
+  if (!h) {
+    // Past the end nothing more comes to carry batched releases: send them now, so that the
+    // ended stream's segment can go.
+    if (core_->ended(info_.stream)) core_->flush_releases();
+    return std::nullopt;
+  }
   return Frame(std::move(*h));
+}
+
+bool Subscription::ended() const {
+  return core_->ended(info_.stream);
 }
 
 }  // namespace framebroker

@@ -16,6 +16,7 @@
 #include "framebroker/error.hpp"
 #include "framebroker/frame.hpp"
 #include "framebroker/options.hpp"
+#include "framebroker/publisher.hpp"
 #include "framebroker/runtime.hpp"
 #include "framebroker/status.hpp"
 #include "framebroker/subscription.hpp"
@@ -28,6 +29,9 @@ class Client {
   static Client connect(const ConnectOptions& options);
 
   Subscription subscribe(const std::string& stream, const SubscribeOptions& options = {});
+  // Publishes a stream of your own under `stream` (see publisher.hpp). Throws Error(Refused)
+  // when the name is taken, the format is not valid or the ring is too large.
+  Publisher advertise(const std::string& stream, const PublishOptions& options);
   // slots_of: also fetch that stream's slot map (Status::slot_map).
   Status status(const std::string& slots_of = {});
   CameraControl camera(const std::string& name) { return CameraControl(core_, name); }
@@ -49,6 +53,7 @@ class Client {
 
  private:
   std::shared_ptr<detail::Core> core_;
+  ConnectOptions connect_options_;  // a Publisher connects again with these
 };
 
 }  // namespace framebroker

@@ -35,6 +35,11 @@ struct StreamStatus {
   std::string pixel_type;
   std::string overflow;
   std::string segment;
+  std::string producer;         // "camera", or "client" for a published stream
+  std::string producer_client;  // the publishing client's name
+  int producer_pid = 0;
+  std::string
+      state;  // a camera's "running", "idle" or "error"; a published one's "live" or "ended"
 };
 
 struct SubscriberStatus {

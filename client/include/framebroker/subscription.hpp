@@ -35,9 +35,12 @@ class Subscription {
   Subscription& operator=(Subscription&&) noexcept = default;
   ~Subscription();  // unsubscribes; frames still held stay valid
 
-  // The next frame, or nullopt when none came within `timeout`.
+  // The next frame, or nullopt when none came within `timeout` or the stream has ended.
   // Throws Error(BrokerLost) once the broker is gone and no frame is left.
   std::optional<Frame> next(std::chrono::milliseconds timeout);
+  // True once a published stream's producer went away and every frame it made was taken: no
+  // frame will follow (frames still held stay readable).
+  bool ended() const;
 
   const StreamInfo& info() const { return info_; }
 
