@@ -93,6 +93,41 @@ TEST(Fbbench, PacedThroughputLosesNothing) {
   EXPECT_GT(rows[0].at("fps").get<double>(), 1000) << rows[0].dump();
 }
 
+// --json goes before the command, as with fbctl, or after it. fbctl's --socket and --instance
+// get the reason they do not apply, in either place, not "not expected".
+TEST(Fbbench, GlobalOptionsWorkBeforeAndAfterTheCommand) {
+  const std::vector<std::string> latency{"latency", "--sizes",  "8K",   "--subscribers",
+                                         "1",       "--frames", "20",   "--warmup",
+                                         "5",       "--rate",   "1000", "--no-iceoryx"};
+  std::vector<std::string> before{"--json"};
+  before.insert(before.end(), latency.begin(), latency.end());
+  std::vector<std::string> after = latency;
+  after.push_back("--json");
+  for (const auto& args : {before, after}) {
+    SCOPED_TRACE(args.front());
+    const json rows = rows_of(fbbench(args));
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].at("size"), "8K");
+    EXPECT_EQ(rows[0].at("frames"), 20);
+  }
+
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--socket", "/run/framebroker/default.sock", "throughput"},
+           {"throughput", "--socket", "/run/framebroker/default.sock"},
+           {"--instance", "lab", "latency"},
+           {"latency", "--instance", "lab"}}) {
+    const Result r = fbbench(args, 10s);
+    SCOPED_TRACE(args[0] + " " + args[1]);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("fbbench measures brokers it starts itself"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("not expected"), std::string::npos) << r.err;
+  }
+
+  const Result help = run({FB_FBBENCH_BIN, "--help"}, 10s);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("fbbench --json "), std::string::npos) << help.out;
+}
+
 TEST(Fbbench, BadArgumentsGetClearErrors) {
   const Result pin = fbbench({"latency", "--pin", "sideways"}, 10s);
   EXPECT_EQ(pin.exit_code, 2);

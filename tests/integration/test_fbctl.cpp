@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <set>
 #include <sstream>
 
 #include "harness.hpp"
@@ -140,6 +141,42 @@ TEST(Fbctl, SubscribersShowModeLimitsLagAndConnectionTime) {
   EXPECT_NE(text.out.find("window 2"), std::string::npos) << text.out;
 }
 
+TEST(Fbctl, SubscribersShowTheRoleEachClientGaveInHello) {
+  Broker b(kCounterCamera);
+  auto watch = b.fbctl_async({"watch", "cam", "--duration", "60"});
+  const std::string path = b.runtime_dir() + "/role.raw";
+  auto saver = std::make_unique<Process>(
+      std::vector<std::string>{FB_FBSAVE_BIN, "cam", "-o", path, "--format", "raw", "--duration",
+                               "60", "--socket", b.socket()},
+      b.runtime_dir() + "/fbsave");
+  ASSERT_TRUE(b.wait_status([](const json& s) { return s["subscribers"].size() == 2; }));
+  const json subs = run_json(b, {"subscribers", "--json"});
+  ASSERT_EQ(subs.size(), 2u);
+  for (const auto& s : subs) {
+    if (s["pid"] == saver->pid()) {
+      EXPECT_EQ(s["client"], "fbsave");
+      EXPECT_EQ(s["role"], "saver");
+    } else {
+      EXPECT_EQ(s["pid"], watch->pid());
+      EXPECT_EQ(s["role"], "control");
+    }
+  }
+  auto text = b.fbctl({"subscribers"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  std::istringstream lines(text.out);
+  std::string header, line;
+  std::getline(lines, header);
+  EXPECT_EQ(header.rfind("ID  CLIENT  ROLE", 0), 0u) << text.out;
+  std::set<std::string> client_role;
+  while (std::getline(lines, line)) {
+    std::istringstream f(line);
+    std::string id, client, role;
+    f >> id >> client >> role;
+    client_role.insert(client + " " + role);
+  }
+  EXPECT_EQ(client_role, (std::set<std::string>{"fbctl control", "fbsave saver"})) << text.out;
+}
+
 TEST(Fbctl, CamerasAndPropsAndGetSetStartStop) {
   Broker b({"--no-default-camera", "--camera", "sim:name=cam,Width=64,Height=64,start=false"});
   json cams = run_json(b, {"cameras", "--json"});
@@ -213,6 +250,69 @@ TEST(Fbctl, ErrorsListWhatIsAllowedAndExitWithTheirCodes) {
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find(b.runtime_dir() + "/nothing.sock"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("framebrokerd"), std::string::npos) << r.err;  // how to start it
+}
+
+// --socket, --instance and --json go before the command, as people type them, or after it.
+TEST(Fbctl, GlobalOptionsWorkBeforeAndAfterTheCommand) {
+  Broker b(kCounterCamera);
+  const std::string sock = b.socket();
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"--socket", sock, "--json", "streams"},
+                                             {"--json", "--socket", sock, "streams"},
+                                             {"--socket", sock, "streams", "--json"},
+                                             {"--json", "streams", "--socket", sock},
+                                             {"streams", "--json", "--socket", sock}}) {
+    std::vector<std::string> argv{FB_FBCTL_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv);
+    std::string cmd;
+    for (const auto& a : args) cmd += a + " ";
+    ASSERT_EQ(r.exit_code, 0) << cmd << "\n" << r.err;
+    const json streams = json::parse(r.out);
+    ASSERT_EQ(streams.size(), 1u) << cmd;
+    EXPECT_EQ(streams[0]["name"], "cam") << cmd;
+  }
+
+  // --instance finds <runtime dir>/<instance>.sock, in either place.
+  const std::vector<std::string> env{"RUNTIME_DIRECTORY=" + b.runtime_dir(), "FRAMEBROKER_SOCKET="};
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"--instance", b.instance(), "status", "--json"},
+                                             {"status", "--instance", b.instance(), "--json"}}) {
+    std::vector<std::string> argv{FB_FBCTL_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv, b.runtime_dir() + "/instance-" + args[0], env);
+    auto st = p.wait(30s);
+    ASSERT_TRUE(st && WIFEXITED(*st)) << args[0];
+    EXPECT_EQ(WEXITSTATUS(*st), 0) << args[0] << "\n" << p.err();
+    EXPECT_EQ(json::parse(p.out())["broker"]["instance"], b.instance()) << args[0];
+  }
+
+  // watch keeps its own --json (one summary at the end) in both places.
+  auto watch = run({FB_FBCTL_BIN, "--socket", sock, "--json", "watch", "cam", "--frames", "5"});
+  ASSERT_EQ(watch.exit_code, 0) << watch.err;
+  EXPECT_EQ(json::parse(watch.out)["frames"], 5) << watch.out;
+
+  // No broker there: the reason, not a complaint about the command line.
+  auto none = run({FB_FBCTL_BIN, "--socket", "/nonexistent/fb.sock", "status"});
+  EXPECT_EQ(none.exit_code, 3) << none.err;
+  EXPECT_NE(none.err.find("/nonexistent/fb.sock"), std::string::npos) << none.err;
+  EXPECT_EQ(none.err.find("not expected"), std::string::npos) << none.err;
+
+  // A command that prints no JSON says so, wherever --json is.
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"--json", "stop", "cam", "--socket", sock},
+                                             {"stop", "cam", "--json", "--socket", sock}}) {
+    std::vector<std::string> argv{FB_FBCTL_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("fbctl stop prints no JSON"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(b.status()["cameras"][0]["state"], "running");  // the refused stop did nothing
+
+  auto help = run({FB_FBCTL_BIN, "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("fbctl --socket "), std::string::npos) << help.out;
 }
 
 TEST(Fbctl, EveryCommandExplainsItselfWithAnExample) {

@@ -5,19 +5,19 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/table.hpp"
 #include "fbbench/bench_commands.hpp"
 #include "fbbench/fb_runs.hpp"
 #include "fbbench/iceoryx_baseline.hpp"
 #include "fbbench/process.hpp"
 #include "fbbench/socket_baselines.hpp"
-#include "fbctl/table.hpp"
 
 namespace framebroker::fbbench {
 
 namespace {
 
-using fbctl::fixed;
 using nlohmann::json;
+using tools::fixed;
 
 struct LatencyRow {
   uint64_t bytes = 0;
@@ -74,7 +74,7 @@ void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx) {
                                 "floor p50", "floor p99", "copy p50", "copy p99"};
   if (with_iceoryx) head.insert(head.end(), {"iox p50", "iox p99"});
   head.insert(head.end(), {"p50/floor", "p99/floor", "lost"});
-  fbctl::Table t(head);
+  tools::Table t(head);
   for (const auto& r : rows) {
     std::vector<std::string> cells{
         size_label(r.bytes),        std::to_string(r.subscribers), us(r.fb.receive.p50_us),

@@ -169,14 +169,36 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
   return cmd;
 }
 
+// fbctl's --socket and --instance, typed here by habit, get a reason instead of CLI11's "not
+// expected". They stay out of the help (an option group without a name): there is nothing to
+// choose.
+void refuse_broker_selection(CLI::App& app) {
+  auto* hidden = app.add_option_group("");
+  for (const std::string name : {"--socket", "--instance"})
+    hidden->add_option_function<std::string>(name, [name](const std::string&) {
+      throw CLI::ValidationError(name,
+                                 "fbbench measures brokers it starts itself, never a running one "
+                                 "(--broker chooses the framebrokerd binary)");
+    });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "fbbench: benchmarks of framebroker, each against a broker it starts itself, with baselines\n"
-      "measured in the same run.\n\nExit codes: 0 done, 1 error, 2 usage, 130 interrupted.",
+      "measured in the same run.\n\n"
+      "Examples:\n"
+      "  fbbench latency --sizes 64K,8M --subscribers 2   receive latency next to the baselines\n"
+      "  fbbench --json throughput --size 8M              --json goes before or after the command\n"
+      "  fbbench save --dir /data                         fbsave's write speed on that disk\n\n"
+      "Exit codes: 0 done, 1 error, 2 usage, 130 interrupted.",
       "fbbench"};
   app.require_subcommand(1);
+  bool json = false;  // --json before the command; each command has its own for after it
+  app.add_flag("--json", json, "print the results as JSON");
+  refuse_broker_selection(app);
+  app.fallthrough();
   SaveBenchOptions save_options;
   auto* save = add_save_command(app, save_options);
   SaveBenchOptions soak_options;
@@ -190,6 +212,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (json) {
+    save_options.json = soak_options.json = true;
+    latency_options.json = throughput_options.json = true;
   }
   if (latency->parsed()) return run_latency_bench(latency_options);
   if (throughput->parsed()) return run_throughput_bench(throughput_options);

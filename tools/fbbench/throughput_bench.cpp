@@ -5,18 +5,18 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "common/table.hpp"
 #include "fbbench/bench_commands.hpp"
 #include "fbbench/fb_runs.hpp"
 #include "fbbench/process.hpp"
 #include "fbbench/socket_baselines.hpp"
-#include "fbctl/table.hpp"
 
 namespace framebroker::fbbench {
 
 namespace {
 
-using fbctl::fixed;
 using nlohmann::json;
+using tools::fixed;
 
 constexpr double kBaselineSeconds = 10;
 
@@ -54,7 +54,7 @@ json to_json(const ThroughputRow& r) {
 }
 
 void print_table(const std::vector<ThroughputRow>& rows) {
-  fbctl::Table t({"size", "subs", "fps", "GB/s", "dropped", "cpu us/frame", "alone", "per sub",
+  tools::Table t({"size", "subs", "fps", "GB/s", "dropped", "cpu us/frame", "alone", "per sub",
                   "rss MB", "copy fps", "copy GB/s", "floor fps", "floor GB/s", "x copy fps",
                   "x floor GB/s"});
   for (const auto& r : rows) {

@@ -2,10 +2,13 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "common/table.hpp"
 #include "fbctl/context.hpp"
-#include "fbctl/table.hpp"
 
 namespace framebroker::fbctl {
+
+using tools::fixed;
+using tools::Table;
 
 namespace {
 

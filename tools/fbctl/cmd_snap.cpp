@@ -3,7 +3,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "common/tiff_writer.hpp"
+#include "common/single_image_tiff.hpp"
 #include "fbctl/context.hpp"
 
 namespace framebroker::fbctl {

@@ -2,11 +2,13 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "common/table.hpp"
 #include "fbctl/context.hpp"
 #include "fbctl/status_view.hpp"
-#include "fbctl/table.hpp"
 
 namespace framebroker::fbctl {
+
+using tools::Table;
 
 namespace {
 
@@ -75,8 +77,9 @@ void add_status_commands(CLI::App& app, Context& ctx) {
            "dropped (ring full / camera-reported), latest seq, format\n  e.g. fbctl streams",
            "streams", print_streams);
   add_view(app, ctx, "subscribers",
-           "per subscriber: client, pid, uid, stream, mode, window or max_hold, held, queued,\n"
-           "delivered, missed, conflated, lag, connected since\n  e.g. fbctl subscribers --json",
+           "per subscriber: client, role, pid, uid, stream, mode, window or max_hold, held,\n"
+           "queued, delivered, missed, conflated, lag, connected since\n"
+           "  e.g. fbctl subscribers --json",
            "subscribers", print_subscribers);
   auto* cameras = add_view(app, ctx, "cameras",
                            "per camera: driver, state (idle, running, error), frames, fps, error;\n"

@@ -3,11 +3,15 @@
 
 #include <sstream>
 
+#include "common/table.hpp"
 #include "fbctl/context.hpp"
 #include "fbctl/status_view.hpp"
-#include "fbctl/table.hpp"
 
 namespace framebroker::fbctl {
+
+using tools::count_or_dash;
+using tools::fixed;
+using tools::Table;
 
 namespace {
 

@@ -12,8 +12,9 @@ void add_watch_command(CLI::App& app, Context& ctx) {
       "subscribe and print fps, delivered and dropped once a second\n"
       "  e.g. fbctl watch sim0 --duration 10\n"
       "       fbctl watch sim0 --mode latest --hold 1     (a viewer that never lets go)",
-      false, [](Context& c) {
+      true, [](Context& c) {
         w.mode = mode == "latest" ? Mode::Latest : Mode::Every;
+        w.json = c.json;
         auto client = c.connect();
         return run_watch(client, w);
       });
@@ -29,7 +30,7 @@ void add_watch_command(CLI::App& app, Context& ctx) {
   cmd->add_flag("--from-latest", w.from_latest, "start with the cached newest frame");
   cmd->add_flag("--verify-counter", w.verify_counter,
                 "check every pixel of the sim camera's counter pattern; exit 1 on any error");
-  cmd->add_flag("--json", w.json, "print one JSON summary at the end");
+  cmd->get_option("--json")->description("print one JSON summary at the end");
 }
 
 }  // namespace framebroker::fbctl

@@ -19,8 +19,13 @@ struct Context {
   Client connect() const;
 };
 
-// Adds a subcommand with --socket and --instance (and --json when `json`).
-// `run` is called when it is chosen, inside guarded(); its return is the exit code.
+// --socket, --instance and --json on fbctl itself, so they may come before the command. With
+// fallthrough, an option the command does not know is tried on fbctl as well.
+void add_global_options(CLI::App& app, Context& ctx);
+
+// Adds a subcommand that lists --socket and --instance (and --json when `json`) in its own help.
+// `run` is called when it is chosen, inside guarded(); its return is the exit code. A command
+// without JSON output refuses --json given anywhere as a usage error.
 CLI::App* add_command(CLI::App& app, Context& ctx, const std::string& name,
                       const std::string& description, bool json, std::function<int(Context&)> run);
 

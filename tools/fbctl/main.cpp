@@ -12,12 +12,15 @@ int main(int argc, char** argv) {
       "  fbctl watch sim0 --duration 10    subscribe and print fps and drops\n"
       "  fbctl set sim0 FrameRate 200      change a camera property\n"
       "  fbctl snap sim0 -o frame.tif      save one frame\n"
-      "  fbctl top                         live view; q quits\n\n"
+      "  fbctl top                         live view; q quits\n"
+      "  fbctl --socket /run/framebroker/lab.sock --json status\n"
+      "                                    --socket, --instance and --json go before or after\n"
+      "                                    the command\n\n"
       "Exit codes: 0 success, 1 the broker refused, 2 usage error, 3 broker not running.",
       "fbctl"};
   app.require_subcommand(1);
-  app.fallthrough();
   Context ctx;
+  add_global_options(app, ctx);
   add_status_commands(app, ctx);
   add_slots_command(app, ctx);
   add_camera_commands(app, ctx);

@@ -3,9 +3,13 @@
 #include <chrono>
 #include <ctime>
 
-#include "fbctl/table.hpp"
+#include "common/table.hpp"
 
 namespace framebroker::fbctl {
+
+using tools::count_or_dash;
+using tools::fixed;
+using tools::Table;
 
 namespace {
 
@@ -78,13 +82,14 @@ void print_streams(std::ostream& out, const Status& s) {
 }
 
 void print_subscribers(std::ostream& out, const Status& s) {
-  Table t({"ID", "CLIENT", "PID", "UID", "STREAM", "MODE", "LIMIT", "HELD", "QUEUED", "DELIVERED",
-           "MISSED", "CONFLATED", "LAG", "CONNECTED"});
+  Table t({"ID", "CLIENT", "ROLE", "PID", "UID", "STREAM", "MODE", "LIMIT", "HELD", "QUEUED",
+           "DELIVERED", "MISSED", "CONFLATED", "LAG", "CONNECTED"});
   for (const auto& sub : s.subscribers)
-    t.row({std::to_string(sub.id), sub.client, std::to_string(sub.pid), std::to_string(sub.uid),
-           sub.stream, sub.mode, limit_of(sub), std::to_string(sub.held),
-           std::to_string(sub.queued), std::to_string(sub.delivered), std::to_string(sub.missed),
-           std::to_string(sub.conflated), std::to_string(sub.lag), since(sub.connected_unix_ms)});
+    t.row({std::to_string(sub.id), sub.client, sub.role.empty() ? "-" : sub.role,
+           std::to_string(sub.pid), std::to_string(sub.uid), sub.stream, sub.mode, limit_of(sub),
+           std::to_string(sub.held), std::to_string(sub.queued), std::to_string(sub.delivered),
+           std::to_string(sub.missed), std::to_string(sub.conflated), std::to_string(sub.lag),
+           since(sub.connected_unix_ms)});
   t.print(out);
   if (t.empty()) out << "(no subscribers)\n";
 }

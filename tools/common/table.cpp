@@ -1,10 +1,10 @@
-#include "fbctl/table.hpp"
+#include "common/table.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 
-namespace framebroker::fbctl {
+namespace framebroker::tools {
 
 namespace {
 
@@ -50,4 +50,4 @@ std::string count_or_dash(int64_t v) {
   return v < 0 ? "-" : std::to_string(v);
 }
 
-}  // namespace framebroker::fbctl
+}  // namespace framebroker::tools

@@ -1,4 +1,4 @@
-#include "common/tiff_writer.hpp"
+#include "common/single_image_tiff.hpp"
 
 #include <tiffio.h>
 

@@ -1,11 +1,12 @@
-// A plain-text table whose columns fit their widest cell; numbers align right.
+// A plain-text table whose columns fit their widest cell; numbers align right (fbctl, fbbench).
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
 
-namespace framebroker::fbctl {
+namespace framebroker::tools {
 
 class Table {
  public:
@@ -22,4 +23,4 @@ class Table {
 std::string fixed(double v, int digits);
 std::string count_or_dash(int64_t v);  // "-" for negative values
 
-}  // namespace framebroker::fbctl
+}  // namespace framebroker::tools

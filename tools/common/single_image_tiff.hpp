@@ -1,4 +1,5 @@
-// Writes one image to a TIFF file with libtiff (readable by Fiji and tifffile).
+// Writes one image to a TIFF file with libtiff (readable by Fiji and tifffile): `fbctl snap`.
+// fbsave writes its OME-TIFF stacks with its own writer (fbsave/tiff_writer.cpp).
 #pragma once
 
 #include <cstddef>
