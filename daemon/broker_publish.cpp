@@ -231,20 +231,22 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
   info.format = fmt;
   if (m.frames()) {
     for (const auto* f : *m.frames()) {
-      const std::string where =
-          "gen " + std::to_string(f->gen()) + " slot " + std::to_string(f->slot());
+      // Built only for a refusal: a good commit allocates nothing here.
+      auto where = [f] {
+        return "gen " + std::to_string(f->gen()) + " slot " + std::to_string(f->slot());
+      };
       if (!p->loans.count(key(f->gen(), f->slot()))) {
-        refuse(ErrorCode::NotLoaned, where + " is not on loan to this client (committed twice?)");
+        refuse(ErrorCode::NotLoaned, where() + " is not on loan to this client (committed twice?)");
         continue;
       }
       if (f->bytes() > g.segment->slot_bytes() || f->bytes() > fmt.frame_bytes()) {
-        refuse(ErrorCode::InvalidValue, where + ": " + std::to_string(f->bytes()) +
+        refuse(ErrorCode::InvalidValue, where() + ": " + std::to_string(f->bytes()) +
                                             " bytes is more than a frame of the advertised format");
         continue;
       }
       if ((f->width() && f->width() != fmt.width) || (f->height() && f->height() != fmt.height)) {
         refuse(ErrorCode::FormatMismatch,
-               where + ": " + std::to_string(f->width()) + "x" + std::to_string(f->height()) +
+               where() + ": " + std::to_string(f->width()) + "x" + std::to_string(f->height()) +
                    " is not the advertised " + std::to_string(fmt.width) + "x" +
                    std::to_string(fmt.height) + " (advertise again for another format)");
         continue;

@@ -27,6 +27,7 @@ struct PublisherState {
   std::mutex mu;  // guards what follows
   uint64_t committed = 0, dropped = 0, dropped_unsent = 0;
   std::vector<std::pair<uint32_t, uint32_t>> spare;  // loans given back by abort(): {gen, slot}
+  flatbuffers::FlatBufferBuilder fbb{512};           // reused: a commit allocates nothing here
 
   ~PublisherState() {
     if (base) ::munmap(base, mapped);
@@ -37,7 +38,8 @@ struct PublisherState {
   }
 
   void send_commit(uint32_t g, uint32_t s, const CommitInfo& info) {
-    flatbuffers::FlatBufferBuilder fbb(512);
+    std::lock_guard lock(mu);
+    fbb.Clear();
     auto tags = [&](const std::vector<std::pair<std::string, std::string>>& kv) {
       std::vector<flatbuffers::Offset<meta::Tag>> out;
       for (const auto& [k, v] : kv)
@@ -50,12 +52,8 @@ struct PublisherState {
         wire::CreateFrameCommit(fbb, g, s, info.bytes, width, height, info.camera_frame_id,
                                 info.hw_timestamp_ns.value_or(0), info.hw_timestamp_ns.has_value(),
                                 info.exposure_us, source, info.source_seq, frame_tags);
-    uint64_t dropped_now;
-    {
-      std::lock_guard lock(mu);
-      dropped_now = std::exchange(dropped_unsent, 0);
-      ++committed;
-    }
+    const uint64_t dropped_now = std::exchange(dropped_unsent, 0);
+    ++committed;
     auto commit =
         wire::CreateCommit(fbb, fbb.CreateString(stream), dropped_now, fbb.CreateVector(&frame, 1));
     wire::finish(fbb, 0, wire::Message::Commit, commit);
