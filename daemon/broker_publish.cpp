@@ -35,7 +35,7 @@ std::string str(const flatbuffers::String* s) {
   return s ? s->str() : std::string();
 }
 
-bool valid_stream_name(const std::string& n) {
+bool valid_stream_name(std::string_view n) {
   if (n.empty() || n.size() > 48) return false;
   return std::all_of(n.begin(), n.end(), [](char ch) {
     return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
@@ -251,12 +251,19 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
                    std::to_string(fmt.height) + " (advertise again for another format)");
         continue;
       }
+      const std::string_view origin =
+          f->source_stream() ? f->source_stream()->string_view() : std::string_view{};
+      // Savers write it into metadata as it is: it must be a stream name.
+      if (!origin.empty() && !valid_stream_name(origin)) {
+        refuse(ErrorCode::InvalidValue, where() + ": source_stream is not a stream name");
+        continue;
+      }
       p->loans.erase(key(f->gen(), f->slot()));
       info.camera_frame_id = f->camera_frame_id();
       info.hw_timestamp_ns =
           f->has_hw_timestamp() ? std::optional<uint64_t>(f->hw_timestamp_ns()) : std::nullopt;
       info.exposure_us = f->exposure_us();
-      info.source_stream = f->source_stream() ? f->source_stream()->string_view() : "";
+      info.source_stream = origin;
       info.source_seq = f->source_seq();
       info.tags.clear();
       if (!p->tags.empty() || f->tags()) {

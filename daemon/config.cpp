@@ -97,14 +97,16 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
     throw ConfigError(path + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
                       ": " + std::string(e.description()));
   }
-  static const std::set<std::string> known = {"instance",    "runtime_dir", "socket",
-                                              "log_level",   "camera",      "default_camera",
-                                              "lock_memory", "group",       "control_group"};
+  static const std::set<std::string> known = {"instance",      "runtime_dir",   "socket",
+                                              "log_level",     "camera",        "default_camera",
+                                              "lock_memory",   "group",         "control_group",
+                                              "publish_group", "max_publish_mb"};
   for (const auto& [k, v] : tbl) {
     if (!known.count(std::string(k.str())))
       throw ConfigError(path + ": unknown key '" + std::string(k.str()) +
                         "' (known: instance, runtime_dir, socket, log_level, default_camera, "
-                        "lock_memory, group, control_group, [[camera]])");
+                        "lock_memory, group, control_group, publish_group, max_publish_mb, "
+                        "[[camera]])");
   }
   auto str_or = [&](const char* key, std::string& out) {
     if (auto v = tbl[key].value<std::string>(); v && out.empty()) out = *v;
@@ -115,6 +117,15 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
   str_or("socket", config.socket_path);
   str_or("group", config.group);
   str_or("control_group", config.control_group);
+  str_or("publish_group", config.publish_group);
+  if (tbl.contains("max_publish_mb")) {
+    const auto v = tbl["max_publish_mb"].value<int64_t>();
+    if (!v || *v < 0)
+      throw ConfigError(path +
+                        ": max_publish_mb must be a whole number of MiB (0: a quarter of "
+                        "the RAM)");
+    if (config.max_publish_mb == 0) config.max_publish_mb = uint64_t(*v);
+  }
   if (auto v = tbl["log_level"].value<std::string>(); v && config.log_level == "info")
     config.log_level = *v;
   if (auto v = tbl["default_camera"].value<bool>()) config.default_camera = *v;
@@ -159,6 +170,21 @@ CameraConfig default_camera() {
   return cam;
 }
 
+namespace {
+
+// -1 for no group; else the gid of `name`, or a ConfigError naming `key`.
+int group_id(const std::string& name, const char* key, const char* remove_to) {
+  if (name.empty()) return -1;
+  const struct group* g = ::getgrnam(name.c_str());
+  if (!g)
+    throw ConfigError(std::string(key) + " '" + name +
+                      "' does not exist (create it with groupadd, or remove " + key + " " +
+                      remove_to + ")");
+  return int(g->gr_gid);
+}
+
+}  // namespace
+
 void finalize(BrokerConfig& config) {
   if (!valid_name(config.instance))
     throw ConfigError("instance name '" + config.instance +
@@ -192,21 +218,12 @@ void finalize(BrokerConfig& config) {
     cam.stream.lock_memory = config.lock_memory;
   }
   config.group_id = -1;
-  if (!config.group.empty()) {
-    const struct group* g = ::getgrnam(config.group.c_str());
-    if (!g) throw ConfigError("group '" + config.group + "' does not exist");
-    config.group_id = int(g->gr_gid);
-  }
+  config.group_id = group_id(config.group, "group", "to leave the files the broker's group");
   for (auto& cam : config.cameras) cam.stream.group = config.group_id;
-  config.control_group_id = -1;
-  if (!config.control_group.empty()) {
-    const struct group* g = ::getgrnam(config.control_group.c_str());
-    if (!g)
-      throw ConfigError("control_group '" + config.control_group +
-                        "' does not exist (create it with groupadd, or remove control_group to "
-                        "let every client control the cameras)");
-    config.control_group_id = int(g->gr_gid);
-  }
+  config.control_group_id =
+      group_id(config.control_group, "control_group", "to let every client control the cameras");
+  config.publish_group_id =
+      group_id(config.publish_group, "publish_group", "to let every client publish");
 }
 
 }  // namespace framebroker::daemon

@@ -39,6 +39,12 @@ struct BrokerConfig {
   // (empty: anyone who can connect).
   std::string control_group;
   int control_group_id = -1;  // resolved by finalize()
+  // Only members (and root, and the broker's own user) may publish a stream (empty: anyone who
+  // can connect).
+  std::string publish_group;
+  int publish_group_id = -1;  // resolved by finalize()
+  // The largest ring one publishing client may ask for, in MiB (0: a quarter of the RAM).
+  uint64_t max_publish_mb = 0;
   std::vector<CameraConfig> cameras;
 };
 

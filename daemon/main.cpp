@@ -37,6 +37,13 @@ struct CommandLine {
   }
 };
 
+// Who may control the cameras and who may publish, and how large a published ring may be.
+void apply_access(Broker& broker, const BrokerConfig& config) {
+  broker.set_control_group(config.control_group_id, config.control_group);
+  broker.set_publish_limits(config.publish_group_id, config.publish_group,
+                            config.max_publish_mb << 20, config.group_id);
+}
+
 // STATUS= for systemd, and WATCHDOG=1 from the event loop, so that a stuck loop stops the pings.
 class ServiceHeartbeat {
  public:
@@ -81,7 +88,7 @@ int run(const CommandLine& cli, BrokerConfig config) {
 
   boost::asio::io_context io(1);
   Broker broker(io, config.instance, config.socket_path);
-  broker.set_control_group(config.control_group_id, config.control_group);
+  apply_access(broker, config);
   // Signals are taken before the socket exists: a SIGTERM that comes as soon as a client can
   // connect must still stop the broker cleanly.
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
@@ -104,13 +111,15 @@ int run(const CommandLine& cli, BrokerConfig config) {
     try {
       const BrokerConfig next = cli.load();
       config = apply_reload(broker, config, next);
-      // Who may control the cameras changes live: tightening it needs no restart.
-      if (next.control_group_id != config.control_group_id) {
-        broker.set_control_group(next.control_group_id, next.control_group);
-        config.control_group = next.control_group;
-        config.control_group_id = next.control_group_id;
-        spdlog::info("reload: control_group = '{}'", next.control_group);
-      }
+      // Who may control the cameras or publish changes live: tightening it needs no restart.
+      config.control_group = next.control_group;
+      config.control_group_id = next.control_group_id;
+      config.publish_group = next.publish_group;
+      config.publish_group_id = next.publish_group_id;
+      config.max_publish_mb = next.max_publish_mb;
+      apply_access(broker, config);
+      spdlog::info("reload: control_group = '{}', publish_group = '{}', max_publish_mb = {}",
+                   config.control_group, config.publish_group, config.max_publish_mb);
       spdlog::info("reload: done; {}", broker.summary());
     } catch (const std::exception& e) {
       spdlog::error("reload: {}; the running configuration stays", e.what());
@@ -173,6 +182,12 @@ int main(int argc, char** argv) {
   app.add_option("--control-group", config.control_group,
                  "only members of this group (and root, and the broker's own user) may start, "
                  "stop, snap or set a camera; default: anyone who can connect");
+  app.add_option("--publish-group", config.publish_group,
+                 "only members of this group (and root, and the broker's own user) may publish a "
+                 "stream; default: anyone who can connect");
+  app.add_option("--max-publish-mb", config.max_publish_mb,
+                 "the largest ring a publishing client may ask for, in MiB; default: a quarter of "
+                 "the RAM");
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();

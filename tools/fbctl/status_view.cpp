@@ -17,6 +17,13 @@ std::string format_of(const StreamStatus& st) {
   return std::to_string(st.width) + "x" + std::to_string(st.height) + " " + st.pixel_type;
 }
 
+// "camera sim0", or the publishing client and its pid.
+std::string producer_of(const StreamStatus& st) {
+  if (st.producer == "client")
+    return "client '" + st.producer_client + "' pid " + std::to_string(st.producer_pid);
+  return "camera " + st.camera;
+}
+
 std::string limit_of(const SubscriberStatus& s) {
   return s.mode == "latest" ? "window " + std::to_string(s.window)
                             : "max_hold " + std::to_string(s.max_hold);
@@ -46,10 +53,10 @@ void print_status(std::ostream& out, const Status& s) {
   out << "broker  instance " << s.broker.instance << "  pid " << s.broker.pid << "  version "
       << s.broker.version << "  up " << fixed(s.broker.uptime_s, 0) << " s  clients "
       << s.broker.clients << "\n\n";
-  Table streams(
-      {"STREAM", "FORMAT", "GEN", "SLOTS f/w/r", "FPS", "PUBLISHED", "DROPPED", "LATEST"});
+  Table streams({"STREAM", "FORMAT", "PRODUCER", "STATE", "GEN", "SLOTS f/w/r", "FPS", "PUBLISHED",
+                 "DROPPED", "LATEST"});
   for (const auto& st : s.streams)
-    streams.row({st.name, format_of(st), std::to_string(st.gen),
+    streams.row({st.name, format_of(st), producer_of(st), st.state, std::to_string(st.gen),
                  std::to_string(st.free) + "/" + std::to_string(st.writing) + "/" +
                      std::to_string(st.ready) + " of " + std::to_string(st.slots),
                  fixed(st.fps, 1), std::to_string(st.published), std::to_string(st.dropped),
@@ -68,10 +75,10 @@ void print_status(std::ostream& out, const Status& s) {
 }
 
 void print_streams(std::ostream& out, const Status& s) {
-  Table t({"STREAM", "CAMERA", "GEN", "SLOTS", "SLOT_MB", "FREE", "WRITING", "READY", "FPS", "MB/S",
-           "PUBLISHED", "DROPPED", "RING_FULL", "CAMERA_LOST", "LATEST", "FORMAT"});
+  Table t({"STREAM", "PRODUCER", "STATE", "GEN", "SLOTS", "SLOT_MB", "FREE", "WRITING", "READY",
+           "FPS", "MB/S", "PUBLISHED", "DROPPED", "RING_FULL", "CAMERA_LOST", "LATEST", "FORMAT"});
   for (const auto& st : s.streams)
-    t.row({st.name, st.camera, std::to_string(st.gen), std::to_string(st.slots),
+    t.row({st.name, producer_of(st), st.state, std::to_string(st.gen), std::to_string(st.slots),
            fixed(double(st.slot_bytes) / 1048576.0, 2), std::to_string(st.free),
            std::to_string(st.writing), std::to_string(st.ready), fixed(st.fps, 1),
            fixed(st.mb_per_s, 1), std::to_string(st.published), std::to_string(st.dropped),

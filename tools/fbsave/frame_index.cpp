@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 
 #include "fbsave/file_io.hpp"
 
@@ -44,6 +46,13 @@ int FrameIndex::close(bool sync) {
   if (::close(fd_) != 0 && !err) err = errno;
   fd_ = -1;
   return err;
+}
+
+void format_provenance(char (&out)[kProvenanceMax], const FrameRecord& f) {
+  out[0] = '\0';
+  if (f.source_stream.empty()) return;
+  std::snprintf(out, kProvenanceMax, ",\"source_stream\":\"%.*s\",\"source_seq\":%" PRId64,
+                int(f.source_stream.size()), f.source_stream.data(), f.source_seq);
 }
 
 void MissedSeqs::add(uint64_t first, uint64_t count) {

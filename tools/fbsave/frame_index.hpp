@@ -34,6 +34,11 @@ class FrameIndex {
   std::string path_;
 };
 
+// The provenance of a processor's frame as index-line members,
+// `,"source_stream":"S","source_seq":N`, or "" for a camera's frame. `out` holds 96 bytes.
+constexpr size_t kProvenanceMax = 96;
+void format_provenance(char (&out)[kProvenanceMax], const FrameRecord& f);
+
 // Missed seqs as [first, count] ranges; count() may be read from any thread.
 class MissedSeqs {
  public:

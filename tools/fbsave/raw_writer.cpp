@@ -177,13 +177,15 @@ class RawWriter final : public IndexedWriter {
   size_t format_index_line(char* line, const FrameRecord& frame, uint64_t t, uint64_t off) const {
     char hw[32] = "null";
     if (frame.hw_timestamp_ns) std::snprintf(hw, sizeof hw, "%" PRIu64, *frame.hw_timestamp_ns);
+    char provenance[kProvenanceMax];
+    format_provenance(provenance, frame);
     const int n =
         std::snprintf(line, kIndexLineMax,
                       "{\"t\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"camera_frame_id\":%" PRIu64
                       ",\"offset\":%" PRIu64 ",\"bytes\":%zu,\"mono_ns\":%" PRIu64
-                      ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s}\n",
+                      ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s%s}\n",
                       t, frame.seq, frame.camera_frame_id, off, frame_bytes_, frame.mono_ns,
-                      frame.realtime_ns, hw);
+                      frame.realtime_ns, hw, provenance);
     return std::min(size_t(n), kIndexLineMax - 1);
   }
 

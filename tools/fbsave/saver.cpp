@@ -186,6 +186,10 @@ class WriterThread {
       FrameRecord& r = records_.emplace_back(FrameRecord{
           f.seq(), f.camera_frame_id(), m.mono_ns(), m.realtime_ns(), std::nullopt, f.pixels()});
       if (m.has_hw_timestamp()) r.hw_timestamp_ns = m.hw_timestamp_ns();
+      if (m.source_stream() && m.source_stream()->size() > 0) {
+        r.source_stream = m.source_stream()->string_view();
+        r.source_seq = m.source_seq();
+      }
     }
     flush_records();
   }
@@ -287,6 +291,8 @@ SaveSummary run_save(const SaveOptions& o) {
         summary.last_seq = f->seq();
         last_frame = now;
         wt->queue().push(std::move(*f));
+      } else if (sub.ended()) {
+        break;  // a published stream's producer finished: every frame it made is here
       } else if (o.start && now - last_frame > std::chrono::milliseconds(250)) {
         // A finite acquisition that ended with frames lost at its end.
         bool running = false;

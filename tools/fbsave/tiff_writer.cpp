@@ -183,11 +183,13 @@ class TiffWriter final : public IndexedWriter {
     char line[384];
     char hw[32] = "null";
     if (frame.hw_timestamp_ns) std::snprintf(hw, sizeof hw, "%" PRIu64, *frame.hw_timestamp_ns);
+    char provenance[kProvenanceMax];
+    format_provenance(provenance, frame);
     const int n = std::snprintf(
         line, sizeof line,
         "{\"page\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"camera_frame_id\":%" PRIu64
-        ",\"mono_ns\":%" PRIu64 ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s}\n",
-        page, frame.seq, frame.camera_frame_id, frame.mono_ns, frame.realtime_ns, hw);
+        ",\"mono_ns\":%" PRIu64 ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s%s}\n",
+        page, frame.seq, frame.camera_frame_id, frame.mono_ns, frame.realtime_ns, hw, provenance);
     if (const int e = index_.append(line, size_t(n))) fail(cannot_write(index_path_, e));
   }
 

@@ -18,6 +18,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace framebroker::fbsave {
@@ -47,6 +48,10 @@ struct FrameRecord {
   uint64_t mono_ns = 0, realtime_ns = 0;
   std::optional<uint64_t> hw_timestamp_ns;
   std::span<const std::byte> pixels;  // stride * height bytes, in shared memory
+  // Provenance of a processor's frame (empty / -1 for a camera's): the broker checked that
+  // source_stream is a stream name, so it goes into JSON as it is.
+  std::string_view source_stream;
+  int64_t source_seq = -1;
 };
 
 struct Totals {

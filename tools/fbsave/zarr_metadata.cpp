@@ -80,7 +80,9 @@ void TextPieces::own(std::string s) {
 }
 
 void FrameTable::add(const FrameRecord& f) {
-  pending_.push_back({f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns});
+  pending_.push_back(
+      {f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns, f.source_seq});
+  if (source_stream_.empty() && !f.source_stream.empty()) source_stream_ = f.source_stream;
 }
 
 void FrameTable::missed(uint64_t first_seq, uint64_t count) {
@@ -91,7 +93,8 @@ void FrameTable::advance(uint64_t frames_on_disk) {
   while (serialized_ < frames_on_disk && !pending_.empty()) {
     const Meta& m = pending_.front();
     if (serialized_ > 0)
-      for (std::string* c : {&col_seq_, &col_cfid_, &col_mono_, &col_real_, &col_hw_})
+      for (std::string* c :
+           {&col_seq_, &col_cfid_, &col_mono_, &col_real_, &col_hw_, &col_source_seq_})
         c->push_back(',');
     append_number(col_seq_, m.seq);
     append_number(col_cfid_, m.camera_frame_id);
@@ -101,6 +104,10 @@ void FrameTable::advance(uint64_t frames_on_disk) {
       append_number(col_hw_, *m.hw_timestamp_ns);
     else
       col_hw_ += "null";
+    if (m.source_seq >= 0)
+      append_number(col_source_seq_, uint64_t(m.source_seq));
+    else
+      col_source_seq_ += "null";
     pending_.pop_front();
     ++serialized_;
   }
@@ -148,6 +155,7 @@ void FrameTable::append_attribute(const DatasetInfo& info, bool complete, TextPi
       {"frames_expected", info.frames_expected.value_or(serialized_ + missed_listed_)},
       {"frames_written", serialized_},
       {"frames_missed", missed_listed_},
+      {"source_stream", source_stream_.empty() ? json(nullptr) : json(source_stream_)},
   };
   if (missed_listed_ > kMissedRangesAbove) fb["missed_ranges"] = missed_ranges();
   std::string head = dump(fb);
@@ -158,6 +166,7 @@ void FrameTable::append_attribute(const DatasetInfo& info, bool complete, TextPi
                                      {R"(],"mono_ns":[)", &col_mono_},
                                      {R"(],"realtime_ns":[)", &col_real_},
                                      {R"(],"hw_timestamp_ns":[)", &col_hw_},
+                                     {R"(],"source_seq":[)", &col_source_seq_},
                                      {R"(]},"missed_seqs":[)", &missed_text_}}) {
     out.borrow(name);
     out.borrow(*column);

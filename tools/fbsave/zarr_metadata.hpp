@@ -74,13 +74,15 @@ class FrameTable {
   struct Meta {
     uint64_t seq, camera_frame_id, mono_ns, realtime_ns;
     std::optional<uint64_t> hw_timestamp_ns;
+    int64_t source_seq;
   };
   nlohmann::json missed_ranges() const;
 
   // Frames not yet serialized; the first one is the first not on disk.
   std::deque<Meta> pending_;
   uint64_t serialized_ = 0;
-  std::string col_seq_, col_cfid_, col_mono_, col_real_, col_hw_;
+  std::string col_seq_, col_cfid_, col_mono_, col_real_, col_hw_, col_source_seq_;
+  std::string source_stream_;  // of the first frame that names one
   MissedSeqs missed_;
   size_t missed_range_ = 0;     // missed seqs serialized: ranges()[0, missed_range_) and
   uint64_t missed_offset_ = 0;  // the first missed_offset_ of ranges()[missed_range_]
