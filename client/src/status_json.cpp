@@ -62,6 +62,9 @@ std::string to_json(const Status& s, int indent) {
            {"p99_us", st.recycle_p99_us},
            {"p999_us", st.recycle_p999_us},
            {"max_us", st.recycle_max_us}}},
+         // width and height also at the top: scripts look for them next to "published".
+         {"width", st.width},
+         {"height", st.height},
          {"format", {{"width", st.width}, {"height", st.height}, {"pixel_type", st.pixel_type}}},
          {"producer",
           {{"kind", st.producer}, {"client", st.producer_client}, {"pid", st.producer_pid}}},

@@ -180,3 +180,41 @@ TEST(ControlGroup, NoControlGroupLeavesControlToEveryClient) {
   EXPECT_TRUE(
       broker.wait_status([](const json& s) { return s["cameras"][0]["state"] == "running"; }));
 }
+
+// --publish-group: only its members publish; everyone who can connect still subscribes, to the
+// published stream too.
+TEST(PublishGroup, OnlyItsMembersPublish) {
+  Accounts accounts;
+  if (!accounts.ok()) GTEST_SKIP() << accounts.reason();
+  Broker broker({"--group", accounts.socket_group, "--publish-group", accounts.control_group,
+                 "--no-default-camera", "--camera",
+                 "sim:name=cam,Width=64,Height=64,FrameRate=50,start=true"});
+  ::chmod(broker.runtime_dir().c_str(), 0755);
+  auto fbproc_as = [&](const std::string& user, const std::string& to) {
+    return std::make_unique<Process>(
+        Accounts::as(user, {FB_FBPROC_BIN, "--from", "cam", "--to", to, "--op", "copy", "--socket",
+                            broker.socket()}),
+        broker.runtime_dir() + "/fbproc-" + user);
+  };
+  auto refused = fbproc_as(accounts.watcher, "by-watcher");
+  auto st = refused->wait(20s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << refused->err();
+  EXPECT_NE(refused->err().find("publishing on this broker is limited to group " +
+                                accounts.control_group),
+            std::string::npos)
+      << refused->err();
+
+  auto allowed = fbproc_as(accounts.operator_, "by-operator");
+  ASSERT_TRUE(broker.wait_status([](const json& s) {
+    for (const auto& st : s["streams"])
+      if (st["name"] == "by-operator") return st["published"].get<uint64_t>() > 0;
+    return false;
+  })) << allowed->err();
+  // The watcher may not publish, but it reads the published stream.
+  Result watch = run(Accounts::as(
+      accounts.watcher, {FB_FBCTL_BIN, "snap", "by-operator", "-o",
+                         "/tmp/" + accounts.watcher + ".tif", "--socket", broker.socket()}));
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  std::filesystem::remove("/tmp/" + accounts.watcher + ".tif");
+}

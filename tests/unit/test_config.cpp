@@ -244,6 +244,26 @@ TEST_F(TomlFile, ControlGroupIsResolvedToItsGid) {
                       "control_group 'no-such-group-fb' does not exist");
 }
 
+TEST_F(TomlFile, PublishGroupAndRingLimit) {
+  BrokerConfig c = load("publish_group = \"root\"\nmax_publish_mb = 512\n");
+  fbd::finalize(c);
+  EXPECT_EQ(c.publish_group_id, 0);
+  EXPECT_EQ(c.max_publish_mb, 512u);
+
+  BrokerConfig none = load("");
+  fbd::finalize(none);
+  EXPECT_EQ(none.publish_group_id, -1);  // anyone who can connect publishes
+  EXPECT_EQ(none.max_publish_mb, 0u);    // a quarter of the RAM
+
+  BrokerConfig bad = load("publish_group = \"no-such-group-fb\"\n");
+  expect_config_error([&] { fbd::finalize(bad); },
+                      "publish_group 'no-such-group-fb' does not exist");
+  expect_config_error([&] { load("max_publish_mb = -1\n"); },
+                      "max_publish_mb must be a whole number of MiB");
+  expect_config_error([&] { load("max_publish_mb = \"big\"\n"); },
+                      "max_publish_mb must be a whole number of MiB");
+}
+
 // A user's own broker wins; the system service's socket is the fallback.
 TEST_F(TomlFile, ClientsFallBackToTheSystemSocket) {
   const std::string own = (dir_ / "own.sock").string(), system = (dir_ / "system.sock").string();
