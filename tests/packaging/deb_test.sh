@@ -155,7 +155,7 @@ need() {  # need PATH [ALTERNATIVE...]: one of them is in the package
   echo "   MISSING $*" >&2
   missing=1
 }
-for p in framebrokerd fbctl fbsave fbview fbbench; do need "./usr/bin/$p"; done
+for p in framebrokerd fbctl fbsave fbview fbbench fbproc fbreplay; do need "./usr/bin/$p"; done
 for u in framebrokerd.service framebrokerd.socket; do
   need "./lib/systemd/system/$u" "./usr/lib/systemd/system/$u"
 done
@@ -166,6 +166,7 @@ need ./usr/share/man/man8/framebrokerd.8.gz
 need ./usr/share/man/man1/fbctl.1.gz
 need ./usr/share/man/man1/fbsave.1.gz
 need ./usr/share/man/man1/fbview.1.gz
+need ./usr/share/man/man1/fbproc.1.gz
 need ./usr/share/doc/framebroker/changelog.gz
 need ./usr/share/doc/framebroker/copyright
 need "$lib/libframebroker.so.0.1.0"

@@ -70,7 +70,7 @@ missing=0
 need() {  # need TEST PATH: PATH (inside DESTDIR) must pass `test TEST`
   if test "-$1" "$2"; then echo "   ok  ${2#"$root"}"; else echo "   MISSING ${2#"$root"}" >&2; missing=1; fi
 }
-for p in framebrokerd fbctl fbsave fbview fbbench; do need x "$R/bin/$p"; done
+for p in framebrokerd fbctl fbsave fbview fbbench fbproc fbreplay; do need x "$R/bin/$p"; done
 need f "$L/libframebroker.a"
 need L "$L/libframebroker.so"
 need L "$L/libframebroker.so.0"
@@ -91,6 +91,7 @@ need f "$root$etc/framebroker/framebroker.toml"
 need f "$R/share/man/man8/framebrokerd.8"
 need f "$R/share/man/man1/fbctl.1"
 need f "$R/share/man/man1/fbsave.1"
+need f "$R/share/man/man1/fbproc.1"
 need f "$R/share/man/man1/fbview.1"
 [[ $missing == 0 ]] || fail "files missing from the install (see above)"
 
