@@ -30,9 +30,39 @@ struct ThroughputOptions {
   std::string broker;
 };
 
-// Both print progress on stderr and the table (or JSON) on stdout, and return the exit code:
+// fbbench chain: a published stream's cost. Per size, commit -> subscriber latency through one
+// fbproc hop (`fbproc --op OP`, a process of its own) next to the direct camera path; per
+// throughput size, a publishing process committing as fast as it can (notify only) next to
+// copy-over-socket.
+struct ChainOptions {
+  std::vector<std::string> sizes{"64K", "8M"};
+  std::vector<std::string> throughput_sizes{"8M"};
+  double rate = 100;
+  uint64_t frames = 500;
+  uint64_t warmup = 50;
+  double seconds = 2;   // measured per throughput run
+  int subscribers = 2;  // throughput: `every`, then `latest`, alternating
+  std::string op = "copy";
+  std::string pin = "none";
+  bool json = false;
+  std::string broker;
+  std::string fbproc;  // default: beside fbbench, else in PATH
+};
+
+// The publishing process of `fbbench chain` (a hidden command): advertises `stream` (Mono16,
+// Block) and commits frames without touching their pixels, as fast as it is lent slots, for
+// `seconds` or until it is killed.
+struct ChainPublisherOptions {
+  std::string socket, stream;
+  uint32_t width = 0, height = 0, slots = 0;
+  double seconds = 10;
+};
+
+// All print progress on stderr and the table (or JSON) on stdout, and return the exit code:
 // 0 done, 1 error, 130 interrupted.
 int run_latency_bench(const LatencyOptions& o);
 int run_throughput_bench(const ThroughputOptions& o);
+int run_chain_bench(const ChainOptions& o);
+int run_chain_publisher(const ChainPublisherOptions& o);
 
 }  // namespace framebroker::fbbench

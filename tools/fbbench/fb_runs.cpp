@@ -17,7 +17,7 @@ namespace framebroker::fbbench {
 
 namespace {
 
-constexpr const char* kCamera = "bench";
+constexpr const char* kCamera = kBenchCamera;
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
 struct Geometry {
@@ -140,6 +140,15 @@ BenchSetup::BenchSetup(const std::vector<std::string>& size_labels, const std::s
 uint32_t bench_slots(uint64_t frame_bytes) {
   return uint32_t(
       std::clamp<uint64_t>((uint64_t(256) << 20) / std::max<uint64_t>(frame_bytes, 1), 32, 4096));
+}
+
+std::string bench_camera_spec(uint64_t bytes, double rate) {
+  return camera_spec(bytes, rate);
+}
+
+std::pair<uint32_t, uint32_t> bench_frame_size(uint64_t bytes) {
+  const Geometry g = geometry_for(bytes);
+  return {g.width, g.height};
 }
 
 uint64_t mono16_frame_bytes(uint64_t bytes) {

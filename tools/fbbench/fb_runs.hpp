@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fbbench/bench_common.hpp"
@@ -48,6 +49,13 @@ struct BrokerCost {
 // subscriber 0 did not get (ring full or missed).
 ThroughputRun fb_throughput(const BrokerSide& broker, const ThroughputParams& p, double rate,
                             BrokerCost& cost);
+
+// The benchmark camera: its stream's name, and its --camera spec for frames of about `bytes`
+// (Mono16, nearly square, pattern `empty`, not started) at `rate` frames per second.
+inline constexpr const char* kBenchCamera = "bench";
+std::string bench_camera_spec(uint64_t bytes, double rate);
+// The width and height such a frame has.
+std::pair<uint32_t, uint32_t> bench_frame_size(uint64_t bytes);
 
 // The camera's size for a frame of about `bytes` (Mono16, nearly square): the bytes used.
 uint64_t mono16_frame_bytes(uint64_t bytes);

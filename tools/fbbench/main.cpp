@@ -169,6 +169,62 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
   return cmd;
 }
 
+CLI::App* add_chain_command(CLI::App& app, ChainOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "chain",
+      "What a processing hop and a published stream cost, measured in one run.\n\n"
+      "Latency, per size: a framebrokerd of its own (simulated Mono16 camera, pattern `empty`,\n"
+      "at --rate) with one `every` subscriber (direct); then another with `fbproc --from bench\n"
+      "--to bench.copy --op OP` (a process of its own) and a subscriber on bench.copy (chain),\n"
+      "whose latency runs from the camera's commit of the source frame (found by source_seq).\n"
+      "Reported: chain p50 / direct p50 (target <= 1.5 at 8M).\n\n"
+      "Throughput, per --throughput-sizes: a publishing process committing as fast as it is\n"
+      "lent slots without touching the pixels, subscribers that do not read them (notify only),\n"
+      "next to copy-over-socket with the same subscribers (target >= 50x its fps).\n\n"
+      "Example:\n"
+      "  fbbench chain --sizes 64K,8M --rate 100 --json");
+  cmd->add_option("--sizes", o.sizes, "latency frame sizes (K, M = 1024, 1024^2), comma separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--throughput-sizes", o.throughput_sizes,
+                  "published-stream throughput frame sizes; none: skip")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--rate", o.rate, "the camera's frames per second (latency)")
+      ->check(CLI::Range(1.0, 100000.0))
+      ->capture_default_str();
+  cmd->add_option("--frames", o.frames, "measured frames per latency run")
+      ->check(CLI::Range(uint64_t(10), uint64_t(10'000'000)))
+      ->capture_default_str();
+  cmd->add_option("--warmup", o.warmup, "frames sent first and not measured")
+      ->check(CLI::Range(uint64_t(1), uint64_t(1'000'000)))
+      ->capture_default_str();
+  cmd->add_option("--duration", o.seconds, "seconds measured per throughput run")
+      ->check(CLI::Range(0.2, 3600.0))
+      ->capture_default_str();
+  cmd->add_option("--subscribers", o.subscribers,
+                  "throughput subscribers (every, latest, every, ...)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--op", o.op, "fbproc's operation for the hop")->capture_default_str();
+  cmd->add_option("--fbproc", o.fbproc, "fbproc binary (default: beside fbbench, else in PATH)");
+  add_run_options(cmd, o.pin, o.broker, o.json);
+  return cmd;
+}
+
+// The publishing process `fbbench chain` starts (from /proc/self/exe); not for users.
+CLI::App* add_chain_publisher_command(CLI::App& app, ChainPublisherOptions& o) {
+  auto* cmd = app.add_subcommand("chain-publisher", "");
+  cmd->group("");  // hidden from --help
+  cmd->add_option("--socket", o.socket)->required();
+  cmd->add_option("--stream", o.stream)->required();
+  cmd->add_option("--width", o.width)->required();
+  cmd->add_option("--height", o.height)->required();
+  cmd->add_option("--slots", o.slots)->required();
+  cmd->add_option("--seconds", o.seconds);
+  return cmd;
+}
+
 // fbctl's --socket and --instance, typed here by habit, get a reason instead of CLI11's "not
 // expected". They stay out of the help (an option group without a name): there is nothing to
 // choose.
@@ -208,6 +264,10 @@ int main(int argc, char** argv) {
   auto* latency = add_latency_command(app, latency_options);
   ThroughputOptions throughput_options;
   auto* throughput = add_throughput_command(app, throughput_options);
+  ChainOptions chain_options;
+  auto* chain = add_chain_command(app, chain_options);
+  ChainPublisherOptions chain_publisher_options;
+  auto* chain_publisher = add_chain_publisher_command(app, chain_publisher_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -215,8 +275,10 @@ int main(int argc, char** argv) {
   }
   if (json) {
     save_options.json = soak_options.json = true;
-    latency_options.json = throughput_options.json = true;
+    latency_options.json = throughput_options.json = chain_options.json = true;
   }
+  if (chain->parsed()) return run_chain_bench(chain_options);
+  if (chain_publisher->parsed()) return run_chain_publisher(chain_publisher_options);
   if (latency->parsed()) return run_latency_bench(latency_options);
   if (throughput->parsed()) return run_throughput_bench(throughput_options);
   if (save->parsed()) return run_save_bench(save_options);
