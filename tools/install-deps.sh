@@ -32,6 +32,8 @@ packages=(
   # back with a third-party TIFF reader
   tmux
   python3 python3-numpy python3-tifffile python3-zarr python3-numcodecs
+  # the Python client (a pybind11 module) and its tests
+  pybind11-dev python3-dev python3-pytest
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -343,6 +344,15 @@ void Core::dispatch(const wire::Received& msg) {
     else
       async_errors_.push_back(std::move(text));
   }
+}
+
+std::shared_ptr<shm::Segment> Core::mapped_segment(const std::string& stream, uint32_t gen) {
+  std::lock_guard lock(state_mu_);
+  auto p = pending_.find(stream);
+  if (p == pending_.end())
+    throw Error(Errc::InvalidArgument, "not subscribed to '" + stream + "' on this connection");
+  if (!p->second.segments.empty()) gen = std::max(gen, p->second.segments.rbegin()->first);
+  return segment_for(p->second, stream, gen);
 }
 
 std::shared_ptr<shm::Segment> Core::segment_for(Pending& p, const std::string& stream,

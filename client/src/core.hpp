@@ -75,9 +75,12 @@ class Core : public std::enable_shared_from_this<Core> {
   // `deadline`; nullopt when none came.
   std::optional<std::pair<uint32_t, uint32_t>> next_loan(const std::string& stream,
                                                          Clock::time_point deadline);
+  // The mapping of `stream`'s newest generation this connection knows (at least `gen`).
+  std::shared_ptr<shm::Segment> mapped_segment(const std::string& stream, uint32_t gen);
   // True once the broker said `stream` ended and every frame before that was taken.
   bool ended(const std::string& stream);
 
+  int fd() const { return fd_; }
   const std::string& socket_path() const { return socket_path_; }
   const std::string& instance() const { return instance_; }
   const std::string& broker_version() const { return broker_version_; }

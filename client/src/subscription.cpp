@@ -22,6 +22,15 @@ std::optional<Frame> Subscription::next(std::chrono::milliseconds timeout) {
   return Frame(std::move(*h));
 }
 
+MappedRing Subscription::ring() const {
+  auto segment = core_->mapped_segment(info_.stream, info_.gen);
+  return {segment->bytes(), segment};
+}
+
+int Subscription::fileno() const {
+  return core_->fd();
+}
+
 bool Subscription::ended() const {
   return core_->ended(info_.stream);
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "framebroker/frame.hpp"
@@ -16,6 +17,12 @@ namespace framebroker {
 namespace detail {
 class Core;
 }
+
+// A read-only view of a whole mapped segment; `owner` keeps the mapping.
+struct MappedRing {
+  std::span<const std::byte> bytes;
+  std::shared_ptr<const void> owner;
+};
 
 struct StreamInfo {
   std::string stream;
@@ -43,6 +50,13 @@ class Subscription {
   bool ended() const;
 
   const StreamInfo& info() const { return info_; }
+  // The stream's shared-memory segment as this process maps it (every Frame's pixels lie in
+  // it): for introspection, and to prove that frames are not copies.
+  MappedRing ring() const;
+  // The connection's socket, for an event loop (poll, asyncio, QSocketNotifier): it turns
+  // readable when the broker sent something. Take frames with next(0) until it returns
+  // nothing before waiting on it again (frames already read stay queued inside the library).
+  int fileno() const;
 
  private:
   std::shared_ptr<detail::Core> core_;

@@ -88,6 +88,10 @@ class Segment {
   uint64_t slot_bytes() const { return header_.slot_bytes; }
 
   std::span<const std::byte> slot(uint32_t i) const;
+  // The whole mapping: header, slot records and slots.
+  std::span<const std::byte> bytes() const {
+    return {static_cast<const std::byte*>(region_.get_address()), region_.get_size()};
+  }
   std::span<std::byte> writable_slot(uint32_t i);  // broker only
   SlotRecord* records();                           // broker only
 
