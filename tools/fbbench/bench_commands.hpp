@@ -64,5 +64,8 @@ int run_latency_bench(const LatencyOptions& o);
 int run_throughput_bench(const ThroughputOptions& o);
 int run_chain_bench(const ChainOptions& o);
 int run_chain_publisher(const ChainPublisherOptions& o);
+// fbbench python: execs `/usr/bin/python3 -m framebroker.bench ARGS...` (json: add --json);
+// returns only when that fails.
+int run_python_bench(const std::vector<std::string>& args, bool json);
 
 }  // namespace framebroker::fbbench

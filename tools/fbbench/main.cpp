@@ -225,6 +225,19 @@ CLI::App* add_chain_publisher_command(CLI::App& app, ChainPublisherOptions& o) {
   return cmd;
 }
 
+// fbbench python, for the help: main() hands its arguments to python3 before parsing.
+CLI::App* add_python_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "python",
+      "The Python client's throughput next to a multiprocessing.shared_memory ring, measured in\n"
+      "one run: runs /usr/bin/python3 -m framebroker.bench with the arguments that follow\n"
+      "(`fbbench python --help` shows them).\n\n"
+      "Example:\n"
+      "  fbbench python --sizes 512,2048 --seconds 3 --json");
+  cmd->prefix_command();
+  return cmd;
+}
+
 // fbctl's --socket and --instance, typed here by habit, get a reason instead of CLI11's "not
 // expected". They stay out of the help (an option group without a name): there is nothing to
 // choose.
@@ -250,6 +263,11 @@ int main(int argc, char** argv) {
       "  fbbench save --dir /data                         fbsave's write speed on that disk\n\n"
       "Exit codes: 0 done, 1 error, 2 usage, 130 interrupted.",
       "fbbench"};
+  // fbbench [--json] python ARGS...: every argument goes to `python3 -m framebroker.bench`,
+  // --help included (the subcommand below only lists it in fbbench's help).
+  if (int i = argc > 1 && std::string(argv[1]) == "--json" ? 2 : 1;
+      i < argc && std::string(argv[i]) == "python")
+    return run_python_bench({argv + i + 1, argv + argc}, i == 2);
   app.require_subcommand(1);
   bool json = false;  // --json before the command; each command has its own for after it
   app.add_flag("--json", json, "print the results as JSON");
@@ -268,6 +286,7 @@ int main(int argc, char** argv) {
   auto* chain = add_chain_command(app, chain_options);
   ChainPublisherOptions chain_publisher_options;
   auto* chain_publisher = add_chain_publisher_command(app, chain_publisher_options);
+  auto* python = add_python_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -277,6 +296,7 @@ int main(int argc, char** argv) {
     save_options.json = soak_options.json = true;
     latency_options.json = throughput_options.json = chain_options.json = true;
   }
+  if (python->parsed()) return run_python_bench(python->remaining(), json);
   if (chain->parsed()) return run_chain_bench(chain_options);
   if (chain_publisher->parsed()) return run_chain_publisher(chain_publisher_options);
   if (latency->parsed()) return run_latency_bench(latency_options);
