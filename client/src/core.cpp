@@ -112,6 +112,9 @@ int Core::take_passed_fd() {
 
 std::optional<std::pair<uint32_t, uint32_t>> Core::next_loan(const std::string& stream,
                                                              Clock::time_point deadline) {
+  // Past the deadline the socket is still read once without waiting: next(0) takes what has
+  // arrived (an event loop calls it when the socket turns readable).
+  bool read_once = false;
   for (;;) {
     uint64_t seen;
     {
@@ -125,7 +128,8 @@ std::optional<std::pair<uint32_t, uint32_t>> Core::next_loan(const std::string& 
       if (lost_) throw_lost();
       seen = dispatched_;
     }
-    if (Clock::now() >= deadline) return std::nullopt;
+    if (Clock::now() >= deadline && read_once) return std::nullopt;
+    read_once = true;
     pump(deadline, seen);
   }
 }
@@ -234,6 +238,9 @@ void Core::remove_subscription(const std::string& stream) {
 
 std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& stream,
                                                              Clock::time_point deadline) {
+  // Past the deadline the socket is still read once without waiting: next(0) takes what has
+  // arrived (an event loop calls it when the socket turns readable).
+  bool read_once = false;
   for (;;) {
     uint64_t seen;
     {
@@ -250,7 +257,8 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
       if (lost_) throw_lost();
       seen = dispatched_;
     }
-    if (Clock::now() >= deadline) return std::nullopt;
+    if (Clock::now() >= deadline && read_once) return std::nullopt;
+    read_once = true;
     pump(deadline, seen);
   }
 }
@@ -282,6 +290,19 @@ void Core::pump(Clock::time_point deadline, uint64_t seen) {
   auto area = reader_.write_area();
   ssize_t n = receive(area);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  dispatch_batch(n);
+  // Frames that arrived for a stream unsubscribed meanwhile go back at once: nobody may come
+  // back to this connection to carry them.
+  if (gave_back_.exchange(false)) {
+    try {
+      flush_releases();
+    } catch (const Error&) {
+      // Lost broker: it dropped the holds already.
+    }
+  }
+}
+
+void Core::dispatch_batch(ssize_t n) {
   std::lock_guard lock(state_mu_);
   ++dispatched_;
   if (n <= 0) {
@@ -379,6 +400,7 @@ void Core::on_deliver(const wire::Received& msg) {
       std::lock_guard rl(release_mu_);
       releases_[stream].emplace_back(f->seq(), f->gen(), f->slot());
       ++release_count_;
+      gave_back_ = true;
       continue;
     }
     auto h = std::make_unique<FrameHandle>();

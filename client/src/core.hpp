@@ -101,6 +101,8 @@ class Core : public std::enable_shared_from_this<Core> {
   void pump(Clock::time_point deadline, uint64_t seen);
   // poll() for the socket until `until`; true when it is readable (or closed).
   bool wait_readable(Clock::time_point until);
+  // Takes the messages in the `n` bytes just received (n <= 0: the connection ended).
+  void dispatch_batch(ssize_t n);
   bool releases_pending();
   void dispatch(const wire::Received& msg);
   void on_deliver(const wire::Received& msg);
@@ -133,6 +135,7 @@ class Core : public std::enable_shared_from_this<Core> {
   static constexpr size_t kReleaseBatch = 32;
   std::atomic<size_t> release_batch_{kReleaseBatch};  // flush at this many pending releases
   std::atomic<bool> reader_waiting_{false};
+  std::atomic<bool> gave_back_{false};  // on_deliver gave frames of a closed subscription back
 };
 
 }  // namespace framebroker::detail

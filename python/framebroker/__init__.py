@@ -18,7 +18,10 @@ shared-memory slot (no copy, read-only), plus camera control and publishing.
             buf.commit(source=frame)               # published, with the input's provenance
 
 mode="every" loses nothing while you keep up (at most max_hold frames held and queued; the
-broker counts what a slow subscriber misses); mode="latest" always gives the newest frame.
+broker counts what a slow subscriber misses); mode="latest" always gives the newest frame, with
+at most `window` frames (default 1) in flight: a frame held by a variable (or an array view of
+it kept from the last iteration) counts, so drop it (`with frame:`, `del a`) before asking for
+the next one, or subscribe with window=2.
 Waits release the GIL and Ctrl-C interrupts them; `async for frame in sub` works in asyncio
 (sub.fileno() is the socket to wait on). Errors are framebroker.Error subclasses carrying the
 broker's sentence: BrokerNotRunning, BrokerLost, UnknownStream, Refused, Timeout.

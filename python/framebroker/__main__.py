@@ -33,12 +33,13 @@ def main(argv=None):
         with client.subscribe(args.stream, mode=args.mode) as sub:
             t0 = time.monotonic()
             for n, frame in enumerate(sub, 1):
+                # No view of the array may outlive the frame: in latest mode (window 1) the
+                # next frame comes only once this one's slot is back.
                 with frame:
-                    a = frame.array
-                    print(f"seq {frame.seq}  id {frame.camera_frame_id}  {frame.width}x"
-                          f"{frame.height} {frame.pixel_type}  min {a.min()}  max {a.max()}  "
-                          f"mean {a.mean():.1f}  {n / max(time.monotonic() - t0, 1e-9):.1f} fps",
-                          flush=True)
+                    lo, hi, mean = frame.array.min(), frame.array.max(), frame.array.mean()
+                print(f"seq {frame.seq}  id {frame.camera_frame_id}  {frame.width}x"
+                      f"{frame.height} {frame.pixel_type}  min {lo}  max {hi}  mean {mean:.1f}  "
+                      f"{n / max(time.monotonic() - t0, 1e-9):.1f} fps", flush=True)
                 if args.frames and n >= args.frames:
                     break
         return 0
