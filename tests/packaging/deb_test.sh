@@ -167,6 +167,9 @@ need ./usr/share/man/man1/fbctl.1.gz
 need ./usr/share/man/man1/fbsave.1.gz
 need ./usr/share/man/man1/fbview.1.gz
 need ./usr/share/man/man1/fbproc.1.gz
+need ./usr/share/man/man1/fbreplay.1.gz
+need ./usr/lib/python3/dist-packages/framebroker/__init__.py
+need ./usr/lib/python3/dist-packages/framebroker/_framebroker.pyi
 need ./usr/share/doc/framebroker/changelog.gz
 need ./usr/share/doc/framebroker/copyright
 need "$lib/libframebroker.so.0.1.0"
@@ -216,6 +219,13 @@ nm -C "$a" >"$tmp/a.symbols" 2>/dev/null || fail "nm cannot read ${a#"$x"}"
 grep -q ' T framebroker::Client::connect(' "$tmp/a.symbols" ||
   fail "${a#"$x"} lost its symbols (framebroker::Client::connect is not defined in it)"
 echo "   ok  libframebroker.a has no debug info and still defines its symbols"
+
+mod=$(find "$x/usr/lib/python3/dist-packages/framebroker" -name '_framebroker*.so' | head -n1)
+[[ -n $mod ]] || fail "the Python module _framebroker*.so is not in the package"
+PYTHONPATH=$x/usr/lib/python3/dist-packages /usr/bin/python3 -c \
+  'import framebroker; assert framebroker.connect and framebroker.Frame.__doc__' ||
+  fail "the packaged Python package does not import"
+echo "   ok  the Python package imports from the package's dist-packages"
 
 mapfile -t pages < <(find "$x/usr/share/man" -type f)
 [[ ${#pages[@]} -ge 4 ]] || fail "expected at least 4 man pages, found ${#pages[@]}"
