@@ -113,6 +113,15 @@ class Crop final : public Base {
   uint32_t x_, y_;
 };
 
+// none: the frame's metadata goes on, its pixels are not written (the slot keeps what it held).
+// What one hop costs besides the op's own work, for `fbbench chain --op none`.
+class Nothing final : public Base {
+ public:
+  explicit Nothing(const Format& in)
+      : Base(in, Format{in.width, in.height, 0, in.pixel_type, in.bit_depth}) {}
+  void apply(std::span<const std::byte>, uint32_t, std::span<std::byte>) override {}
+};
+
 // bin=N: each output pixel is the mean (rounded down) or the sum (saturated) of N x N input
 // pixels, sample by sample. Rows and columns past the last whole block are left out.
 class Bin final : public Base {
@@ -244,6 +253,10 @@ std::unique_ptr<Op> make_op(const std::string& spec, const Format& in) {
     if (!arg.empty()) throw std::invalid_argument("--op copy takes no value");
     return std::make_unique<Crop>(in, 0, 0, in.width, in.height);
   }
+  if (name == "none") {
+    if (!arg.empty()) throw std::invalid_argument("--op none takes no value");
+    return std::make_unique<Nothing>(in);
+  }
   if (name == "roi") {
     need_arg("roi=x,y,w,h");
     const auto v = parse_list(arg, spec, "x, y, w and h");
@@ -275,7 +288,7 @@ std::unique_ptr<Op> make_op(const std::string& spec, const Format& in) {
     return std::make_unique<MaxProject>(in, k);
   }
   throw std::invalid_argument("unknown --op '" + spec +
-                              "' (copy, bin=N[,sum], roi=x,y,w,h, max-project=K, mean=K)");
+                              "' (copy, bin=N[,sum], roi=x,y,w,h, max-project=K, mean=K, none)");
 }
 
 }  // namespace framebroker::fbproc

@@ -33,7 +33,7 @@ class Op {
   virtual void apply(std::span<const std::byte> in, uint32_t index, std::span<std::byte> out) = 0;
 };
 
-// Parses `spec` (copy, bin=N, bin=N,sum, roi=x,y,w,h, max-project=K, mean=K) for input frames
+// Parses `spec` (copy, bin=N, bin=N,sum, roi=x,y,w,h, max-project=K, mean=K, none) for input frames
 // of `in`. Throws std::invalid_argument with a sentence saying what is wrong.
 std::unique_ptr<Op> make_op(const std::string& spec, const Format& in);
 
