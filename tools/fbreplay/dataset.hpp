@@ -27,12 +27,14 @@ struct SavedFrame {
   uint64_t camera_frame_id = 0;
   uint64_t mono_ns = 0, realtime_ns = 0;  // the broker's clocks when the frame arrived
   std::optional<uint64_t> hw_timestamp_ns;
+  int64_t source_seq = -1;  // a processed stream's frames: the seq of the origin frame
 };
 
 struct DatasetInfo {
   std::string path;
-  std::string format;  // "zarr", "tiff" or "raw"
-  std::string stream;  // the stream that was recorded
+  std::string format;         // "zarr", "tiff" or "raw"
+  std::string stream;         // the stream that was recorded
+  std::string source_stream;  // its origin, when it was a processor's output
   std::string pixel_type;
   uint32_t width = 0, height = 0;
   uint32_t samples = 1;                                  // 1 grey, 3 RGB

@@ -35,7 +35,7 @@ class RawReader final : public DatasetReader {
     data_ = ReadFile(path, path + "/" + meta.value("data_file", std::string("frames.raw")));
     const std::string index_path =
         path + "/" + meta.value("index_file", std::string("index.jsonl"));
-    for (auto& line : load_index(path, index_path)) {
+    for (auto& line : load_index(path, index_path, info_.source_stream)) {
       const std::string where = index_path + " line " + std::to_string(frames_.size() + 1);
       const uint64_t off = field<uint64_t>(line.json, "offset", where);
       const uint64_t bytes = field<uint64_t>(line.json, "bytes", where);

@@ -123,7 +123,8 @@ ReplaySummary run_replay(const ReplayOptions& o) {
   // One CommitInfo for every frame: assigning its numbers allocates nothing.
   CommitInfo ci;
   ci.exposure_us = exposure_us(info);
-  ci.source_stream = info.stream;
+  // Provenance names the origin: the recorded stream, or the stream it was made from.
+  ci.source_stream = info.source_stream.empty() ? info.stream : info.source_stream;
   const size_t stride = pub.stride() ? pub.stride() : info.row_bytes();
   const auto t0 = Clock::now();
   do {
@@ -135,7 +136,7 @@ ReplaySummary run_replay(const ReplayOptions& o) {
       const SavedFrame& f = frames[i];
       ci.camera_frame_id = f.camera_frame_id;
       ci.hw_timestamp_ns = f.hw_timestamp_ns;
-      ci.source_seq = int64_t(f.seq);
+      ci.source_seq = f.source_seq >= 0 ? f.source_seq : int64_t(f.seq);
       loan->commit(ci);
       ++summary.published;
     }

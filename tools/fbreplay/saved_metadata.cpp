@@ -72,7 +72,8 @@ void take_format(const json& summary, const std::string& file, DatasetInfo& info
       info.camera_properties[k] = v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-std::vector<IndexLine> load_index(const std::string& dataset, const std::string& file) {
+std::vector<IndexLine> load_index(const std::string& dataset, const std::string& file,
+                                  std::string& source_stream) {
   const std::string text = read_text(dataset, file);
   std::vector<IndexLine> lines;
   size_t pos = 0;
@@ -92,6 +93,11 @@ std::vector<IndexLine> load_index(const std::string& dataset, const std::string&
     f.realtime_ns = u64(line.json, "realtime_ns", where);
     if (const auto it = line.json.find("hw_timestamp_ns"); it != line.json.end() && !it->is_null())
       f.hw_timestamp_ns = u64(line.json, "hw_timestamp_ns", where);
+    if (line.json.contains("source_seq")) {
+      f.source_seq = field<int64_t>(line.json, "source_seq", where);
+      if (source_stream.empty())
+        source_stream = field<std::string>(line.json, "source_stream", where);
+    }
     lines.push_back(std::move(line));
   }
   return lines;

@@ -41,8 +41,10 @@ struct IndexLine {
   nlohmann::json json;  // the whole line, for the format's own fields
 };
 // Reads every line of `file` in order; throws naming the file and line when one does not parse.
-// A last line without its newline (a writer killed mid-line) is left out.
-std::vector<IndexLine> load_index(const std::string& dataset, const std::string& file);
+// A last line without its newline (a writer killed mid-line) is left out. The first
+// "source_stream" a line names goes to `source_stream`.
+std::vector<IndexLine> load_index(const std::string& dataset, const std::string& file,
+                                  std::string& source_stream);
 
 // The exposure in µs from the camera's "Exposure" property (ms), or 0.
 double exposure_us(const DatasetInfo& info);

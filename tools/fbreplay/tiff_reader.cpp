@@ -45,7 +45,7 @@ class TiffReader final : public DatasetReader {
     if (summary.value("format", "") != "framebroker.fbsave.ome-tiff")
       corrupt(summary_path, "its \"format\" is not framebroker.fbsave.ome-tiff");
     take_format(summary, summary_path, info_);
-    const auto lines = load_index(path, path + ".frames.jsonl");
+    const auto lines = load_index(path, path + ".frames.jsonl", info_.source_stream);
 
     data_ = ReadFile(path, path);  // first: a missing file is named as such
     std::string error;

@@ -60,6 +60,8 @@ class ZarrReader final : public DatasetReader {
     take_format(*fb, attrs_path, info_);
     take_array(path + "/0/.zarray");
     take_frames(fb->value("frames", json::object()), attrs_path);
+    if (const auto it = fb->find("source_stream"); it != fb->end() && it->is_string())
+      info_.source_stream = it->get<std::string>();
     frame_bytes_ = info_.frame_bytes();
     chunk_bytes_ = frame_bytes_ * k_;
     check_chunks();
@@ -155,6 +157,13 @@ class ZarrReader final : public DatasetReader {
       f.mono_ns = number(mono[i], file, "mono_ns");
       f.realtime_ns = number(real[i], file, "realtime_ns");
       if (!hw[i].is_null()) f.hw_timestamp_ns = number(hw[i], file, "hw_timestamp_ns");
+    }
+    // A processor's output also names the origin of each frame (fbsave writes null for none).
+    if (frames.contains("source_seq")) {
+      const json& source = column(frames, "source_seq", n, file);
+      for (size_t i = 0; i < n; ++i)
+        if (!source[i].is_null())
+          frames_[i].source_seq = int64_t(number(source[i], file, "source_seq"));
     }
   }
 
