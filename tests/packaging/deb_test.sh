@@ -168,6 +168,7 @@ need ./usr/share/man/man1/fbsave.1.gz
 need ./usr/share/man/man1/fbview.1.gz
 need ./usr/share/man/man1/fbproc.1.gz
 need ./usr/share/man/man1/fbreplay.1.gz
+need ./usr/share/man/man1/fbbench.1.gz
 need ./usr/lib/python3/dist-packages/framebroker/__init__.py
 need ./usr/lib/python3/dist-packages/framebroker/_framebroker.pyi
 need ./usr/share/doc/framebroker/changelog.gz
