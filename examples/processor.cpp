@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <framebroker/client.hpp>
+#include <framebroker/provenance.hpp>
 
 namespace fb = framebroker;
 volatile std::sig_atomic_t stop = 0;
@@ -21,7 +22,7 @@ int main(int argc, char** argv) try {
       format.width = s.width / 2, format.height = s.height / 2;
   if (format.width == 0) return std::fprintf(stderr, "%s is not a Mono16 stream\n", argv[1]), 1;
   auto out = client.advertise(argv[2], format);
-  fb::CommitInfo info{.source_stream = argv[1]};  // made once: the loop allocates nothing
+  fb::CommitInfo info;  // made once: the loop allocates nothing
   while (!stop && !in.ended()) {
     auto frame = in.next(std::chrono::milliseconds(200));
     if (!frame) continue;
@@ -38,11 +39,7 @@ int main(int argc, char** argv) try {
         dst[y * out.width() + x] =
             uint16_t((r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]) / 4);
     }
-    const fb::meta::FrameMeta& m = frame->meta();  // provenance: where this frame came from
-    info.camera_frame_id = frame->camera_frame_id();
-    info.hw_timestamp_ns = m.has_hw_timestamp() ? std::optional(m.hw_timestamp_ns()) : std::nullopt;
-    info.exposure_us = m.exposure_us();
-    info.source_seq = int64_t(frame->seq());
+    fb::derive_from(*frame, info);  // provenance: where this frame came from
     loan->commit(info);
   }
   return 0;  // `out` goes: what is committed is sent, then OUTPUT ends after its last frame

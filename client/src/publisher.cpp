@@ -1,5 +1,7 @@
 #include "framebroker/publisher.hpp"
 
+#include "framebroker/provenance.hpp"
+
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -236,6 +238,21 @@ Publisher Client::advertise(const std::string& stream, const PublishOptions& opt
     throw Error(Errc::Protocol,
                 "the segment the broker passed for " + stream + " is unusable: " + why);
   return Publisher(std::move(state));
+}
+
+void derive_from(const Frame& in, CommitInfo& info) {
+  const meta::FrameMeta& m = in.meta();
+  if (m.source_stream() != nullptr && m.source_stream()->size() > 0) {
+    info.source_stream.assign(m.source_stream()->data(), m.source_stream()->size());
+    info.source_seq = m.source_seq();
+  } else {
+    info.source_stream = in.stream();
+    info.source_seq = int64_t(in.seq());
+  }
+  info.camera_frame_id = in.camera_frame_id();
+  info.hw_timestamp_ns.reset();
+  if (m.has_hw_timestamp()) info.hw_timestamp_ns = m.hw_timestamp_ns();
+  info.exposure_us = m.exposure_us();
 }
 
 }  // namespace framebroker

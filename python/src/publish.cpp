@@ -1,6 +1,7 @@
 // Publisher and Loan: a loan's array is a writable view of its slot; commit() publishes it.
 
 #include "bindings.hpp"
+#include "framebroker/provenance.hpp"
 
 namespace framebroker::python {
 namespace {
@@ -43,19 +44,7 @@ struct PyLoan {
     Loan& l = open();
     CommitInfo info;
     if (!source.is_none()) {
-      // Provenance: the origin of the input frame (its own source when it has one).
-      const Frame& in = frame_of(source);
-      const auto* origin = in.meta().source_stream();
-      if (origin && origin->size() > 0) {
-        info.source_stream = origin->str();
-        info.source_seq = in.meta().source_seq();
-      } else {
-        info.source_stream = in.stream();
-        info.source_seq = int64_t(in.seq());
-      }
-      info.camera_frame_id = in.camera_frame_id();
-      if (in.meta().has_hw_timestamp()) info.hw_timestamp_ns = in.meta().hw_timestamp_ns();
-      info.exposure_us = in.meta().exposure_us();
+      derive_from(frame_of(source), info);  // the origin of the input frame
     }
     if (camera_frame_id) info.camera_frame_id = *camera_frame_id;
     if (hw_timestamp_ns) info.hw_timestamp_ns = *hw_timestamp_ns;

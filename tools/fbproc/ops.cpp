@@ -176,39 +176,15 @@ class Bin final : public Base {
   bool sum_;
 };
 
-// max-project=K: the maximum of each sample over K frames.
-class MaxProject final : public Base {
+// max-project=K and mean=K: one output frame of K input frames, sample by sample: their maximum,
+// or their mean (rounded down for integer types).
+class Projection final : public Base {
  public:
-  MaxProject(const Format& in, uint32_t k)
-      : Base(in, Format{in.width, in.height, 0, in.pixel_type, in.bit_depth}), k_(k) {}
-  uint32_t frames_per_output() const override { return k_; }
-  void apply(std::span<const std::byte> in, uint32_t index, std::span<std::byte> out) override {
-    with_element(layout_.element, [&](auto zero) { run<decltype(zero)>(in, index, out); });
-  }
-
- private:
-  template <typename T>
-  void run(std::span<const std::byte> in, uint32_t index, std::span<std::byte> out) {
-    const size_t n = size_t(out_.width) * layout_.samples;
-    for (uint32_t y = 0; y < out_.height; ++y) {
-      const T* src = row_of<T>(in, in_.stride, y);
-      T* dst = row_of<T>(out, out_.stride, y);
-      if (index == 0)
-        std::memcpy(dst, src, n * sizeof(T));
-      else
-        for (size_t i = 0; i < n; ++i) dst[i] = std::max(dst[i], src[i]);
-    }
-  }
-  uint32_t k_;
-};
-
-// mean=K: the mean of each sample over K frames (rounded down for integer types).
-class Mean final : public Base {
- public:
-  Mean(const Format& in, uint32_t k)
+  Projection(const Format& in, uint32_t k, bool mean)
       : Base(in, Format{in.width, in.height, 0, in.pixel_type, in.bit_depth}),
         k_(k),
-        acc_(size_t(in.width) * in.height * layout_.samples) {}
+        mean_(mean),
+        acc_(mean ? size_t(in.width) * in.height * layout_.samples : 0) {}
   uint32_t frames_per_output() const override { return k_; }
   void apply(std::span<const std::byte> in, uint32_t index, std::span<std::byte> out) override {
     with_element(layout_.element, [&](auto zero) { run<decltype(zero)>(in, index, out); });
@@ -221,10 +197,17 @@ class Mean final : public Base {
     const bool last = index + 1 == k_;
     for (uint32_t y = 0; y < out_.height; ++y) {
       const T* src = row_of<T>(in, in_.stride, y);
+      T* dst = row_of<T>(out, out_.stride, y);
+      if (!mean_) {
+        if (index == 0)
+          std::memcpy(dst, src, n * sizeof(T));
+        else
+          for (size_t i = 0; i < n; ++i) dst[i] = std::max(dst[i], src[i]);
+        continue;
+      }
       double* acc = acc_.data() + y * n;
       for (size_t i = 0; i < n; ++i) acc[i] = (index == 0 ? 0.0 : acc[i]) + double(src[i]);
       if (!last) continue;
-      T* dst = row_of<T>(out, out_.stride, y);
       for (size_t i = 0; i < n; ++i) {
         const double m = acc[i] / k_;
         dst[i] = std::is_floating_point_v<T> ? T(m) : T(uint64_t(m));
@@ -232,7 +215,8 @@ class Mean final : public Base {
     }
   }
   uint32_t k_;
-  std::vector<double> acc_;  // exact for integer sums below 2^53
+  bool mean_;
+  std::vector<double> acc_;  // mean: exact for integer sums below 2^53
 };
 
 }  // namespace
@@ -284,8 +268,7 @@ std::unique_ptr<Op> make_op(const std::string& spec, const Format& in) {
     need_arg(name == "mean" ? "mean=K" : "max-project=K");
     const uint32_t k = parse_number(arg, spec, "K");
     if (k < 1 || k > 65536) throw std::invalid_argument("--op " + spec + ": K must be 1 to 65536");
-    if (name == "mean") return std::make_unique<Mean>(in, k);
-    return std::make_unique<MaxProject>(in, k);
+    return std::make_unique<Projection>(in, k, name == "mean");
   }
   throw std::invalid_argument("unknown --op '" + spec +
                               "' (copy, bin=N[,sum], roi=x,y,w,h, max-project=K, mean=K, none)");

@@ -5,6 +5,7 @@
 
 #include "fbproc/ops.hpp"
 #include "framebroker/client.hpp"
+#include "framebroker/provenance.hpp"
 
 namespace framebroker::fbproc {
 namespace {
@@ -34,23 +35,6 @@ bool same_shape(const Format& a, const Format& b) {
 
 std::string describe(const Format& f) {
   return std::to_string(f.width) + "x" + std::to_string(f.height) + " " + to_string(f.pixel_type);
-}
-
-// The stream and seq a frame came from first: a processor's output names its origin, so a
-// frame lost anywhere up the chain shows as a gap in source_seq at the end of it.
-void set_origin(const Frame& in, CommitInfo& info) {
-  const auto* origin = in.meta().source_stream();
-  if (origin != nullptr && origin->size() > 0) {
-    info.source_stream.assign(origin->data(), origin->size());
-    info.source_seq = in.meta().source_seq();
-  } else {
-    info.source_stream = in.stream();
-    info.source_seq = int64_t(in.seq());
-  }
-  info.camera_frame_id = in.camera_frame_id();
-  info.hw_timestamp_ns.reset();
-  if (in.meta().has_hw_timestamp()) info.hw_timestamp_ns = in.meta().hw_timestamp_ns();
-  info.exposure_us = in.meta().exposure_us();
 }
 
 }  // namespace
@@ -99,7 +83,7 @@ ProcSummary run_processor(const ProcOptions& o, const std::atomic<bool>& stop) {
     if (index == 0) {
       while (!loan && !stop) loan = pub.loan(kPoll);
       if (!loan) break;
-      set_origin(*frame, info);
+      derive_from(*frame, info);
     }
     op->apply(frame->pixels(), index, loan->pixels());
     if (++index < op->frames_per_output()) continue;
