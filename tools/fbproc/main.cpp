@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "common/run_tool.hpp"
 #include "fbproc/processor.hpp"
 #include "framebroker/error.hpp"
 
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
   o.connect.role = "processor";
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  try {
+  return tools::run_tool("fbproc", [&] {
     const auto s = fbproc::run_processor(o, g_stop);
     if (!quiet) {
       std::fprintf(stderr, "fbproc: %s -> %s (%s): %llu frames in, %llu out%s\n", o.from.c_str(),
@@ -72,11 +73,5 @@ int main(int argc, char** argv) {
                      (unsigned long long)s.left_over);
     }
     return 0;
-  } catch (const Error& e) {
-    std::cerr << "fbproc: " << e.what() << "\n";
-    return e.code() == Errc::BrokerNotRunning || e.code() == Errc::BrokerLost ? 3 : 1;
-  } catch (const std::exception& e) {
-    std::cerr << "fbproc: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "common/run_tool.hpp"
 #include "fbreplay/replayer.hpp"
 #include "framebroker/error.hpp"
 
@@ -75,15 +76,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  try {
+  return tools::run_tool("fbreplay", [&] {
     const auto summary = fbreplay::run_replay(o);
     if (!quiet || json) print_summary(summary, json);
     return 0;
-  } catch (const Error& e) {
-    std::cerr << "fbreplay: " << e.what() << "\n";
-    return e.code() == Errc::BrokerNotRunning || e.code() == Errc::BrokerLost ? 3 : 1;
-  } catch (const std::exception& e) {
-    std::cerr << "fbreplay: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "common/run_tool.hpp"
 #include "fbsave/saver.hpp"
 #include "framebroker/client.hpp"
 
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
   o.compression = compress == "lz4"    ? Compression::Lz4
                   : compress == "zstd" ? Compression::Zstd
                                        : Compression::None;
-  try {
+  return tools::run_tool("fbsave", [&] {
     const auto summary = run_save(o);
     print_summary(summary, o.json);
     if (!summary.error.empty()) {
@@ -102,11 +103,5 @@ int main(int argc, char** argv) {
       return summary.error.find("lost the broker") != std::string::npos ? 3 : 1;
     }
     return 0;
-  } catch (const Error& e) {
-    std::cerr << "fbsave: " << e.what() << "\n";
-    return e.code() == Errc::BrokerNotRunning || e.code() == Errc::BrokerLost ? 3 : 1;
-  } catch (const std::exception& e) {
-    std::cerr << "fbsave: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
