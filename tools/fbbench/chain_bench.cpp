@@ -181,13 +181,6 @@ void wait_for_stream(Client& control, const std::string& name, Child& producer,
   }
 }
 
-Client connect_as(const BenchBroker& broker, const std::string& name) {
-  ConnectOptions co;
-  co.socket_path = broker.socket();
-  co.client_name = name;
-  return Client::connect(co);
-}
-
 // A thread with a connection and subscription of its own; join() rethrows what it threw.
 class SubscriberThread {
  public:
@@ -198,7 +191,7 @@ class SubscriberThread {
     thread_ = std::thread([&, stream, mode, cpu, name, body] {
       try {
         pin_this_thread(cpu);
-        Client client = connect_as(broker, name);
+        Client client = connect_to(broker, name);
         SubscribeOptions so;
         so.mode = mode;
         Subscription sub = client.subscribe(stream, so);
@@ -246,7 +239,7 @@ ChainLatency chain_latency(const BrokerSide& side, const std::string& fbproc, co
               "--quiet"},
              side.runtime_dir + "/fbproc-" + std::to_string(p.frame_bytes) + ".log",
              consumer_cpu(p.pin));
-  Client control = connect_as(broker, "fbbench");
+  Client control = connect_to(broker, "fbbench");
   wait_for_stream(control, out, proc, "fbproc");
 
   // Indexed by seq - first (source_seq - first for the output): filled by the two threads, read
@@ -345,7 +338,7 @@ PublishedRun published_throughput(const BrokerSide& side, const ThroughputParams
              std::to_string(bench_slots(p.frame_bytes)), "--seconds", fmt("%.3f", p.seconds + 30)},
             side.runtime_dir + "/publisher-" + std::to_string(p.frame_bytes) + ".log",
             producer_cpu(p.pin));
-  Client control = connect_as(broker, "fbbench");
+  Client control = connect_to(broker, "fbbench");
   wait_for_stream(control, kPublished, pub, "the publishing process");
 
   std::vector<std::atomic<uint64_t>> received(size_t(p.subscribers));

@@ -15,6 +15,13 @@
 
 namespace framebroker::fbbench {
 
+Client connect_to(const BenchBroker& broker, const std::string& name) {
+  ConnectOptions co;
+  co.socket_path = broker.socket();
+  co.client_name = name;
+  return Client::connect(co);
+}
+
 namespace {
 
 constexpr const char* kCamera = kBenchCamera;
@@ -46,13 +53,6 @@ std::string camera_spec(uint64_t bytes, double rate) {
 
 std::string tag_for(const char* what, uint64_t bytes, int subscribers) {
   return std::string(what) + "-" + std::to_string(bytes) + "-" + std::to_string(subscribers);
-}
-
-Client connect_to(const BenchBroker& broker, const std::string& name) {
-  ConnectOptions co;
-  co.socket_path = broker.socket();
-  co.client_name = name;
-  return Client::connect(co);
 }
 
 // Runs one body per subscriber on its own thread, pinned, each with its own connection and

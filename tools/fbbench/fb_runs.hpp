@@ -50,6 +50,9 @@ struct BrokerCost {
 ThroughputRun fb_throughput(const BrokerSide& broker, const ThroughputParams& p, double rate,
                             BrokerCost& cost);
 
+// A connection of its own to the bench broker, named `name` in fbctl.
+Client connect_to(const BenchBroker& broker, const std::string& name);
+
 // The benchmark camera: its stream's name, and its --camera spec for frames of about `bytes`
 // (Mono16, nearly square, pattern `empty`, not started) at `rate` frames per second.
 inline constexpr const char* kBenchCamera = "bench";
