@@ -126,14 +126,27 @@ std::string Broker::stream_names() const {
 
 void Broker::listen(int group) {
   using asio::local::stream_protocol;
+  // The socket is made under a temporary name and renamed into place once it accepts, with its
+  // mode and group set: a client that sees the path never gets ECONNREFUSED or EACCES from a
+  // socket that is still being set up.
+  const std::string building = socket_path_ + ".new";
+  ::unlink(building.c_str());
   acceptor_.open(stream_protocol());
-  acceptor_.bind(stream_protocol::endpoint(socket_path_));
-  owns_socket_file_ = true;
+  acceptor_.bind(stream_protocol::endpoint(building));
   acceptor_.listen(64);
-  std::filesystem::permissions(socket_path_, std::filesystem::perms(0660));
-  if (group >= 0 && ::chown(socket_path_.c_str(), uid_t(-1), gid_t(group)) != 0)
-    throw std::system_error(errno, std::generic_category(),
+  std::filesystem::permissions(building, std::filesystem::perms(0660));
+  if (group >= 0 && ::chown(building.c_str(), uid_t(-1), gid_t(group)) != 0) {
+    const int err = errno;
+    ::unlink(building.c_str());
+    throw std::system_error(err, std::generic_category(),
                             "cannot give " + socket_path_ + " to group " + std::to_string(group));
+  }
+  if (::rename(building.c_str(), socket_path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(building.c_str());
+    throw std::system_error(err, std::generic_category(), "cannot create " + socket_path_);
+  }
+  owns_socket_file_ = true;
   accept();
   tick();
 }
