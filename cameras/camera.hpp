@@ -53,6 +53,8 @@ struct FrameInfo {
   // must outlive the commit() call only.
   std::string_view source_stream;
   int64_t source_seq = -1;
+  // A publisher's explicit index in the running sequence (empty: from the frame's position).
+  std::span<const uint32_t> sequence_index;
 };
 
 // A writable piece of a slot, lent to the adapter between loan() and commit().

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "cameras/properties.hpp"
+#include "framebroker/internal/sequence_wire.hpp"
 
 namespace framebroker::daemon {
 
@@ -271,6 +272,10 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
       return on_advertise(c, rid, *env->message_as_Advertise());
     case wire::Message::Commit:
       return on_commit(c, *env->message_as_Commit());
+    case wire::Message::BeginSequence:
+      return on_begin_sequence(c, rid, *env->message_as_BeginSequence());
+    case wire::Message::EndSequence:
+      return on_end_sequence(c, *env->message_as_EndSequence());
     default:
       c.send_error(
           rid, ErrorCode::Malformed,
@@ -321,6 +326,8 @@ void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m)
   opt.window = std::min(m.window(), s->current()->ring->size());
   opt.from_latest = m.from_latest();
   opt = fan.subscribe(id, opt);
+  // A late joiner learns the running sequence before any frame.
+  if (auto started = s->sequence_started()) fan.queue_message_to(id, started, 0);
 
   const Generation& g = *s->current();
   flatbuffers::FlatBufferBuilder fbb;
@@ -442,6 +449,10 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
                      str(m.property()), value);
         break;
       case wire::CameraOp::Start:
+        if (m.sequence()) {
+          start_sequence(c, *s, m);
+          break;
+        }
         s->start(m.frames() < 0 ? std::nullopt : std::optional<uint64_t>(uint64_t(m.frames())));
         spdlog::info("client {} ({}) started {}", c.id(), c.client_name(), cam);
         break;
@@ -455,6 +466,8 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
     }
   } catch (const cameras::PropertyError& e) {
     return c.send_error(rid, error_for(e.kind), e.what());
+  } catch (const std::invalid_argument& e) {
+    return c.send_error(rid, ErrorCode::InvalidValue, e.what());
   } catch (const cameras::CameraError& e) {
     return c.send_error(rid, ErrorCode::CameraBusy, e.what());
   } catch (const std::exception& e) {
@@ -466,6 +479,28 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
                               props.empty() ? 0 : fbb.CreateVector(props), camera.running());
   wire::finish(fbb, rid, wire::Message::CameraReply, body);
   c.send(fbb);
+}
+
+void Broker::start_sequence(Connection& c, Stream& s, const wire::CameraCommand& m) {
+  SequenceSpec spec = wire::from_wire(m.sequence());
+  if (m.frames() >= 0 && uint64_t(m.frames()) != spec.frames())
+    throw std::invalid_argument("the axes " + spec.axes_text() + " make " +
+                                std::to_string(spec.frames()) + " frames, not " +
+                                std::to_string(m.frames()) + " (--frames)");
+  if (s.camera().running())
+    throw cameras::CameraError("camera " + s.name() + " is already running");
+  const auto sq = s.begin_sequence(next_sequence_id_++, std::move(spec));
+  try {
+    s.start(sq->spec.frames());
+  } catch (...) {
+    s.end_sequence();  // its subscribers see it start and finish with nothing in it
+    deliver(s);
+    throw;
+  }
+  spdlog::info("client {} ({}) started {}: sequence {} ({}, order {}, {} frames)", c.id(),
+               c.client_name(), s.name(), sq->id, sq->spec.axes_text(), sq->spec.order(),
+               sq->spec.frames());
+  deliver(s);
 }
 
 // ---- delivery ----
@@ -486,8 +521,23 @@ void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
   fbb.Clear();
   ready_.clear();
   auto stream = fbb.CreateSharedString(s.name());
-  // Batched, but well inside the 1 MiB message limit whatever the tags weigh.
+  const auto send_batch = [&] {
+    if (ready_.empty()) return;
+    wire::finish(fbb, 0, wire::Message::Deliver,
+                 wire::CreateDeliver(fbb, fbb.CreateVector(ready_)));
+    c.send(fbb);
+    fbb.Clear();
+    ready_.clear();
+    stream = fbb.CreateSharedString(s.name());
+  };
+  // Batched, but well inside the 1 MiB message limit whatever the tags weigh. A sequence event
+  // due before the next frame ends the batch and goes in its place in the order.
   while (ready_.size() < kMaxFramesPerDeliver && fbb.GetSize() < kMaxDeliverBytes) {
+    if (const auto message = s.fanout().take_message(subscriber)) {
+      send_batch();
+      c.send(std::span<const uint8_t>(*message));
+      continue;
+    }
     const auto next = s.fanout().take_next(subscriber);
     if (!next) break;
     const FrameRef& f = *next;
@@ -495,9 +545,7 @@ void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
     ready_.push_back(wire::CreateFrameReady(fbb, stream, f.gen, f.slot, f.seq,
                                             fbb.CreateVector(meta.data(), meta.size())));
   }
-  if (ready_.empty()) return;
-  wire::finish(fbb, 0, wire::Message::Deliver, wire::CreateDeliver(fbb, fbb.CreateVector(ready_)));
-  c.send(fbb);
+  send_batch();
 }
 
 void Broker::on_writable(Connection& c) {

@@ -81,6 +81,8 @@ class Broker : private MessageHandler {
   void on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m);
   flatbuffers::Offset<wire::SlotMap> slot_map(flatbuffers::FlatBufferBuilder& fbb, Stream& s);
   void on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m);
+  // Start with a sequence: checks it (std::invalid_argument), announces it, starts the camera.
+  void start_sequence(Connection& c, Stream& s, const wire::CameraCommand& m);
 
   // In broker_publish.cpp: streams that clients publish.
   struct Publication {
@@ -95,6 +97,8 @@ class Broker : private MessageHandler {
   };
   void on_advertise(Connection& c, uint32_t rid, const wire::Advertise& m);
   void on_commit(Connection& c, const wire::Commit& m);
+  void on_begin_sequence(Connection& c, uint32_t rid, const wire::BeginSequence& m);
+  void on_end_sequence(Connection& c, const wire::EndSequence& m);
   Publication* publication_of(const std::string& stream);
   // Lends the producer free slots up to its credit (a blocking one no further than the slowest
   // `every` subscriber can take without missing a frame).
@@ -145,6 +149,7 @@ class Broker : private MessageHandler {
   int stream_group_ = -1;
   std::vector<uint32_t> loan_batch_;
   uint64_t next_connection_id_ = 1;
+  uint64_t next_sequence_id_ = 1;
   bool shutting_down_ = false;
   bool owns_socket_file_ = false;
   int control_gid_ = -1;

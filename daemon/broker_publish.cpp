@@ -16,6 +16,8 @@
 #include "broker.hpp"
 #include "published_source.hpp"
 
+#include "framebroker/internal/sequence_wire.hpp"
+
 namespace framebroker::daemon {
 
 namespace {
@@ -258,6 +260,17 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
         refuse(ErrorCode::InvalidValue, where() + ": source_stream is not a stream name");
         continue;
       }
+      std::span<const uint32_t> index;
+      if (f->sequence_index() && f->sequence_index()->size()) {
+        index = {f->sequence_index()->data(), f->sequence_index()->size()};
+        try {
+          s->position_of(index);
+        } catch (const std::invalid_argument& e) {
+          refuse(ErrorCode::InvalidValue, where() + ": " + e.what());
+          continue;
+        }
+      }
+      info.sequence_index = index;
       p->loans.erase(key(f->gen(), f->slot()));
       info.camera_frame_id = f->camera_frame_id();
       info.hw_timestamp_ns =
@@ -288,6 +301,42 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
   }
 }
 
+void Broker::on_begin_sequence(Connection& c, uint32_t rid, const wire::BeginSequence& m) {
+  const std::string name = str(m.stream());
+  Publication* p = publication_of(name);
+  Stream* s = find_stream(name);
+  if (!p || !s || p->connection != c.id())
+    return c.send_error(rid, ErrorCode::NotLoaned,
+                        "begin_sequence on '" + name + "', which this client does not publish");
+  SequenceSpec spec;
+  try {
+    spec = wire::from_wire(m.spec());
+  } catch (const std::invalid_argument& e) {
+    return c.send_error(rid, ErrorCode::InvalidValue, e.what());
+  }
+  // Frames committed before it are published first, so that they stay before its start.
+  publish_committed(*s, *p);
+  const auto sq = s->begin_sequence(next_sequence_id_++, std::move(spec));
+  spdlog::info("client {} ({}) began sequence {} on {} ({}, {} frames)", c.id(), c.client_name(),
+               sq->id, name, sq->spec.axes_text(), sq->spec.frames());
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::finish(fbb, rid, wire::Message::SequenceBegun,
+               wire::CreateSequenceBegun(fbb, fbb.CreateString(name), sq->id));
+  c.send(fbb);
+  deliver(*s);
+}
+
+void Broker::on_end_sequence(Connection& c, const wire::EndSequence& m) {
+  const std::string name = str(m.stream());
+  Publication* p = publication_of(name);
+  Stream* s = find_stream(name);
+  if (!p || !s || p->connection != c.id())
+    return c.send_error(0, ErrorCode::NotLoaned,
+                        "end_sequence on '" + name + "', which this client does not publish");
+  s->end_sequence();
+  deliver(*s);
+}
+
 void Broker::publish_committed(Stream& s, Publication& p) {
   // Loans lent before a subscriber came (or grew its backlog) may outrun what it can take: a
   // blocking stream's frames then wait, committed, until every `every` subscriber has room.
@@ -316,7 +365,7 @@ void Broker::end_publication(const std::string& stream) {
 
 void Broker::finish_if_ended(Connection& c, Stream& s, Subscriptions::Id sub) {
   if (!s.ended() || !s.fanout().active(sub) || s.fanout().counters(sub).queued ||
-      s.pending_commits())
+      s.fanout().has_messages(sub) || s.pending_commits())
     return;
   flatbuffers::FlatBufferBuilder fbb;
   auto body = wire::CreateEndOfStream(fbb, fbb.CreateString(s.name()),

@@ -7,6 +7,8 @@
 #include "broker.hpp"
 #include "framebroker/frame_meta_generated.h"
 
+#include "framebroker/internal/sequence_wire.hpp"
+
 namespace framebroker::daemon {
 
 namespace {
@@ -65,6 +67,22 @@ flatbuffers::Offset<wire::SlotMap> Broker::slot_map(flatbuffers::FlatBufferBuild
   return wire::CreateSlotMap(fbb, fbb.CreateString(s.name()), g.gen, fbb.CreateVector(slots));
 }
 
+namespace {
+
+flatbuffers::Offset<wire::SequenceStatus> sequence_status(flatbuffers::FlatBufferBuilder& fbb,
+                                                          const Stream& s) {
+  const auto p = s.sequence_progress();
+  if (!p.sequence) return 0;
+  const auto& spec = p.sequence->spec;
+  std::vector<uint32_t> last(spec.axes.size());
+  if (p.last_position >= 0) spec.index_of(uint64_t(p.last_position), last);
+  return wire::CreateSequenceStatus(fbb, p.sequence->id, wire::to_wire(fbb, spec), p.positions,
+                                    p.positions - p.frames, fbb.CreateVector(last), p.running,
+                                    p.complete);
+}
+
+}  // namespace
+
 void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m) {
   const auto t0 = Clock::now();
   Stream* mapped = nullptr;
@@ -90,6 +108,7 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
     const uint64_t frame_bytes = fmt.frame_bytes();
     auto format = wire::CreateFrameFormat(fbb, fmt.width, fmt.height,
                                           fbb.CreateString(cameras::to_string(fmt.pixel_type)));
+    auto sequence = sequence_status(fbb, *s);
     streams.push_back(wire::CreateStreamInfo(
         fbb, fbb.CreateString(name), fbb.CreateString(s->camera().name()), g.gen, g.ring->size(),
         g.segment->slot_bytes(), counts.free, counts.writing, counts.ready, s->published(),
@@ -101,7 +120,7 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
         s->recycle().quantile_ns(0.999) / 1e3, double(s->recycle().max_ns()) / 1e3,
         fbb.CreateString(pub ? "client" : "camera"), fbb.CreateString(pub ? pub->client : ""),
         pub ? int32_t(pub->pid) : 0,
-        fbb.CreateString(pub ? (pub->ended() ? "ended" : "live") : camera_state(*s))));
+        fbb.CreateString(pub ? (pub->ended() ? "ended" : "live") : camera_state(*s)), sequence));
     const std::string error =
         s->camera().last_error().empty() ? s->error() : s->camera().last_error();
     cams.push_back(wire::CreateCameraInfo(

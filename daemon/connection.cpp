@@ -102,9 +102,13 @@ void Connection::on_read(size_t n) {
 }
 
 void Connection::send(const flatbuffers::FlatBufferBuilder& fbb) {
+  send({fbb.GetBufferPointer(), fbb.GetSize()});
+}
+
+void Connection::send(std::span<const uint8_t> message) {
   if (!open_ || broken_) return;
-  const uint8_t* data = fbb.GetBufferPointer();
-  size_t size = fbb.GetSize();
+  const uint8_t* data = message.data();
+  size_t size = message.size();
   if (writing_.empty() && out_.empty()) {
     // What async_write would try first anyway, without a trip through the socket thread.
     const ssize_t n = ::send(socket_.native_handle(), data, size, MSG_DONTWAIT | MSG_NOSIGNAL);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start();
   // Sends a finished (size-prefixed) message, or queues what the socket will not take now.
   void send(const flatbuffers::FlatBufferBuilder& fbb);
+  // A finished, length-prefixed message built elsewhere (e.g. once for every subscriber).
+  void send(std::span<const uint8_t> message);
   void send_error(uint32_t request_id, wire::ErrorCode code, const std::string& message);
   // Sends a message with `fd` attached (SCM_RIGHTS) to its first byte; the fd stays the
   // caller's. Socket thread only, and only while nothing waits in the outbound queue (ancillary

@@ -52,6 +52,7 @@ void Fanout::unsubscribe(SubscriberId id) {
   auto it = subs_.find(id);
   if (it == subs_.end()) return;
   drop_queue(it->second);
+  it->second.messages.clear();
   it->second.active = false;
   it->second.newer_pending = false;
   if (it->second.held.empty()) subs_.erase(it);
@@ -216,6 +217,37 @@ uint32_t Fanout::refs_on(uint32_t gen, uint32_t slot) const {
                                 [&](const FrameRef& f) { return f.gen == gen && f.slot == slot; }));
   }
   return n;
+}
+
+void Fanout::queue_message(const Message& m, uint64_t before_seq) {
+  for (auto& [id, s] : subs_)
+    if (s.active) s.messages.emplace_back(before_seq, m);
+}
+
+void Fanout::queue_message_to(SubscriberId id, const Message& m, uint64_t before_seq) {
+  auto it = subs_.find(id);
+  if (it == subs_.end() || !it->second.active) return;
+  auto& msgs = it->second.messages;
+  // Kept in before_seq order, so that the front is always the first due.
+  auto at =
+      std::find_if(msgs.begin(), msgs.end(), [&](const auto& e) { return e.first > before_seq; });
+  msgs.emplace(at, before_seq, m);
+}
+
+Fanout::Message Fanout::take_message(SubscriberId id) {
+  auto it = subs_.find(id);
+  if (it == subs_.end() || it->second.messages.empty()) return nullptr;
+  auto& s = it->second;
+  const uint64_t before = s.messages.front().first;
+  if (!s.queue.empty() && s.queue.front().seq < before) return nullptr;
+  Message m = std::move(s.messages.front().second);
+  s.messages.pop_front();
+  return m;
+}
+
+bool Fanout::has_messages(SubscriberId id) const {
+  auto it = subs_.find(id);
+  return it != subs_.end() && !it->second.messages.empty();
 }
 
 }  // namespace framebroker::daemon

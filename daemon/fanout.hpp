@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -90,6 +91,16 @@ class Fanout {
   void clear_latest();
   std::optional<FrameRef> latest() const { return latest_; }
 
+  // A finished message (a sequence event) each active subscriber gets after every frame with a
+  // seq below `before_seq` that is queued to it, and before any later one.
+  using Message = std::shared_ptr<const std::vector<uint8_t>>;
+  void queue_message(const Message& m, uint64_t before_seq);
+  // The same for one subscriber (a late joiner's SequenceStarted: before_seq 0 puts it first).
+  void queue_message_to(SubscriberId id, const Message& m, uint64_t before_seq);
+  // The message now due for `id` (no frame queued ahead of it), or nullptr.
+  Message take_message(SubscriberId id);
+  bool has_messages(SubscriberId id) const;
+
   // Moves up to `limit` queued frames to held and returns them, in seq order.
   std::vector<FrameRef> take_sendable(SubscriberId id, size_t limit = SIZE_MAX);
   // The same for one frame, without allocating.
@@ -118,8 +129,9 @@ class Fanout {
     SubscriberOptions opt;        // in force for the current slot count
     bool active = true;
     std::deque<FrameRef> queue;
-    std::unordered_map<uint64_t, uint64_t> held;  // key(gen, slot) -> seq
-    bool newer_pending = false;                   // latest: a frame came while the window was full
+    std::deque<std::pair<uint64_t, Message>> messages;  // (before_seq, message)
+    std::unordered_map<uint64_t, uint64_t> held;        // key(gen, slot) -> seq
+    bool newer_pending = false;  // latest: a frame came while the window was full
     SubscriberCounters c;
     uint32_t in_flight() const { return uint32_t(held.size() + queue.size()); }
   };

@@ -5,12 +5,16 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
 
 #include "framebroker/frame_meta_generated.h"
+#include "framebroker/internal/sequence_wire.hpp"
+#include "framebroker/internal/wire.hpp"
 
 namespace framebroker::daemon {
 
@@ -137,6 +141,7 @@ void Stream::start(std::optional<uint64_t> frames) {
 void Stream::stop() {
   current_->ring->interrupt_waits();
   camera_->stop();
+  end_sequence();
 }
 
 void Stream::snap() {
@@ -173,6 +178,97 @@ void Stream::tick(double seconds) {
   const uint64_t p = published_.load();
   fps_ = seconds > 0 ? double(p - published_at_tick_) / seconds : 0;
   published_at_tick_ = p;
+  // A camera that stopped on its own (an error) ends its sequence early; one whose last
+  // positions were lost (nothing drained after them) ends it here.
+  if (running_ && !committed_on_socket_thread_ && !camera_->running()) end_sequence();
+  if (finish_sequence_if_done() && on_frames_) on_frames_(*this);
+}
+
+// ---- sequences ----
+
+namespace {
+
+Fanout::Message finished_message(const flatbuffers::FlatBufferBuilder& fbb) {
+  return std::make_shared<const std::vector<uint8_t>>(fbb.GetBufferPointer(),
+                                                      fbb.GetBufferPointer() + fbb.GetSize());
+}
+
+}  // namespace
+
+std::shared_ptr<const Sequence> Stream::begin_sequence(uint64_t id, SequenceSpec spec) {
+  if (running_) {
+    end_sequence();
+    finish_sequence_if_done();
+  }
+  auto sq = std::make_shared<Sequence>();
+  sq->id = id;
+  sq->stream = config_.name;
+  sq->spec = std::move(spec);
+  sq->first_seq = next_seq_.load();
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateSequenceStarted(fbb, fbb.CreateString(config_.name), id,
+                                          wire::to_wire(fbb, sq->spec), sq->first_seq);
+  wire::finish(fbb, 0, wire::Message::SequenceStarted, body);
+  started_msg_ = finished_message(fbb);
+  sequence_end_ = sq->first_seq + sq->spec.frames();
+  sequence_frames_ = 0;
+  last_position_ = -1;
+  running_ = true;
+  complete_ = false;
+  sequence_ = std::move(sq);
+  fanout_.queue_message(started_msg_, sequence_->first_seq);
+  return sequence_;
+}
+
+void Stream::end_sequence() {
+  if (!running_) return;
+  sequence_end_ = std::min(sequence_end_, next_seq_.load());
+  finish_sequence_if_done();
+}
+
+bool Stream::finish_sequence_if_done() {
+  if (!running_ || next_seq_.load() < sequence_end_ || pending_commits()) return false;
+  running_ = false;
+  const uint64_t positions = sequence_end_ - sequence_->first_seq;
+  complete_ = positions == sequence_->spec.frames();
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body =
+      wire::CreateSequenceFinished(fbb, fbb.CreateString(config_.name), sequence_->id,
+                                   sequence_frames_, positions - sequence_frames_, complete_);
+  wire::finish(fbb, 0, wire::Message::SequenceFinished, body);
+  fanout_.queue_message(finished_message(fbb), sequence_end_);
+  spdlog::info("stream {}: sequence {} finished: {} frames, {} missed{}", config_.name,
+               sequence_->id, sequence_frames_, positions - sequence_frames_,
+               complete_ ? "" : ", stopped early");
+  return true;
+}
+
+Stream::SequenceProgress Stream::sequence_progress() const {
+  SequenceProgress p;
+  if (!sequence_) return p;
+  p.sequence = sequence_;
+  p.positions = std::min(next_seq_.load(), sequence_end_) - sequence_->first_seq;
+  p.frames = sequence_frames_;
+  p.last_position = last_position_.load();
+  p.running = running_;
+  p.complete = complete_;
+  return p;
+}
+
+uint64_t Stream::position_of(std::span<const uint32_t> index) const {
+  if (!running_)
+    throw std::invalid_argument("a frame has a sequence index, but no sequence runs on " +
+                                config_.name + " (begin_sequence first)");
+  const auto& spec = sequence_->spec;
+  const auto pos = spec.position_of(index);
+  if (!pos) {
+    std::string given;
+    for (const uint32_t i : index) given += (given.empty() ? "" : ",") + std::to_string(i);
+    throw std::invalid_argument("sequence index (" + given + ") lies outside the axes " +
+                                spec.axes_text() + " (indices count from 0, in the order " +
+                                spec.order() + ")");
+  }
+  return *pos;
 }
 
 // ---- producer thread ----
@@ -260,6 +356,27 @@ void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& inf
     tags.push_back(meta::CreateTag(fbb, fbb.CreateString(k), fbb.CreateString(v)));
   auto stream = fbb.CreateString(config_.name);
   auto tag_vec = tags.empty() ? 0 : fbb.CreateVectorOfSortedTables(&tags);
+  // Index and position in the sequence: from the frame's position (its seq counts every loss),
+  // or as a publisher gave it.
+  const Sequence* sq = sequence_.get();
+  const bool in_sequence = sq && seq >= sq->first_seq && seq < sequence_end_;
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> index_vec;
+  flatbuffers::Offset<flatbuffers::String> axes_str;
+  int64_t position = -1;
+  if (in_sequence) {
+    std::array<uint32_t, SequenceSpec::kAxisLetters.size()> index{};
+    const size_t n = sq->spec.axes.size();
+    if (info.sequence_index.empty()) {
+      position = int64_t(seq - sq->first_seq);
+      sq->spec.index_of(uint64_t(position), index);
+      index_vec = fbb.CreateVector(index.data(), n);
+    } else {
+      position = int64_t(sq->spec.position_of(info.sequence_index).value_or(0));
+      index_vec = fbb.CreateVector(info.sequence_index.data(), info.sequence_index.size());
+    }
+    axes_str = fbb.CreateString(sq->spec.order());
+    last_position_.store(position);
+  }
   auto source = info.source_stream.empty()
                     ? 0
                     : fbb.CreateString(info.source_stream.data(), info.source_stream.size());
@@ -289,6 +406,12 @@ void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& inf
   m.add_binning_y(f.binning_y);
   m.add_exposure_us(info.exposure_us);
   if (!tags.empty()) m.add_tags(tag_vec);
+  if (in_sequence) {
+    m.add_sequence_id(sq->id);
+    m.add_sequence_axes(axes_str);
+    m.add_sequence_index(index_vec);
+    m.add_sequence_position(position);
+  }
   fbb.Finish(m.Finish());
   auto& out = current_->meta[loan.slot];
   out.assign(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
@@ -307,8 +430,10 @@ void Stream::drain_up_to(size_t max) {
   while (published < max && current_ && current_->commits.pop(f)) {
     fanout_.publish(f);
     ++published;
+    if (running_ && f.seq >= sequence_->first_seq && f.seq < sequence_end_) ++sequence_frames_;
   }
-  if (published && on_frames_) on_frames_(*this);
+  const bool finished = finish_sequence_if_done();
+  if ((published || finished) && on_frames_) on_frames_(*this);
 }
 
 void Stream::add_ref(const FrameRef& f) {

@@ -32,6 +32,7 @@
 #include "cameras/camera.hpp"
 #include "fanout.hpp"
 #include "framebroker/internal/segment.hpp"
+#include "framebroker/sequence.hpp"
 #include "latency_histogram.hpp"
 #include "slot_ring.hpp"
 
@@ -104,6 +105,27 @@ class Stream : public cameras::FrameSink, private RefCounter {
   void stop();
   void snap();
 
+  // Sequences (docs/sequences.md). The sequence starts at the next seq; a camera's must be idle
+  // (its start follows). Queues SequenceStarted for every subscriber, after the frames before it.
+  std::shared_ptr<const Sequence> begin_sequence(uint64_t id, SequenceSpec spec);
+  // Ends the running sequence at the next seq: stopped early, or a publisher's end.
+  void end_sequence();
+  // Once every position of the running sequence is used and published, queues
+  // SequenceFinished after its last frame. True if it did.
+  bool finish_sequence_if_done();
+  // The running sequence's SequenceStarted, for a late joiner; nullptr when none runs.
+  Fanout::Message sequence_started() const { return running_ ? started_msg_ : nullptr; }
+  struct SequenceProgress {
+    std::shared_ptr<const Sequence> sequence;  // the running one, or the last; nullptr: none yet
+    uint64_t positions = 0, frames = 0;
+    int64_t last_position = -1;
+    bool running = false, complete = false;
+  };
+  SequenceProgress sequence_progress() const;
+  // The position a publisher's explicit index names in the running sequence, checked; throws
+  // std::invalid_argument when no sequence runs or the index lies outside its axes.
+  uint64_t position_of(std::span<const uint32_t> index) const;
+
   Generation* current() { return current_.get(); }
   Generation* generation(uint32_t gen);
   const std::vector<uint8_t>& meta_of(const FrameRef& f);
@@ -173,6 +195,15 @@ class Stream : public cameras::FrameSink, private RefCounter {
   int bell_fd_ = -1;  // eventfd: camera thread -> socket thread
   boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};
+
+  // The sequence; written on the socket thread while the camera is idle (or by a publisher's
+  // socket-thread commits), read by build_meta.
+  std::shared_ptr<const Sequence> sequence_;
+  Fanout::Message started_msg_;
+  uint64_t sequence_end_ = 0;  // first seq after it
+  uint64_t sequence_frames_ = 0;
+  std::atomic<int64_t> last_position_{-1};
+  bool running_ = false, complete_ = false;
 
   LatencyHistogram recycle_;
   std::string error_;

@@ -1,6 +1,7 @@
 #include "framebroker/client.hpp"
 
 #include "core.hpp"
+#include "framebroker/internal/sequence_wire.hpp"
 
 namespace framebroker {
 
@@ -68,6 +69,21 @@ Status status_from_wire(const wire::Status& w) {
       o.producer_client = str(st->producer_client());
       o.producer_pid = st->producer_pid();
       o.state = str(st->state());
+      if (const auto* q = st->sequence()) {
+        SequenceStatus sq;
+        sq.id = q->id();
+        try {
+          sq.spec = wire::from_wire(q->spec());
+        } catch (const std::invalid_argument&) {
+          // Shown without its axes rather than not at all.
+        }
+        sq.positions = q->positions();
+        sq.missed = q->missed();
+        if (q->last_index()) sq.last_index.assign(q->last_index()->begin(), q->last_index()->end());
+        sq.running = q->running();
+        sq.complete = q->complete();
+        o.sequence = std::move(sq);
+      }
       s.streams.push_back(std::move(o));
     }
   }
@@ -106,11 +122,11 @@ Status status_from_wire(const wire::Status& w) {
 
 wire::Received camera_request(detail::Core& core, const std::string& camera, wire::CameraOp op,
                               const std::string& property = {}, const std::string& value = {},
-                              int64_t frames = -1) {
+                              int64_t frames = -1, const SequenceSpec* sequence = nullptr) {
   flatbuffers::FlatBufferBuilder fbb;
-  auto body =
-      wire::CreateCameraCommand(fbb, fbb.CreateString(camera), op, fbb.CreateString(property),
-                                fbb.CreateString(value), frames);
+  auto body = wire::CreateCameraCommand(fbb, fbb.CreateString(camera), op,
+                                        fbb.CreateString(property), fbb.CreateString(value), frames,
+                                        sequence ? wire::to_wire(fbb, *sequence) : 0);
   const uint32_t id = core.next_request_id();
   wire::finish(fbb, id, wire::Message::CameraCommand, body);
   return core.request(fbb, id, wire::Message::CameraReply, kRequestTimeout);
@@ -206,6 +222,15 @@ std::vector<std::string> Client::take_async_errors() {
 
 void CameraControl::start(std::optional<uint64_t> frames) {
   camera_request(*core_, name_, wire::CameraOp::Start, {}, {}, frames ? int64_t(*frames) : -1);
+}
+
+void CameraControl::start(const SequenceSpec& spec) {
+  try {
+    spec.check();
+  } catch (const std::invalid_argument& e) {
+    throw Error(Errc::InvalidArgument, e.what());
+  }
+  camera_request(*core_, name_, wire::CameraOp::Start, {}, {}, int64_t(spec.frames()), &spec);
 }
 
 void CameraControl::stop() {

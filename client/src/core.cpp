@@ -1,5 +1,7 @@
 #include "core.hpp"
 
+#include "framebroker/internal/sequence_wire.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -137,7 +139,19 @@ std::optional<std::pair<uint32_t, uint32_t>> Core::next_loan(const std::string& 
 bool Core::ended(const std::string& stream) {
   std::lock_guard lock(state_mu_);
   auto it = pending_.find(stream);
-  return it != pending_.end() && it->second.ended && it->second.frames.empty();
+  return it != pending_.end() && it->second.ended && it->second.items.empty();
+}
+
+std::shared_ptr<const Sequence> Core::sequence(const std::string& stream) {
+  std::lock_guard lock(state_mu_);
+  auto it = pending_.find(stream);
+  return it == pending_.end() ? nullptr : it->second.sequence;
+}
+
+std::optional<SequenceEnd> Core::sequence_end(const std::string& stream) {
+  std::lock_guard lock(state_mu_);
+  auto it = pending_.find(stream);
+  return it == pending_.end() ? std::nullopt : it->second.sequence_end;
 }
 
 void Core::send(const flatbuffers::FlatBufferBuilder& fbb) {
@@ -215,15 +229,16 @@ bool Core::add_subscription(const std::string& stream) {
 }
 
 void Core::remove_subscription(const std::string& stream) {
-  std::deque<std::unique_ptr<FrameHandle>> unread;
+  std::deque<Item> unread;
   {
     std::lock_guard lock(state_mu_);
     auto it = pending_.find(stream);
     if (it == pending_.end()) return;
-    unread = std::move(it->second.frames);
+    unread = std::move(it->second.items);
     pending_.erase(it);
   }
-  for (auto& h : unread) release(h->stream, h->gen, h->slot, h->seq);
+  for (auto& item : unread)
+    if (const auto& h = item.frame) release(h->stream, h->gen, h->slot, h->seq);
   set_release_budget(stream, 0);
   flatbuffers::FlatBufferBuilder fbb;
   wire::finish(fbb, 0, wire::Message::Unsubscribe,
@@ -247,9 +262,24 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
       std::lock_guard lock(state_mu_);
       auto it = pending_.find(stream);
       if (it == pending_.end()) throw Error(Errc::InvalidArgument, "not subscribed to " + stream);
-      if (!it->second.frames.empty()) {
-        auto h = std::move(it->second.frames.front());
-        it->second.frames.pop_front();
+      auto& p = it->second;
+      bool sequence_finished = false;
+      while (!p.items.empty() && !p.items.front().frame) {  // sequence events, in their place
+        Item& e = p.items.front();
+        if (e.started) {
+          p.sequence = std::move(e.started);
+          p.sequence_end.reset();
+        } else {
+          p.sequence_end = e.finished;
+          sequence_finished = true;
+        }
+        p.items.pop_front();
+        if (sequence_finished) break;
+      }
+      if (sequence_finished) return std::nullopt;
+      if (!p.items.empty()) {
+        auto h = std::move(p.items.front().frame);
+        p.items.pop_front();
         h->core = shared_from_this();
         return h;
       }
@@ -349,6 +379,9 @@ void Core::dispatch(const wire::Received& msg) {
       for (const uint32_t slot : *l->slots()) q.emplace_back(l->gen(), slot);
     return;
   }
+  if (env->message_type() == wire::Message::SequenceStarted ||
+      env->message_type() == wire::Message::SequenceFinished)
+    return on_sequence(*env);
   if (const auto* e = env->message_as_EndOfStream()) {
     if (auto it = pending_.find(e->stream() ? e->stream()->str() : ""); it != pending_.end())
       it->second.ended = true;
@@ -389,6 +422,31 @@ std::shared_ptr<shm::Segment> Core::segment_for(Pending& p, const std::string& s
   return seg;
 }
 
+void Core::on_sequence(const wire::Envelope& env) {
+  if (const auto* m = env.message_as_SequenceStarted()) {
+    auto it = pending_.find(m->stream() ? m->stream()->str() : "");
+    if (it == pending_.end()) return;
+    auto sq = std::make_shared<Sequence>();
+    sq->id = m->id();
+    sq->stream = it->first;
+    sq->first_seq = m->first_seq();
+    try {
+      sq->spec = wire::from_wire(m->spec());
+    } catch (const std::invalid_argument& e) {
+      async_errors_.push_back("sequence " + std::to_string(m->id()) + " of " + it->first +
+                              ": the broker sent a bad description: " + e.what());
+      return;
+    }
+    it->second.announced = sq;
+    it->second.items.push_back({nullptr, std::move(sq), std::nullopt});
+  } else if (const auto* f = env.message_as_SequenceFinished()) {
+    auto it = pending_.find(f->stream() ? f->stream()->str() : "");
+    if (it == pending_.end()) return;
+    it->second.items.push_back(
+        {nullptr, nullptr, SequenceEnd{f->id(), f->frames(), f->missed(), f->complete()}});
+  }
+}
+
 void Core::on_deliver(const wire::Received& msg) {
   const auto* deliver = msg.envelope()->message_as_Deliver();
   if (!deliver || !deliver->frames()) return;
@@ -423,7 +481,9 @@ void Core::on_deliver(const wire::Received& msg) {
     h->seq = f->seq();
     auto slot = h->segment->slot(f->slot());
     h->pixels = slot.first(std::min<uint64_t>(m->bytes(), slot.size()));
-    it->second.frames.push_back(std::move(h));
+    const auto& announced = it->second.announced;
+    if (m->sequence_id() && announced && announced->id == m->sequence_id()) h->sequence = announced;
+    it->second.items.push_back({std::move(h), nullptr, std::nullopt});
   }
 }
 

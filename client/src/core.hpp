@@ -23,6 +23,7 @@
 #include "framebroker/internal/segment.hpp"
 #include "framebroker/internal/wire.hpp"
 #include "framebroker/options.hpp"
+#include "framebroker/sequence.hpp"
 
 namespace framebroker::detail {
 
@@ -37,6 +38,7 @@ struct FrameHandle {
   uint32_t gen = 0, slot = 0;
   uint64_t seq = 0;
   std::span<const std::byte> pixels;
+  std::shared_ptr<const Sequence> sequence;  // the one it belongs to, if announced
 };
 
 class Core : public std::enable_shared_from_this<Core> {
@@ -79,6 +81,10 @@ class Core : public std::enable_shared_from_this<Core> {
   std::shared_ptr<shm::Segment> mapped_segment(const std::string& stream, uint32_t gen);
   // True once the broker said `stream` ended and every frame before that was taken.
   bool ended(const std::string& stream);
+  // The sequence of `stream` as of what next_frame() last returned, and how it finished (once
+  // next_frame() passed its SequenceFinished).
+  std::shared_ptr<const Sequence> sequence(const std::string& stream);
+  std::optional<SequenceEnd> sequence_end(const std::string& stream);
 
   int fd() const { return fd_; }
   const std::string& socket_path() const { return socket_path_; }
@@ -86,8 +92,17 @@ class Core : public std::enable_shared_from_this<Core> {
   const std::string& broker_version() const { return broker_version_; }
 
  private:
+  // A frame, or a sequence event in its place among them.
+  struct Item {
+    std::unique_ptr<FrameHandle> frame;
+    std::shared_ptr<const Sequence> started;
+    std::optional<SequenceEnd> finished;
+  };
   struct Pending {
-    std::deque<std::unique_ptr<FrameHandle>> frames;
+    std::deque<Item> items;
+    std::shared_ptr<const Sequence> announced;  // the last SequenceStarted read off the socket
+    std::shared_ptr<const Sequence> sequence;   // as of the last item taken
+    std::optional<SequenceEnd> sequence_end;
     bool ended = false;  // EndOfStream came: no frame follows those queued
     std::map<uint32_t, std::shared_ptr<shm::Segment>> segments;  // by gen
   };
@@ -106,6 +121,7 @@ class Core : public std::enable_shared_from_this<Core> {
   bool releases_pending();
   void dispatch(const wire::Received& msg);
   void on_deliver(const wire::Received& msg);
+  void on_sequence(const wire::Envelope& env);
   std::shared_ptr<shm::Segment> segment_for(Pending& p, const std::string& stream, uint32_t gen);
   [[noreturn]] void throw_lost() const;
 

@@ -60,5 +60,19 @@ std::span<const std::byte> Frame::pixels() const {
 const meta::FrameMeta& Frame::meta() const {
   return *h_->meta;
 }
+std::shared_ptr<const Sequence> Frame::sequence() const {
+  return h_->sequence;
+}
+std::optional<uint32_t> Frame::index(char axis) const {
+  const auto* axes = h_->meta->sequence_axes();
+  const auto* index = h_->meta->sequence_index();
+  if (!axes || !index) return std::nullopt;
+  const size_t at = axes->string_view().find(axis);
+  if (at == std::string_view::npos || at >= index->size()) return std::nullopt;
+  return index->Get(flatbuffers::uoffset_t(at));
+}
+int64_t Frame::sequence_position() const {
+  return h_->meta->sequence_position();
+}
 
 }  // namespace framebroker

@@ -11,6 +11,7 @@
 
 #include "core.hpp"
 #include "framebroker/client.hpp"
+#include "framebroker/internal/sequence_wire.hpp"
 
 namespace framebroker {
 
@@ -50,10 +51,11 @@ struct PublisherState {
     };
     auto frame_tags = tags(info.tags);
     auto source = info.source_stream.empty() ? 0 : fbb.CreateString(info.source_stream);
+    auto index = info.index.empty() ? 0 : fbb.CreateVector(info.index);
     auto frame =
         wire::CreateFrameCommit(fbb, g, s, info.bytes, width, height, info.camera_frame_id,
                                 info.hw_timestamp_ns.value_or(0), info.hw_timestamp_ns.has_value(),
-                                info.exposure_us, source, info.source_seq, frame_tags);
+                                info.exposure_us, source, info.source_seq, frame_tags, index);
     const uint64_t dropped_now = std::exchange(dropped_unsent, 0);
     ++committed;
     auto commit =
@@ -140,6 +142,32 @@ std::optional<Loan> Publisher::loan(std::chrono::milliseconds timeout) {
     ++st.dropped_unsent;
   }
   return std::nullopt;
+}
+
+uint64_t Publisher::begin_sequence(const SequenceSpec& spec) {
+  try {
+    spec.check();
+  } catch (const std::invalid_argument& e) {
+    throw Error(Errc::InvalidArgument, e.what());
+  }
+  flush();  // frames dropped so far count before it
+  auto& st = *state_;
+  flatbuffers::FlatBufferBuilder fbb;
+  const uint32_t id = st.core->next_request_id();
+  wire::finish(
+      fbb, id, wire::Message::BeginSequence,
+      wire::CreateBeginSequence(fbb, fbb.CreateString(st.stream), wire::to_wire(fbb, spec)));
+  auto reply = st.core->request(fbb, id, wire::Message::SequenceBegun, std::chrono::seconds(10));
+  return reply.envelope()->message_as_SequenceBegun()->id();
+}
+
+void Publisher::end_sequence() {
+  flush();
+  auto& st = *state_;
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::finish(fbb, 0, wire::Message::EndSequence,
+               wire::CreateEndSequence(fbb, fbb.CreateString(st.stream)));
+  st.core->send(fbb);
 }
 
 void Publisher::flush() {

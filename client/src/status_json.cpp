@@ -69,6 +69,24 @@ std::string to_json(const Status& s, int indent) {
          {"producer",
           {{"kind", st.producer}, {"client", st.producer_client}, {"pid", st.producer_pid}}},
          {"state", st.state}});
+    if (const auto& q = st.sequence) {
+      json index = json::object();
+      for (size_t i = 0; i < q->spec.axes.size() && i < q->last_index.size(); ++i)
+        index[std::string(1, q->spec.axes[i].name)] = q->last_index[i];
+      json sizes = json::object();
+      for (const auto& a : q->spec.axes) sizes[std::string(1, a.name)] = a.size;
+      j["streams"].back()["sequence"] = {{"id", q->id},
+                                         {"axes", q->spec.axes_text()},
+                                         {"order", q->spec.order()},
+                                         {"sizes", sizes},
+                                         {"channels", q->spec.channels},
+                                         {"frames", q->spec.frames()},
+                                         {"positions", q->positions},
+                                         {"missed", q->missed},
+                                         {"last_index", index},
+                                         {"running", q->running},
+                                         {"complete", q->complete}};
+    }
   }
   j["subscribers"] = json::array();
   for (const auto& sub : s.subscribers) {

@@ -31,6 +31,14 @@ int Subscription::fileno() const {
   return core_->fd();
 }
 
+std::shared_ptr<const Sequence> Subscription::sequence() const {
+  return core_->sequence(info_.stream);
+}
+
+std::optional<SequenceEnd> Subscription::sequence_end() const {
+  return core_->sequence_end(info_.stream);
+}
+
 bool Subscription::ended() const {
   return core_->ended(info_.stream);
 }

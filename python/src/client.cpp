@@ -36,7 +36,8 @@ void bind_client(py::module_& m) {
 
   py::class_<CameraControl>(m, "Camera", "One of the broker's cameras: client.camera(name).")
       .def_property_readonly("name", &CameraControl::name)
-      .def("start", &CameraControl::start, py::arg("frames") = py::none(), Release(),
+      .def("start", py::overload_cast<std::optional<uint64_t>>(&CameraControl::start),
+           py::arg("frames") = py::none(), Release(),
            "Start acquiring; frames=N stops after N frames.")
       .def("stop", &CameraControl::stop, Release())
       .def("snap", &CameraControl::snap, Release(),

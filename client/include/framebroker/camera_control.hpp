@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "framebroker/sequence.hpp"
+
 namespace framebroker {
 
 namespace detail {
@@ -40,6 +42,9 @@ class CameraControl {
   const std::string& name() const { return name_; }
   // frames: nullopt = run until stop().
   void start(std::optional<uint64_t> frames = std::nullopt);
+  // Runs spec.frames() frames as a sequence: subscribers get SequenceStarted first, and every
+  // frame its index. Throws Error(InvalidArgument) with the reason for a bad spec.
+  void start(const SequenceSpec& spec);
   void stop();
   // Acquires one frame from an idle camera; subscribers receive it as usual.
   void snap();

@@ -5,10 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "framebroker/frame_meta_generated.h"
+#include "framebroker/sequence.hpp"
 
 namespace framebroker {
 
@@ -45,6 +47,12 @@ class Frame {
   std::span<const std::byte> pixels() const;
   // All metadata (timestamps, ROI, binning, exposure, tags).
   const meta::FrameMeta& meta() const;
+
+  // The acquisition sequence the frame belongs to (nullptr: none, or not announced to this
+  // subscriber), and its index on an axis of it ('t', 'p', 'c', 'z'; nullopt: not an axis of it).
+  std::shared_ptr<const Sequence> sequence() const;
+  std::optional<uint32_t> index(char axis) const;
+  int64_t sequence_position() const;  // -1 outside a sequence
 
   // Gives the slot back to the broker (batched with other releases).
   void release();

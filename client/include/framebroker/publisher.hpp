@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "framebroker/sequence.hpp"
+
 namespace framebroker {
 
 namespace detail {
@@ -60,6 +62,9 @@ struct CommitInfo {
   int64_t source_seq = -1;
   std::vector<std::pair<std::string, std::string>> tags;
   size_t bytes = 0;  // 0 = a whole frame of the advertised format
+  // Within a sequence: the frame's index on each axis, in the spec's axis order. Empty: from its
+  // position (the n-th frame committed or dropped since begin_sequence).
+  std::vector<uint32_t> index;
 };
 
 // One slot lent to the publisher: fill it, then commit() or abort(). Move-only, like Frame.
@@ -103,6 +108,12 @@ class Publisher {
   std::optional<Loan> loan(std::chrono::milliseconds timeout = std::chrono::seconds(1));
   // Sends commits still batched (commit() sends at once unless more are coming).
   void flush();
+  // Starts an acquisition sequence on this stream (ending one still running): subscribers get
+  // SequenceStarted after the frames committed so far. Returns its id. Throws
+  // Error(InvalidArgument) with the reason for a bad spec.
+  uint64_t begin_sequence(const SequenceSpec& spec);
+  // Ends it after the frames committed so far (subscribers get SequenceFinished).
+  void end_sequence();
 
   const std::string& stream() const;
   uint32_t width() const;

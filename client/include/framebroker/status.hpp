@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "framebroker/sequence.hpp"
+
 namespace framebroker {
 
 struct BrokerStatus {
@@ -14,6 +16,16 @@ struct BrokerStatus {
   std::string version;
   double uptime_s = 0;
   uint32_t clients = 0;
+};
+
+// The sequence a stream runs, or ran last.
+struct SequenceStatus {
+  uint64_t id = 0;
+  SequenceSpec spec;
+  uint64_t positions = 0;  // used so far (frames + missed)
+  uint64_t missed = 0;
+  std::vector<uint32_t> last_index;  // of the last frame, in spec.axes order
+  bool running = false, complete = false;
 };
 
 struct StreamStatus {
@@ -40,6 +52,7 @@ struct StreamStatus {
   int producer_pid = 0;
   std::string
       state;  // a camera's "running", "idle" or "error"; a published one's "live" or "ended"
+  std::optional<SequenceStatus> sequence;
 };
 
 struct SubscriberStatus {

@@ -11,6 +11,7 @@
 
 #include "framebroker/frame.hpp"
 #include "framebroker/options.hpp"
+#include "framebroker/sequence.hpp"
 
 namespace framebroker {
 
@@ -42,9 +43,15 @@ class Subscription {
   Subscription& operator=(Subscription&&) noexcept = default;
   ~Subscription();  // unsubscribes; frames still held stay valid
 
-  // The next frame, or nullopt when none came within `timeout` or the stream has ended.
-  // Throws Error(BrokerLost) once the broker is gone and no frame is left.
+  // The next frame, or nullopt when none came within `timeout`, the stream has ended, or a
+  // sequence just finished (sequence_end() then says how). Throws Error(BrokerLost) once the
+  // broker is gone and no frame is left.
   std::optional<Frame> next(std::chrono::milliseconds timeout);
+  // The stream's acquisition sequence as of the frames next() has returned: set when its
+  // SequenceStarted passes (before its first frame, or first of all for a late joiner); nullptr
+  // before any. sequence_end() is set once its SequenceFinished passed, until the next starts.
+  std::shared_ptr<const Sequence> sequence() const;
+  std::optional<SequenceEnd> sequence_end() const;
   // True once a published stream's producer went away and every frame it made was taken: no
   // frame will follow (frames still held stay readable).
   bool ended() const;

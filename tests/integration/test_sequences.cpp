@@ -1,0 +1,199 @@
+// Acquisition sequences through the real broker: SequenceStarted before the first frame (also
+// for a late joiner), an index on every frame from its position (a lost frame keeps its
+// index), SequenceFinished after the last, publishers' explicit indices, and clear refusals.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "framebroker/client.hpp"
+#include "harness.hpp"
+
+using namespace fbtest;
+using framebroker::SequenceSpec;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kIdleCounter = {
+    "--no-default-camera", "--camera",
+    "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=1000,slots=64,start=false"};
+
+framebroker::Client connect(const Broker& b) {
+  return framebroker::Client::connect({.socket_path = b.socket()});
+}
+
+// Takes frames until the sequence finishes; returns them as (position, t, c, z).
+std::vector<std::array<int64_t, 4>> take_sequence(framebroker::Subscription& sub) {
+  std::vector<std::array<int64_t, 4>> got;
+  for (int idle = 0; idle < 50 && !sub.sequence_end();) {
+    auto f = sub.next(100ms);
+    if (!f) {
+      ++idle;
+      continue;
+    }
+    got.push_back({f->sequence_position(), f->index('t').value_or(-1), f->index('c').value_or(-1),
+                   f->index('z').value_or(-1)});
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST(Sequences, EveryFrameCarriesItsIndexBetweenStartedAndFinished) {
+  Broker b(kIdleCounter);
+  auto client = connect(b);
+  auto sub = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 32});
+  EXPECT_EQ(sub.sequence(), nullptr);
+  auto spec = SequenceSpec::parse("t=3,c=2,z=4", "tcz");
+  spec.channels = {"488", "561"};
+  spec.z_step_um = 0.5;
+  spec.metadata = R"({"axis_order": "tcz", "note": "from a test"})";
+  client.camera("cam").start(spec);
+
+  auto got = take_sequence(sub);
+  ASSERT_TRUE(sub.sequence_end()) << "no SequenceFinished";
+  const auto sq = sub.sequence();
+  ASSERT_NE(sq, nullptr) << "no SequenceStarted before the frames";
+  EXPECT_EQ(sq->spec, spec);
+  EXPECT_EQ(sq->stream, "cam");
+  EXPECT_EQ(sub.sequence_end()->id, sq->id);
+  EXPECT_TRUE(sub.sequence_end()->complete);
+  EXPECT_EQ(sub.sequence_end()->frames + sub.sequence_end()->missed, 24u);
+  ASSERT_EQ(got.size(), sub.sequence_end()->frames);
+  for (size_t i = 0; i < got.size(); ++i) {
+    const int64_t p = got[i][0];
+    EXPECT_EQ(got[i][1], p / 8) << "t of position " << p;
+    EXPECT_EQ(got[i][2], p / 4 % 2) << "c of position " << p;
+    EXPECT_EQ(got[i][3], p % 4) << "z of position " << p;
+  }
+  const json st = stream_of(b.status(), "cam");
+  EXPECT_EQ(st["sequence"]["id"], sq->id);
+  EXPECT_EQ(st["sequence"]["axes"], "t=3,c=2,z=4");
+  EXPECT_EQ(st["sequence"]["running"], false);
+}
+
+TEST(Sequences, ALostFrameKeepsItsIndexAndCountsAsMissed) {
+  Broker b({"--no-default-camera", "--camera",
+            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=2000,slots=8,start=false"});
+  auto client = connect(b);
+  // This subscriber holds what it gets and never reads: the ring fills and the camera drops.
+  auto sub = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 4});
+  client.camera("cam").start(SequenceSpec::parse("t=5,z=20"));
+  ASSERT_TRUE(b.wait_status([](const json& s) {
+    const json& st = stream_of(s, "cam");
+    return st.contains("sequence") && st["sequence"]["running"] == false;
+  }));
+  const json seq = stream_of(b.status(), "cam")["sequence"];
+  EXPECT_GT(seq["missed"].get<int>(), 0) << seq.dump();
+  EXPECT_EQ(seq["positions"], 100);
+  std::vector<int64_t> positions;
+  for (auto got = take_sequence(sub); const auto& g : got) positions.push_back(g[0]);
+  ASSERT_TRUE(sub.sequence_end());
+  EXPECT_EQ(sub.sequence_end()->missed, seq["missed"].get<uint64_t>());
+  EXPECT_FALSE(positions.empty());
+  for (size_t i = 1; i < positions.size(); ++i) EXPECT_LT(positions[i - 1], positions[i]);
+}
+
+TEST(Sequences, ALateJoinerGetsSequenceStartedFirst) {
+  Broker b({"--no-default-camera", "--camera",
+            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=200,slots=32,start=false"});
+  auto client = connect(b);
+  client.camera("cam").start(SequenceSpec::parse("t=400"));
+  ASSERT_TRUE(b.wait_status([](const json& s) { return stream_of(s, "cam")["published"] > 20; }));
+  auto late = client.subscribe("cam", {.mode = framebroker::Mode::Every});
+  auto f = late.next(5s);
+  ASSERT_TRUE(f);
+  ASSERT_NE(late.sequence(), nullptr) << "the late joiner's first frame came before the start";
+  EXPECT_EQ(f->sequence(), late.sequence());
+  EXPECT_GT(*f->index('t'), 20u);
+  EXPECT_EQ(late.sequence()->spec.order(), "t");
+  client.camera("cam").stop();
+  // Stopped early: it finishes, incomplete.
+  for (int i = 0; i < 500 && !late.sequence_end(); ++i) late.next(20ms);
+  ASSERT_TRUE(late.sequence_end());
+  EXPECT_FALSE(late.sequence_end()->complete);
+}
+
+TEST(Sequences, APublisherSetsIndicesAndBadOnesAreRefused) {
+  Broker b({"--no-default-camera"});
+  auto client = connect(b);
+  auto pub = client.advertise("made", {.width = 16, .height = 16, .pixel_type = "Mono16"});
+  auto sub = client.subscribe("made", {.mode = framebroker::Mode::Every, .max_hold = 8});
+  const uint64_t id = pub.begin_sequence(SequenceSpec::parse("c=2,z=3"));
+  EXPECT_GT(id, 0u);
+  // Channel-major from the producer's point of view, but it says which plane each frame is.
+  for (uint32_t z = 0; z < 3; ++z)
+    for (uint32_t c = 0; c < 2; ++c) {
+      auto loan = pub.loan(5s);
+      ASSERT_TRUE(loan);
+      loan->commit({.index = {c, z}});
+    }
+  auto bad = pub.loan(5s);
+  ASSERT_TRUE(bad);
+  bad->commit({.index = {2, 0}});  // c=2 is outside c=2
+  pub.end_sequence();
+  auto got = take_sequence(sub);
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got[0][0], 0);  // c=0, z=0
+  EXPECT_EQ(got[1][0], 3);  // c=1, z=0
+  EXPECT_EQ(got[1][2], 1);
+  ASSERT_TRUE(sub.sequence_end());
+  EXPECT_EQ(sub.sequence_end()->id, id);
+  bool refused = false;
+  for (int i = 0; i < 50 && !refused; ++i) {
+    for (const auto& e : pub.take_async_errors())
+      refused = refused || e.find("outside the axes c=2,z=3") != std::string::npos;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(refused) << "the out-of-range index was not refused";
+}
+
+TEST(Sequences, BadSequencesGetClearErrors) {
+  Broker b(kIdleCounter);
+  auto client = connect(b);
+  auto expect_refused = [&](const std::string& axes, const std::string& order,
+                            const std::string& why) {
+    try {
+      client.camera("cam").start(SequenceSpec::parse(axes, order));
+      ADD_FAILURE() << axes << " was accepted";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  expect_refused("t=3,q=2", "", "unknown axis 'q'");
+  expect_refused("t=3,t=2", "", "given twice");
+  expect_refused("t=3,c=2", "ct z", "must name each of the axes");
+  expect_refused("t=0", "", "size 0");
+  SequenceSpec big = SequenceSpec::parse("t=2");
+  big.metadata = "{\"x\": \"" + std::string(70000, 'a') + "\"}";
+  EXPECT_THROW(client.camera("cam").start(big), framebroker::Error);
+  SequenceSpec not_object = SequenceSpec::parse("t=2");
+  not_object.metadata = "[1, 2]";
+  EXPECT_THROW(client.camera("cam").start(not_object), framebroker::Error);
+
+  // The broker checks too: a hand-made command with a bad spec and a wrong frame count.
+  RawClient raw(b.socket());
+  raw.hello();
+  namespace wire = framebroker::wire;
+  auto send_start = [&](const std::string& axis, uint32_t size, int64_t frames) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto ax = wire::CreateSequenceAxis(fbb, fbb.CreateString(axis), size);
+    auto spec = wire::CreateSequenceSpec(fbb, fbb.CreateVector(&ax, 1));
+    auto cmd = wire::CreateCameraCommand(fbb, fbb.CreateString("cam"), wire::CameraOp::Start, 0, 0,
+                                         frames, spec);
+    wire::finish(fbb, 9, wire::Message::CameraCommand, cmd);
+    raw.send(fbb);
+    auto reply = raw.receive_reply();
+    EXPECT_TRUE(reply);
+    const auto* err = reply ? reply->envelope()->message_as_Error() : nullptr;
+    return err && err->message() ? err->message()->str() : std::string("(no error)");
+  };
+  EXPECT_NE(send_start("w", 3, -1).find("unknown axis 'w'"), std::string::npos);
+  EXPECT_NE(send_start("t", 3, 5).find("make 3 frames, not 5"), std::string::npos);
+  // Nothing broke: a good one still runs.
+  auto sub = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 8});
+  client.camera("cam").start(SequenceSpec::parse("t=4"));
+  EXPECT_EQ(
+      take_sequence(sub).size() + sub.sequence_end().value_or(framebroker::SequenceEnd{}).missed,
+      4u);
+}
