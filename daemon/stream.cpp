@@ -196,10 +196,7 @@ Fanout::Message finished_message(const flatbuffers::FlatBufferBuilder& fbb) {
 }  // namespace
 
 std::shared_ptr<const Sequence> Stream::begin_sequence(uint64_t id, SequenceSpec spec) {
-  if (running_) {
-    end_sequence();
-    finish_sequence_if_done();
-  }
+  end_sequence();
   auto sq = std::make_shared<Sequence>();
   sq->id = id;
   sq->stream = config_.name;
@@ -223,7 +220,7 @@ std::shared_ptr<const Sequence> Stream::begin_sequence(uint64_t id, SequenceSpec
 void Stream::end_sequence() {
   if (!running_) return;
   sequence_end_ = std::min(sequence_end_, next_seq_.load());
-  finish_sequence_if_done();
+  if (finish_sequence_if_done() && on_frames_) on_frames_(*this);
 }
 
 bool Stream::finish_sequence_if_done() {

@@ -536,6 +536,16 @@ void Core::flush_releases() {
 }
 
 std::vector<std::string> Core::take_async_errors() {
+  // What has arrived is read first: a publisher may not read its socket otherwise until its
+  // next loan.
+  uint64_t seen;
+  bool lost;
+  {
+    std::lock_guard lock(state_mu_);
+    seen = dispatched_;
+    lost = lost_;
+  }
+  if (!lost) pump(Clock::now(), seen);
   std::lock_guard lock(state_mu_);
   return std::exchange(async_errors_, {});
 }

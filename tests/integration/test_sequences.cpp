@@ -22,17 +22,18 @@ framebroker::Client connect(const Broker& b) {
   return framebroker::Client::connect({.socket_path = b.socket()});
 }
 
-// Takes frames until the sequence finishes; returns them as (position, t, c, z).
+// Takes frames until the next sequence finishes; returns them as (position, t, c, z).
 std::vector<std::array<int64_t, 4>> take_sequence(framebroker::Subscription& sub) {
   std::vector<std::array<int64_t, 4>> got;
-  for (int idle = 0; idle < 50 && !sub.sequence_end();) {
-    auto f = sub.next(100ms);
-    if (!f) {
-      ++idle;
+  const uint64_t finished_before = sub.sequence_end() ? sub.sequence_end()->id : 0;
+  for (int idle = 0; idle < 50;) {
+    if (auto f = sub.next(100ms)) {
+      got.push_back({f->sequence_position(), f->index('t').value_or(-1), f->index('c').value_or(-1),
+                     f->index('z').value_or(-1)});
       continue;
     }
-    got.push_back({f->sequence_position(), f->index('t').value_or(-1), f->index('c').value_or(-1),
-                   f->index('z').value_or(-1)});
+    if (sub.sequence_end() && sub.sequence_end()->id != finished_before) break;
+    ++idle;
   }
   return got;
 }
@@ -74,23 +75,40 @@ TEST(Sequences, EveryFrameCarriesItsIndexBetweenStartedAndFinished) {
 
 TEST(Sequences, ALostFrameKeepsItsIndexAndCountsAsMissed) {
   Broker b({"--no-default-camera", "--camera",
-            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=2000,slots=8,start=false"});
+            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=400,slots=8,start=false"});
   auto client = connect(b);
-  // This subscriber holds what it gets and never reads: the ring fills and the camera drops.
-  auto sub = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 4});
-  client.camera("cam").start(SequenceSpec::parse("t=5,z=20"));
+  // Two subscribers that hold what they get and do not read yet, one joining after the other
+  // filled its holds: between them they hold more slots than the ring has, and the camera finds
+  // it full.
+  auto first = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
+  client.camera("cam").start(SequenceSpec::parse("t=5,z=40"));
   ASSERT_TRUE(b.wait_status([](const json& s) {
-    const json& st = stream_of(s, "cam");
-    return st.contains("sequence") && st["sequence"]["running"] == false;
+    for (const auto& x : subscribers(s))
+      if (x["held"] == 6) return true;
+    return false;
   }));
+  auto other = connect(b);
+  auto second = other.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
+  ASSERT_TRUE(b.wait_status(
+      [](const json& s) {
+        const json& st = stream_of(s, "cam");
+        return st.contains("sequence") && st["sequence"]["running"] == false;
+      },
+      20s));
   const json seq = stream_of(b.status(), "cam")["sequence"];
   EXPECT_GT(seq["missed"].get<int>(), 0) << seq.dump();
-  EXPECT_EQ(seq["positions"], 100);
+  EXPECT_EQ(seq["positions"], 200);
   std::vector<int64_t> positions;
-  for (auto got = take_sequence(sub); const auto& g : got) positions.push_back(g[0]);
-  ASSERT_TRUE(sub.sequence_end());
-  EXPECT_EQ(sub.sequence_end()->missed, seq["missed"].get<uint64_t>());
-  EXPECT_FALSE(positions.empty());
+  for (auto got = take_sequence(first); const auto& g : got) {
+    positions.push_back(g[0]);
+    EXPECT_EQ(g[1], g[0] / 40);
+    EXPECT_EQ(g[3], g[0] % 40);
+  }
+  ASSERT_TRUE(first.sequence_end());
+  EXPECT_EQ(first.sequence_end()->missed, seq["missed"].get<uint64_t>());
+  EXPECT_EQ(first.sequence_end()->frames + first.sequence_end()->missed, 200u);
+  ASSERT_FALSE(positions.empty());
+  EXPECT_LT(positions.size(), 200u);  // the losses are gaps in the positions, not shifts
   for (size_t i = 1; i < positions.size(); ++i) EXPECT_LT(positions[i - 1], positions[i]);
 }
 
@@ -121,17 +139,17 @@ TEST(Sequences, APublisherSetsIndicesAndBadOnesAreRefused) {
   auto sub = client.subscribe("made", {.mode = framebroker::Mode::Every, .max_hold = 8});
   const uint64_t id = pub.begin_sequence(SequenceSpec::parse("c=2,z=3"));
   EXPECT_GT(id, 0u);
+  auto bad = pub.loan(5s);
+  ASSERT_TRUE(bad);
+  bad->commit({.index = {2, 0}});  // c=2 is outside c=2: refused, it uses no position
   // Channel-major from the producer's point of view, but it says which plane each frame is.
+  // The sixth position used ends the sequence by itself.
   for (uint32_t z = 0; z < 3; ++z)
     for (uint32_t c = 0; c < 2; ++c) {
       auto loan = pub.loan(5s);
       ASSERT_TRUE(loan);
       loan->commit({.index = {c, z}});
     }
-  auto bad = pub.loan(5s);
-  ASSERT_TRUE(bad);
-  bad->commit({.index = {2, 0}});  // c=2 is outside c=2
-  pub.end_sequence();
   auto got = take_sequence(sub);
   ASSERT_EQ(got.size(), 6u);
   EXPECT_EQ(got[0][0], 0);  // c=0, z=0
@@ -140,12 +158,25 @@ TEST(Sequences, APublisherSetsIndicesAndBadOnesAreRefused) {
   ASSERT_TRUE(sub.sequence_end());
   EXPECT_EQ(sub.sequence_end()->id, id);
   bool refused = false;
+  std::string errors;
   for (int i = 0; i < 50 && !refused; ++i) {
-    for (const auto& e : pub.take_async_errors())
+    for (const auto& e : pub.take_async_errors()) {
+      errors += e + "\n";
       refused = refused || e.find("outside the axes c=2,z=3") != std::string::npos;
+    }
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_TRUE(refused) << "the out-of-range index was not refused";
+  EXPECT_TRUE(refused) << "the out-of-range index was not refused: " << errors;
+
+  // A sequence the publisher ends early finishes incomplete, after its frames.
+  const uint64_t second = pub.begin_sequence(SequenceSpec::parse("t=10"));
+  for (int i = 0; i < 2; ++i) pub.loan(5s)->commit();
+  pub.end_sequence();
+  EXPECT_EQ(take_sequence(sub).size(), 2u);
+  ASSERT_TRUE(sub.sequence_end());
+  EXPECT_EQ(sub.sequence_end()->id, second);
+  EXPECT_FALSE(sub.sequence_end()->complete);
+  EXPECT_EQ(sub.sequence_end()->frames, 2u);
 }
 
 TEST(Sequences, BadSequencesGetClearErrors) {
@@ -174,6 +205,7 @@ TEST(Sequences, BadSequencesGetClearErrors) {
   // The broker checks too: a hand-made command with a bad spec and a wrong frame count.
   RawClient raw(b.socket());
   raw.hello();
+  ASSERT_TRUE(raw.receive());  // Welcome
   namespace wire = framebroker::wire;
   auto send_start = [&](const std::string& axis, uint32_t size, int64_t frames) {
     flatbuffers::FlatBufferBuilder fbb;
