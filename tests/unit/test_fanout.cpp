@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <source_location>
 #include <vector>
@@ -962,4 +963,47 @@ TEST(FanoutEvery, ARingThatGrowsBackRestoresWhatWasAskedFor) {
   rig.fan.set_slots(16);
   EXPECT_EQ(rig.fan.options(1).max_hold, 10u);
   EXPECT_EQ(rig.fan.options(2).max_hold, 12u);
+}
+
+// Sequence events: each goes out after the frames before its seq and before any later one,
+// whatever was queued when it came; a late joiner's start goes first; an inactive subscriber
+// gets none.
+TEST(FanoutMessages, AMessageWaitsForTheFramesBeforeItsSeq) {
+  Rig r(16);
+  r.subscribe(1, every(8));
+  r.produce_n(2);  // seqs 0, 1 queued
+  auto start = std::make_shared<const std::vector<uint8_t>>(std::vector<uint8_t>{1});
+  r.fan.queue_message(start, 2);
+  r.produce_n(2);  // seqs 2, 3
+  EXPECT_EQ(r.fan.take_message(1), nullptr) << "the start overtook seqs 0 and 1";
+  EXPECT_EQ(r.fan.take_next(1)->seq, 0u);
+  EXPECT_EQ(r.fan.take_message(1), nullptr);
+  EXPECT_EQ(r.fan.take_next(1)->seq, 1u);
+  EXPECT_TRUE(r.fan.has_messages(1));
+  EXPECT_EQ(r.fan.take_message(1), start);
+  EXPECT_FALSE(r.fan.has_messages(1));
+  EXPECT_EQ(r.fan.take_next(1)->seq, 2u);
+}
+
+TEST(FanoutMessages, AMessageWhoseFramesWereLostGoesWhenNothingEarlierIsQueued) {
+  Rig r(16);
+  r.subscribe(1, every(8));
+  auto finished = std::make_shared<const std::vector<uint8_t>>(std::vector<uint8_t>{2});
+  r.fan.queue_message(finished, 5);  // seqs up to 4 were lost or already sent
+  EXPECT_EQ(r.fan.take_message(1), finished);
+}
+
+TEST(FanoutMessages, ALateJoinersStartGoesFirstAndTheUnsubscribedGetNone) {
+  Rig r(16);
+  r.produce_n(3);
+  r.subscribe(1, every(8, /*from_latest=*/true));
+  r.subscribe(2, every(8));
+  r.fan.unsubscribe(2);
+  auto start = std::make_shared<const std::vector<uint8_t>>(std::vector<uint8_t>{1});
+  r.fan.queue_message_to(1, start, 0);
+  r.fan.queue_message(start, 3);
+  EXPECT_EQ(r.fan.take_message(1), start);  // before the cached frame (seq 2)
+  EXPECT_EQ(r.fan.take_next(1)->seq, 2u);
+  EXPECT_EQ(r.fan.take_message(1), start);
+  EXPECT_FALSE(r.fan.has_messages(2));
 }
