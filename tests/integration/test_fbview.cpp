@@ -1,6 +1,7 @@
 // fbview against a real broker, spoken to over HTTP and WebSocket like the page does.
 #include <gtest/gtest.h>
 
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -315,4 +316,96 @@ TEST(Fbview, LevelsAndGammaRestyleTheLastFrameWhileTheCameraIsStopped) {
   EXPECT_GT(f->header["seq"].get<uint64_t>(), seq);
   EXPECT_EQ(f->header["restyled"], false);
   EXPECT_EQ(f->header["black"], f->header["hist_min"]);
+}
+
+// A sequence's frames tell the page their index on each axis and their channel's name, and a
+// tab can ask for one channel only: by name or index in its ready, by ?channel= on the
+// WebSocket, or by default with fbview --channel.
+TEST(Fbview, SequenceFramesCarryTheirIndexAndChannelAndOneChannelCanBeShownAlone) {
+  Broker broker({"--no-default-camera", "--camera",
+                 "sim:name=cam,Width=64,Height=32,FrameRate=200,Pattern=counter,slots=16,"
+                 "start=false"});
+  Viewer viewer(broker);
+  // Not a second Viewer: it would share the first one's log, and so its port.
+  Process only_561(
+      {FB_FBVIEW_BIN, "--socket", broker.socket(), "--listen", "127.0.0.1:0", "--channel", "561"},
+      broker.runtime_dir() + "/fbview-561");
+  uint16_t port_561 = 0;
+  for (int i = 0; i < 500 && !port_561; ++i) {
+    std::smatch m;
+    const std::string out = only_561.out();
+    if (std::regex_search(out, m, std::regex(R"(serving http://127\.0\.0\.1:(\d+)/)")))
+      port_561 = uint16_t(std::stoi(m[1]));
+    else
+      std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_NE(port_561, 0) << only_561.err();
+  ViewClient ws(viewer.port(), "/ws?stream=cam");
+  ViewClient by_query(viewer.port(), "/ws?stream=cam&channel=1");
+  ViewClient by_flag(port_561, "/ws?stream=cam");
+  const Result started = broker.fbctl(
+      {"start", "cam", "--axes", "t=1000,c=2,z=3", "--order", "tcz", "--channels", "488,561"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+
+  // Takes `n` frames from `client`, sending `ready` after each; returns their headers.
+  const auto take = [](ViewClient& client, int n, const json& extra) {
+    std::vector<json> headers;
+    for (int i = 0; i < n; ++i) {
+      client.ready(64, extra);
+      auto f = client.next_frame(10s);
+      if (!f) break;
+      headers.push_back(f->header);
+    }
+    return headers;
+  };
+  const char* names[] = {"488", "561"};
+  std::set<std::string> channels_seen;
+  for (const json& h : take(ws, 30, json::object())) {
+    const json& q = h["sequence"];
+    ASSERT_TRUE(q.is_object()) << h;
+    EXPECT_EQ(q["id"], 1);
+    EXPECT_EQ(q["axes"], "t=1000,c=2,z=3");
+    EXPECT_EQ(q["channels"], json::parse(R"(["488", "561"])"));
+    const int64_t p = q["position"];
+    EXPECT_EQ(h["camera_frame_id"], p) << "the camera counts from 0 at the start";
+    EXPECT_EQ(q["index"], (json{{"t", p / 6}, {"c", p / 3 % 2}, {"z", p % 3}})) << h;
+    EXPECT_EQ(q["channel"], names[p / 3 % 2]);
+    EXPECT_EQ(h["channel_filter"], "");
+    channels_seen.insert(q["channel"].get<std::string>());
+  }
+  EXPECT_EQ(channels_seen.size(), 2u) << "30 frames of a 2-channel sequence, all of one channel";
+
+  // By name, then by index: only that channel comes, for as long as the tab asks.
+  for (const auto& [filter, c] : std::vector<std::pair<json, int>>{{"561", 1}, {0, 0}}) {
+    const auto headers = take(ws, 15, {{"channel", filter}});
+    ASSERT_EQ(headers.size(), 15u) << filter;
+    for (const json& h : headers) {
+      EXPECT_EQ(h["sequence"]["index"]["c"], c) << filter << " " << h;
+      EXPECT_EQ(h["sequence"]["channel"], names[c]);
+    }
+    EXPECT_EQ(headers.back()["channel_filter"], filter.is_string() ? filter : json("0"));
+  }
+  // The filter sticks until a ready says otherwise.
+  for (const json& h : take(ws, 5, json::object())) EXPECT_EQ(h["sequence"]["index"]["c"], 0);
+  for (ViewClient* c : {&by_query, &by_flag})
+    for (const json& h : take(*c, 10, json::object())) {
+      EXPECT_EQ(h["sequence"]["index"]["c"], 1)
+          << (c == &by_query ? "?channel=1 " : "--channel ") << h;
+      EXPECT_EQ(h["sequence"]["channel"], "561");
+    }
+
+  // A channel the sequence does not have: the tab is told, and sees every channel.
+  ws.ready(64, {{"channel", "405"}});
+  auto err = ws.next_text("error", 10s);
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->at("message").get<std::string>().find(
+                "sequence 1 has no channel '405' (channels: 488, 561); showing every channel"),
+            std::string::npos)
+      << *err;
+  channels_seen.clear();
+  for (const json& h : take(ws, 30, {{"channel", "405"}}))
+    channels_seen.insert(h["sequence"]["channel"].get<std::string>());
+  EXPECT_EQ(channels_seen.size(), 2u);
+  ws.send(json{{"type", "ready"}, {"channel", json::array()}});
+  EXPECT_TRUE(ws.next_text("error", 10s)) << "a channel that is neither name nor index";
 }

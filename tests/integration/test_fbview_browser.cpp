@@ -278,3 +278,49 @@ TEST(FbviewBrowser, AllowOriginLetsThatSitesPageWatch) {
   cdp::Page page = browser.open(site.origin() + "/?port=" + std::to_string(viewer.port()));
   EXPECT_EQ(result_of(page), "streaming");
 }
+
+TEST(FbviewBrowser, ThePageShowsTheIndexAndChannelAndCanShowOneChannelOnly) {
+  if (!cdp::Browser::find_chromium()) GTEST_SKIP() << "chromium is not installed";
+  Broker broker({"--no-default-camera", "--camera",
+                 "sim:name=cam,Width=128,Height=64,FrameRate=100,Pattern=counter,slots=16,"
+                 "start=false"});
+  Viewer viewer(broker);
+  ASSERT_EQ(
+      broker.fbctl({"start", "cam", "--axes", "t=1000,c=2,z=2", "--channels", "488,561"}).exit_code,
+      0);
+  cdp::Browser browser(1024, 700);
+  cdp::Page page = browser.open(viewer.url() + "?stream=cam&channel=561");
+  page.wait_for("window.fbview && window.fbview.framesDrawn > 10", 30s);
+  const std::string overlay = page.evaluate("document.getElementById('overlay').textContent");
+  EXPECT_NE(overlay.find("channel 561  (only this channel)"), std::string::npos) << overlay;
+  EXPECT_TRUE(
+      std::regex_search(overlay, std::regex(R"(sequence 1  t=\d+ c=1 z=[01]  of t=1000,c=2,z=2)")))
+      << overlay;
+  EXPECT_EQ(page.evaluate("Object.keys(window.fbview.channelsDrawn).join()"), "561");
+  EXPECT_EQ(page.evaluate("document.getElementById('channel').hidden"), false);
+  EXPECT_EQ(
+      page.evaluate("[...document.getElementById('channel').options].map(o => o.text).join('|')"),
+      "all channels|channel 488 (c=0)|channel 561 (c=1)");
+  EXPECT_EQ(page.evaluate("document.getElementById('channel').value"), "561");
+
+  // The picker: every channel, then 488 alone.
+  const auto pick = [&](const std::string& value) {
+    page.evaluate("(() => { const s = document.getElementById('channel'); s.value = '" + value +
+                  "'; s.dispatchEvent(new Event('change'));"
+                  " window.fbview.channelsDrawn = {}; })()");
+  };
+  pick("");
+  page.wait_for("window.fbview.channelsDrawn['488'] > 2 && window.fbview.channelsDrawn['561'] > 2",
+                30s);
+  EXPECT_EQ(page.evaluate("location.search"), "?stream=cam");
+  pick("488");
+  page.wait_for("window.fbview.channelsDrawn['488'] > 10", 30s);
+  // One frame asked for before the switch may still be of 561.
+  EXPECT_LE(page.evaluate("window.fbview.channelsDrawn['561'] || 0").get<int>(), 1);
+  EXPECT_EQ(page.evaluate("location.search"), "?stream=cam&channel=488");
+  EXPECT_NE(page.evaluate("document.getElementById('overlay').textContent")
+                .get<std::string>()
+                .find("channel 488  (only this channel)"),
+            std::string::npos);
+  EXPECT_TRUE(page.console_errors().empty()) << page.console_errors().front();
+}

@@ -49,6 +49,20 @@ std::string holder_text(const SlotHolderStatus& h) {
 
 }  // namespace
 
+std::string sequence_text(const SequenceStatus& q) {
+  std::string t = "sequence " + std::to_string(q.id) + ":";
+  for (size_t i = 0; i < q.spec.axes.size(); ++i) {
+    const auto& a = q.spec.axes[i];
+    const uint32_t at = q.positions && i < q.last_index.size() ? q.last_index[i] + 1 : 0;
+    t += (i ? "  " : " ") + std::string(1, a.name) + " " + std::to_string(at) + "/" +
+         std::to_string(a.size);
+  }
+  t += "  (" + std::to_string(q.positions) + "/" + std::to_string(q.spec.frames()) + ", " +
+       std::to_string(q.missed) + " missed)  ";
+  t += q.running ? "running" : q.complete ? "complete" : "stopped early";
+  return t;
+}
+
 void print_status(std::ostream& out, const Status& s) {
   out << "broker  instance " << s.broker.instance << "  pid " << s.broker.pid << "  version "
       << s.broker.version << "  up " << fixed(s.broker.uptime_s, 0) << " s  clients "
@@ -63,6 +77,13 @@ void print_status(std::ostream& out, const Status& s) {
                  count_or_dash(st.latest_seq)});
   streams.print(out);
   if (streams.empty()) out << "(no streams)\n";
+  bool sequences = false;
+  for (const auto& st : s.streams) {
+    if (!st.sequence) continue;
+    if (!sequences) out << "\n";
+    sequences = true;
+    out << st.name << "  " << sequence_text(*st.sequence) << "\n";
+  }
   out << "\n";
   Table subs({"ID", "CLIENT", "PID", "STREAM", "MODE", "HELD", "QUEUED", "DELIVERED", "MISSED",
               "CONFLATED"});

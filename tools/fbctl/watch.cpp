@@ -8,6 +8,7 @@
 
 #include "common/counter_pattern.hpp"
 #include "fbctl/exit_codes.hpp"
+#include "fbctl/status_view.hpp"
 
 namespace framebroker::fbctl {
 
@@ -70,6 +71,22 @@ nlohmann::json summary(const WatchOptions& o, const Tally& t, double elapsed) {
           {"bad_pixels", t.bad_pixels}};
 }
 
+// The stream's running (or last) sequence as the broker tells it, in status' words.
+std::optional<SequenceStatus> sequence_status(Client& client, const std::string& stream) {
+  Status s = client.status();
+  for (auto& st : s.streams)
+    if (st.name == stream) return std::move(st.sequence);
+  return std::nullopt;
+}
+
+// The "sequence" object of `fbctl status --json` for the stream, or null.
+nlohmann::json sequence_json(Client& client, const std::string& stream) {
+  const auto j = nlohmann::json::parse(to_json(client.status()));
+  for (const auto& st : j["streams"])
+    if (st["name"] == stream && st.contains("sequence")) return st["sequence"];
+  return nullptr;
+}
+
 }  // namespace
 
 int run_watch(Client& client, const WatchOptions& o) {
@@ -87,6 +104,7 @@ int run_watch(Client& client, const WatchOptions& o) {
                  sub.info().max_hold, sub.info().window);
 
   Tally t;
+  uint64_t said_end = 0;   // the last sequence whose end was printed
   std::deque<Frame> held;  // --hold: the first N frames, never released
   const auto start = Clock::now();
   auto last_print = start;
@@ -101,22 +119,32 @@ int run_watch(Client& client, const WatchOptions& o) {
       if (o.verify_counter) check_counter(*f, t);
       if (held.size() < o.hold) held.push_back(std::move(*f));
     }
+    if (const auto end = sub.sequence_end(); !o.json && end && end->id != said_end) {
+      said_end = end->id;
+      std::printf("%s: sequence %llu finished: %s, %llu frames, %llu missed\n", o.stream.c_str(),
+                  (unsigned long long)end->id, end->complete ? "complete" : "stopped early",
+                  (unsigned long long)end->frames, (unsigned long long)end->missed);
+      std::fflush(stdout);
+    }
     const auto now = Clock::now();
     if (!o.json && now - last_print >= std::chrono::seconds(1)) {
       const double dt = std::chrono::duration<double>(now - last_print).count();
-      std::printf("%s: %7.1f fps  delivered %llu  dropped %llu (in %llu gaps)%s\n",
+      const auto seq = sequence_status(client, o.stream);
+      std::printf("%s: %7.1f fps  delivered %llu  dropped %llu (in %llu gaps)%s%s%s\n",
                   o.stream.c_str(), double(t.frames - frames_at_print) / dt,
                   (unsigned long long)t.frames, (unsigned long long)t.missing,
                   (unsigned long long)t.gaps,
-                  o.verify_counter ? (t.bad_frames ? "  PIXEL ERRORS" : "  pixels ok") : "");
+                  o.verify_counter ? (t.bad_frames ? "  PIXEL ERRORS" : "  pixels ok") : "",
+                  seq ? "  " : "", seq ? sequence_text(*seq).c_str() : "");
       std::fflush(stdout);
       last_print = now;
       frames_at_print = t.frames;
     }
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  const auto s = summary(o, t, elapsed);
+  auto s = summary(o, t, elapsed);
   if (o.json) {
+    s["sequence"] = sequence_json(client, o.stream);
     std::cout << s.dump() << "\n";
   } else {
     std::printf("total: delivered %llu frames in %.1f s (%.1f fps), dropped %llu (in %llu gaps)",
@@ -126,6 +154,8 @@ int run_watch(Client& client, const WatchOptions& o) {
       std::printf(", bad frames %llu (bad pixels %llu)", (unsigned long long)t.bad_frames,
                   (unsigned long long)t.bad_pixels);
     std::printf("\n");
+    if (const auto seq = sequence_status(client, o.stream))
+      std::printf("%s: %s\n", o.stream.c_str(), sequence_text(*seq).c_str());
   }
   return t.bad_frames || t.out_of_order ? kRefused : kOk;
 }

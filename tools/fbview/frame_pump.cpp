@@ -1,6 +1,8 @@
 #include "fbview/frame_pump.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -164,7 +166,7 @@ void FramePump::serve() {
       req = *pending_;
       pending_.reset();
     }
-    std::optional<Frame> f = take_newest();
+    std::optional<Frame> f = take_newest(req.channel);
     if (!f) {  // stopped, a restyle, or no frame yet: the tab's request stays
       std::lock_guard lock(mu_);
       if (!pending_) pending_ = req;
@@ -177,24 +179,65 @@ void FramePump::serve() {
   }
 }
 
-std::optional<Frame> FramePump::take_newest() {
+std::optional<Frame> FramePump::take_newest(const std::string& channel) {
   std::optional<Frame> f;
   const auto give_up = std::chrono::steady_clock::now() + 1s;
+  const auto skip = [&] {  // a frame of another channel: the tab keeps the one it shows
+    if (!last_seq_ || f->seq() > *last_seq_) ++skipped_;
+    f->release();
+    client_->flush();
+    f.reset();
+  };
   while (!f) {
     if (interrupted()) return std::nullopt;
     refresh_stream_status();
     f = sub_->next(100ms);  // short: a restyle waits at most this long
+    if (f && !shows(*f, channel)) skip();
     if (!f && std::chrono::steady_clock::now() > give_up) return std::nullopt;
   }
   // The frame waiting for us may have come long before the tab was ready. If the broker has
   // a newer one, let this one go: in latest mode the newest is delivered at once.
   if (int64_t(f->seq()) < latest_seq()) {
-    f->release();
+    std::optional<Frame> older = std::move(f);
+    older->release();
     client_->flush();
-    if (auto newer = sub_->next(1s)) return newer;
-    return std::nullopt;
+    f = sub_->next(1s);
+    if (f && !shows(*f, channel)) skip();
   }
   return f;
+}
+
+bool FramePump::shows(const Frame& f, const std::string& channel) {
+  if (channel.empty()) return true;
+  const std::optional<uint32_t> c = f.index('c');
+  if (!c) return true;
+  const auto sq = f.sequence();
+  if (!sq) return true;
+  if (choice_.sequence_id != sq->id || choice_.filter != channel) {
+    choice_ = {sq->id, channel, std::nullopt};
+    const auto& names = sq->spec.channels;
+    if (const auto it = std::find(names.begin(), names.end(), channel); it != names.end()) {
+      choice_.index = uint32_t(it - names.begin());
+    } else {
+      uint32_t i = 0;
+      const auto [end, ec] = std::from_chars(channel.data(), channel.data() + channel.size(), i);
+      if (ec == std::errc() && end == channel.data() + channel.size() && i < sq->spec.size('c'))
+        choice_.index = i;
+    }
+    if (!choice_.index) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      send_(json{{"type", "error"},
+                 {"message",
+                  "sequence " + std::to_string(sq->id) + " has no channel '" + channel +
+                      "' (channels: " +
+                      (known.empty() ? "0-" + std::to_string(sq->spec.size('c') - 1) : known) +
+                      "); showing every channel"}}
+                .dump(),
+            false);
+    }
+  }
+  return !choice_.index || *c == *choice_.index;
 }
 
 int64_t FramePump::latest_seq() {
@@ -220,7 +263,10 @@ std::string FramePump::render(const Frame& f, const ViewRequest& r) {
   const char* pixel_type = to_string(f.pixel_type());
   const SourceFormat fmt{f.width(), f.height(), f.stride(), sample_of(pixel_type),
                          bit_depth_of(pixel_type)};
-  if (last_seq_ && f.seq() > *last_seq_ + 1) conflated_ += f.seq() - *last_seq_ - 1;
+  // Frames of other channels the filter let go are not conflated: the tab did not want them.
+  if (last_seq_ && f.seq() > *last_seq_ + 1)
+    conflated_ += f.seq() - *last_seq_ - 1 - std::min(skipped_, f.seq() - *last_seq_ - 1);
+  skipped_ = 0;
   last_seq_ = f.seq();
   {
     std::lock_guard lock(scaled_mu_);
@@ -234,8 +280,41 @@ std::string FramePump::render(const Frame& f, const ViewRequest& r) {
             .source_width = f.width(),
             .source_height = f.height(),
             .bit_depth = fmt.bit_depth,
-            .pixel_type = pixel_type};
+            .pixel_type = pixel_type,
+            .sequence = f.sequence(),
+            .position = f.sequence_position(),
+            .channel_filter = r.channel};
+  for (size_t i = 0; i < SequenceSpec::kAxisLetters.size(); ++i) {
+    const auto at = f.index(SequenceSpec::kAxisLetters[i]);
+    shown_.index[i] = shown_.sequence && at ? int64_t(*at) : -1;
+  }
   return compose(r.style, false);
+}
+
+// The shown frame's place in its sequence: {id, axes, order, sizes, channels, position,
+// index {t, c, z, p: the axes it has}, channel (its channel's name, or its index as text)}, or
+// null outside a sequence.
+json FramePump::sequence_json() const {
+  const auto& sq = shown_.sequence;
+  if (!sq) return nullptr;
+  json index = json::object(), sizes = json::object();
+  for (const auto& a : sq->spec.axes) sizes[std::string(1, a.name)] = a.size;
+  for (size_t i = 0; i < SequenceSpec::kAxisLetters.size(); ++i)
+    if (shown_.index[i] >= 0)
+      index[std::string(1, SequenceSpec::kAxisLetters[i])] = shown_.index[i];
+  json channel = nullptr;
+  if (const auto c = index.find("c"); c != index.end()) {
+    const auto ci = c->get<size_t>();
+    channel = ci < sq->spec.channels.size() ? sq->spec.channels[ci] : std::to_string(ci);
+  }
+  return {{"id", sq->id},
+          {"axes", sq->spec.axes_text()},
+          {"order", sq->spec.order()},
+          {"sizes", sizes},
+          {"channels", sq->spec.channels},
+          {"position", shown_.position},
+          {"index", index},
+          {"channel", channel}};
 }
 
 // Only this thread writes scaled_, so reading it here needs no lock.
@@ -268,7 +347,9 @@ std::string FramePump::compose(const Style& style, bool restyled) {
                        {"camera_fps", camera_fps_},
                        {"dropped", dropped_},
                        {"conflated", conflated_},
-                       {"mono_ns", shown_.mono_ns}};
+                       {"mono_ns", shown_.mono_ns},
+                       {"channel_filter", shown_.channel_filter},
+                       {"sequence", sequence_json()}};
   const std::string text = header.dump();
   std::string msg(4 + text.size() + mapped_.size(), '\0');
   const uint32_t n = uint32_t(text.size());

@@ -5,12 +5,14 @@
 // goes away the pump says so and reconnects.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -31,6 +33,10 @@ struct ViewRequest {
   uint32_t max_width = 1024, max_height = 1024;
   Region region;  // empty: the whole frame
   Style style;
+  // Show one channel of a sequence only: a channel name of the sequence, or its index on the c
+  // axis ("1"). Empty: every frame. Frames of other channels are skipped; frames outside a
+  // sequence, or of one without a c axis, are shown.
+  std::string channel;
 };
 
 class FramePump {
@@ -60,12 +66,14 @@ class FramePump {
   void run();
   bool connect();
   void serve();
-  std::optional<Frame> take_newest();
-  bool interrupted();            // stopped, or a restyle waits
-  void refresh_stream_status();  // at most once a second
-  int64_t latest_seq();          // the stream's newest seq, asked now
+  std::optional<Frame> take_newest(const std::string& channel);
+  bool shows(const Frame& f, const std::string& channel);  // channel filter
+  bool interrupted();                                      // stopped, or a restyle waits
+  void refresh_stream_status();                            // at most once a second
+  int64_t latest_seq();                                    // the stream's newest seq, asked now
   std::string render(const Frame& f, const ViewRequest& r);
   std::string compose(const Style& style, bool restyled);  // of scaled_ and shown_
+  nlohmann::json sequence_json() const;                    // of shown_
   void say_status(bool connected, const std::string& message);
   bool sleep_for(std::chrono::milliseconds d);  // false: stopped
 
@@ -90,6 +98,13 @@ class FramePump {
   int64_t latest_seq_ = -1;
   std::chrono::steady_clock::time_point status_at_{};
   std::vector<uint8_t> mapped_;
+  uint64_t skipped_ = 0;  // frames of other channels let go since the last one rendered
+  // The channel filter resolved for one sequence, so a frame costs a comparison only.
+  struct ChannelChoice {
+    uint64_t sequence_id = 0;
+    std::string filter;
+    std::optional<uint32_t> index;  // nullopt: the filter names no channel of it (all shown)
+  } choice_;
 
   // The last frame sent, shrunk, is all a restyle needs: no copy of the frame, no slot held.
   struct Shown {
@@ -98,6 +113,10 @@ class FramePump {
     uint64_t mono_ns = 0;
     uint32_t source_width = 0, source_height = 0, bit_depth = 0;
     const char* pixel_type = "";
+    std::shared_ptr<const Sequence> sequence;  // nullptr: not in one
+    int64_t position = -1;
+    std::array<int64_t, 4> index{};  // on t, p, c, z (SequenceSpec::kAxisLetters); -1: no axis
+    std::string channel_filter;
   } shown_;
   Histogram histogram_;   // of scaled_
   std::mutex scaled_mu_;  // probe() reads the last frame from the socket thread

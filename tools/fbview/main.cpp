@@ -56,13 +56,16 @@ int main(int argc, char** argv) {
       "fbview: watch framebroker streams live in a web browser.\n\n"
       "Serves a page (embedded in this program) with the live image, auto-contrast or manual\n"
       "levels and gamma, a colour LUT, the histogram, 1:1 zoom and pan, the value under the\n"
-      "cursor, and a stream picker. Each browser tab asks for a frame only after it drew the\n"
-      "last one, and fbview subscribes in `latest` mode: a slow browser or network costs the\n"
-      "viewer frames (shown as conflated), never the camera or a saver.\n\n"
+      "cursor, a stream picker, and for a sequence the frame's index (t, p, c, z) and channel,\n"
+      "with a picker to show one channel only. Each browser tab asks for a frame only after it\n"
+      "drew the last one, and fbview subscribes in `latest` mode: a slow browser or network\n"
+      "costs the viewer frames (shown as conflated), never the camera or a saver.\n\n"
       "Examples:\n"
       "  fbview                       # all streams, http://127.0.0.1:8080/\n"
       "  fbview sim0 --listen 127.0.0.1:9000 --open\n"
       "  fbview --listen 0.0.0.0:8080   # visible to the network (a warning says so)\n"
+      "  fbview sim0 --channel 561      # a sequence's channel 561 only (or open\n"
+      "                               # http://127.0.0.1:8080/?stream=sim0&channel=561)\n"
       "  fbview --listen 0.0.0.0:8080 --allow-origin http://scope-pc.lab:8080\n"
       "                               # the page opened by that name from other machines\n\n"
       "Only pages of fbview's own origin may open its WebSocket (http:// with its port and host\n"
@@ -85,6 +88,10 @@ int main(int argc, char** argv) {
                  "ORIGIN (scheme://host[:port]) whose pages may also open the WebSocket, e.g. "
                  "http://scope-pc.lab:8080 for a name fbview is reached by; repeatable")
       ->allow_extra_args(false);
+  std::string channel;
+  app.add_option("--channel", channel,
+                 "in a sequence, show one channel only: its name (e.g. 561) or index on the c axis "
+                 "(e.g. 1); frames of other channels are skipped. A page's ?channel= overrides it");
   app.add_flag("--open", open, "open the page in the desktop's browser (xdg-open)");
   app.add_option("--socket", connect.socket_path,
                  "broker socket (default: $FRAMEBROKER_SOCKET, else the instance's)");
@@ -102,7 +109,7 @@ int main(int argc, char** argv) {
     const auto at = parse_listen(listen);
     asio::io_context io(1);
     StreamDirectory directory(connect, streams);
-    WebServer server(io, at, directory, allow_origins);
+    WebServer server(io, at, directory, allow_origins, channel);
     const auto bound = server.local_endpoint();
     const std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                                      : bound.address().to_string();

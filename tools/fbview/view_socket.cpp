@@ -43,6 +43,14 @@ Style parse_style(const json& m) {
   return s;
 }
 
+// A ready's "channel": a name, an index, or null / "" for every channel.
+std::string channel_of(const json& c) {
+  if (c.is_null()) return {};
+  if (c.is_string()) return c.get<std::string>();
+  if (c.is_number_unsigned()) return std::to_string(c.get<uint64_t>());
+  throw std::invalid_argument("channel must be a channel name, an index, or null");
+}
+
 ViewRequest parse_ready(const json& m) {
   ViewRequest r;
   r.max_width = uint32_t(number(m, "max_width", 1024, 1, 8192));
@@ -58,8 +66,12 @@ ViewRequest parse_ready(const json& m) {
 
 class ViewSocket : public std::enable_shared_from_this<ViewSocket> {
  public:
-  ViewSocket(boost::asio::ip::tcp::socket socket, const ConnectOptions& connect, std::string stream)
-      : ws_(std::move(socket)), connect_(connect), stream_(std::move(stream)) {}
+  ViewSocket(boost::asio::ip::tcp::socket socket, const ConnectOptions& connect, std::string stream,
+             std::string channel)
+      : ws_(std::move(socket)),
+        connect_(connect),
+        stream_(std::move(stream)),
+        channel_(std::move(channel)) {}
 
   ~ViewSocket() {
     if (!pump_) return;
@@ -107,10 +119,13 @@ class ViewSocket : public std::enable_shared_from_this<ViewSocket> {
         ViewRequest r;  // a bad ready still gets a frame (defaults): the page waits for one
         try {
           r = parse_ready(m);
+          if (const auto c = m.find("channel"); c != m.end()) channel_ = channel_of(*c);
         } catch (const std::exception&) {
+          r.channel = channel_;
           pump_->request(r);
           throw;
         }
+        r.channel = channel_;
         pump_->request(r);
       } else if (type == "probe") {
         const auto x = m.at("x").get<double>(), y = m.at("y").get<double>();
@@ -153,6 +168,7 @@ class ViewSocket : public std::enable_shared_from_this<ViewSocket> {
   websocket::stream<beast::tcp_stream> ws_;
   ConnectOptions connect_;
   std::string stream_;
+  std::string channel_;  // shown alone; sticky until a ready names another
   beast::flat_buffer in_;
   std::deque<Outgoing> out_;
   std::shared_ptr<FramePump> pump_;
@@ -162,8 +178,10 @@ class ViewSocket : public std::enable_shared_from_this<ViewSocket> {
 
 void serve_view_socket(boost::asio::ip::tcp::socket socket,
                        beast::http::request<beast::http::string_body> upgrade,
-                       const ConnectOptions& connect, const std::string& stream) {
-  std::make_shared<ViewSocket>(std::move(socket), connect, stream)->start(std::move(upgrade));
+                       const ConnectOptions& connect, const std::string& stream,
+                       const std::string& channel) {
+  std::make_shared<ViewSocket>(std::move(socket), connect, stream, channel)
+      ->start(std::move(upgrade));
 }
 
 }  // namespace framebroker::fbview

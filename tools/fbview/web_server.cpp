@@ -149,8 +149,12 @@ bool is_own_origin(const Origin& o, const tcp::endpoint& local) {
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, StreamDirectory& streams, std::shared_ptr<OriginPolicy> origins)
-      : stream_(std::move(socket)), streams_(streams), origins_(std::move(origins)) {}
+  HttpSession(tcp::socket socket, StreamDirectory& streams, std::shared_ptr<OriginPolicy> origins,
+              std::string channel)
+      : stream_(std::move(socket)),
+        streams_(streams),
+        origins_(std::move(origins)),
+        channel_(std::move(channel)) {}
 
   void start() { read(); }
 
@@ -181,9 +185,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return respond(error_reply(req_, http::status::not_found, "the broker has no streams"));
       if (const std::string why = streams_.refuse(name); !why.empty())
         return respond(error_reply(req_, http::status::not_found, why));
+      std::string channel = query_value(target, "channel");
+      if (channel.empty()) channel = channel_;
       stream_.expires_never();
       return serve_view_socket(stream_.release_socket(), std::move(req_),
-                               streams_.connect_options(), name);
+                               streams_.connect_options(), name, channel);
     }
     if (req_.method() != http::verb::get && req_.method() != http::verb::head)
       return respond(error_reply(req_, http::status::method_not_allowed,
@@ -232,6 +238,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::tcp_stream stream_;
   StreamDirectory& streams_;
   std::shared_ptr<OriginPolicy> origins_;
+  std::string channel_;  // fbview --channel: the tabs' channel filter unless they name one
   beast::flat_buffer buffer_;
   Request req_;
 };
@@ -241,8 +248,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 class WebServer::Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(asio::io_context& io, const tcp::endpoint& at, StreamDirectory& streams,
-       const std::vector<std::string>& allow_origins)
-      : acceptor_(io), streams_(streams), origins_(std::make_shared<OriginPolicy>()) {
+       const std::vector<std::string>& allow_origins, std::string channel)
+      : acceptor_(io),
+        streams_(streams),
+        origins_(std::make_shared<OriginPolicy>()),
+        channel_(std::move(channel)) {
     for (const std::string& a : allow_origins) {
       auto o = parse_origin(a);
       if (!o)
@@ -260,7 +270,8 @@ class WebServer::Impl : public std::enable_shared_from_this<Impl> {
     acceptor_.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        std::make_shared<HttpSession>(std::move(s), self->streams_, self->origins_)->start();
+        std::make_shared<HttpSession>(std::move(s), self->streams_, self->origins_, self->channel_)
+            ->start();
       } else {
         spdlog::warn("accept: {}", ec.message());
       }
@@ -271,11 +282,12 @@ class WebServer::Impl : public std::enable_shared_from_this<Impl> {
   tcp::acceptor acceptor_;
   StreamDirectory& streams_;
   std::shared_ptr<OriginPolicy> origins_;
+  std::string channel_;
 };
 
 WebServer::WebServer(asio::io_context& io, const tcp::endpoint& at, StreamDirectory& streams,
-                     const std::vector<std::string>& allow_origins)
-    : impl_(std::make_shared<Impl>(io, at, streams, allow_origins)) {
+                     const std::vector<std::string>& allow_origins, const std::string& channel)
+    : impl_(std::make_shared<Impl>(io, at, streams, allow_origins, channel)) {
   impl_->accept();
 }
 

@@ -1,7 +1,8 @@
 // fbview's HTTP and WebSocket server (Boost.Beast on one Asio thread):
 //   GET /                 the page (embedded in the binary)
 //   GET /api/streams      the streams on offer, as JSON
-//   GET /ws?stream=NAME   WebSocket: frames for one tab (see view_socket.hpp)
+//   GET /ws?stream=NAME[&channel=C]   WebSocket: frames for one tab (see view_socket.hpp); C
+//                         shows one channel of a sequence only (default: `channel`)
 // Anything else gets a JSON error with the right status; a bad request never stops the server.
 //
 // A browser lets any page open a WebSocket to any address, and names the page in `Origin`.
@@ -24,9 +25,11 @@ namespace framebroker::fbview {
 class WebServer {
  public:
   // Binds and listens at once (throws boost::system::system_error, e.g. address in use;
-  // std::invalid_argument for a malformed origin).
+  // std::invalid_argument for a malformed origin). `channel`: the channel filter of a tab that
+  // names none (empty: every channel).
   WebServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at,
-            StreamDirectory& streams, const std::vector<std::string>& allow_origins = {});
+            StreamDirectory& streams, const std::vector<std::string>& allow_origins = {},
+            const std::string& channel = "");
   ~WebServer();
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   void stop();
