@@ -53,6 +53,10 @@ json load_json(const std::string& dataset, const std::string& file) {
 }
 
 void take_format(const json& summary, const std::string& file, DatasetInfo& info) {
+  if (const auto sq = summary.find("sequence"); sq != summary.end() && sq->is_object())
+    throw std::runtime_error(
+        "cannot replay " + file + ": it holds sequence " + sq->value("axes", std::string()) +
+        " saved with its dimensions (t, c, z); fbreplay replays flat (t, y, x) datasets only");
   info.stream = field<std::string>(summary, "stream", file);
   info.pixel_type = field<std::string>(summary, "pixel_type", file);
   info.width = field<uint32_t>(summary, "width", file);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -53,6 +54,79 @@ void format_provenance(char (&out)[kProvenanceMax], const FrameRecord& f) {
   if (f.source_stream.empty()) return;
   std::snprintf(out, kProvenanceMax, ",\"source_stream\":\"%.*s\",\"source_seq\":%" PRId64,
                 int(f.source_stream.size()), f.source_stream.data(), f.source_seq);
+}
+
+void format_sequence_members(char (&out)[kSequenceMembersMax], const DatasetInfo& info,
+                             const FrameRecord& f) {
+  out[0] = '\0';
+  if (!info.sequence) return;
+  int n =
+      std::snprintf(out, kSequenceMembersMax, ",\"position\":%" PRId64 ",\"index\":{", f.position);
+  const char* sep = "";
+  for (const char a : info.sequence->order) {
+    if (a != 't' && a != 'c' && a != 'z') continue;
+    const uint32_t v = a == 't' ? f.t : a == 'c' ? f.c : f.z;
+    n += std::snprintf(out + n, kSequenceMembersMax - size_t(n), "%s\"%c\":%u", sep, a, v);
+    sep = ",";
+  }
+  std::snprintf(out + n, kSequenceMembersMax - size_t(n), "}");
+}
+
+void SequencePlanes::reset(const SequenceInfo& s) {
+  written_.assign(s.planes(), false);
+  written_count_ = 0;
+}
+
+void SequencePlanes::mark(uint64_t plane) {
+  if (plane < written_.size() && !written_[plane]) {
+    written_[plane] = true;
+    ++written_count_;
+  }
+}
+
+nlohmann::json SequencePlanes::json(const SequenceInfo& s, const MissedSeqs& missed,
+                                    bool final) const {
+  using nlohmann::json;
+  json sizes = json::object();
+  for (const char a : s.order) sizes[std::string(1, a)] = s.size(a);
+  json meta = nullptr;
+  if (!s.metadata.empty()) {
+    meta = json::parse(s.metadata, nullptr, false);
+    if (meta.is_discarded()) meta = s.metadata;  // the broker checked it; kept as text if not
+  }
+  json positions = json::array();
+  std::vector<bool> listed(written_.size(), false);
+  json missing = json::array();
+  for (const auto& [first, count] : missed.ranges()) {
+    for (uint64_t q = std::max(first, s.first_seq); q < first + count; ++q) {
+      const uint64_t pos = q - s.first_seq;
+      if (pos >= written_.size()) break;
+      positions.push_back(pos);
+      const auto [t, c, z] = s.tcz_of_place(pos);
+      const uint64_t plane = s.plane(t, c, z);
+      if (!final && !written_[plane]) listed[plane] = true;
+    }
+  }
+  for (uint64_t p = 0; p < written_.size(); ++p)
+    if (final ? !written_[p] : bool(listed[p])) {
+      const auto [t, c, z] = s.tcz_of_plane(p);
+      missing.push_back({t, c, z});
+    }
+  return {{"id", s.id},
+          {"axes", s.axes},
+          {"order", s.order},
+          {"sizes", sizes},
+          {"channels", s.channels},
+          {"z_step_um", s.z_step_um > 0 ? json(s.z_step_um) : json(nullptr)},
+          {"interval_ms", s.interval_ms > 0 ? json(s.interval_ms) : json(nullptr)},
+          {"metadata", meta},
+          {"first_seq", s.first_seq},
+          {"planes", written_.size()},
+          {"planes_written", written_count_},
+          {"planes_missing", missing.size()},
+          {"missing_positions", positions},
+          {"missing_axes", {"t", "c", "z"}},
+          {"missing", missing}};
 }
 
 void MissedSeqs::add(uint64_t first, uint64_t count) {

@@ -53,6 +53,31 @@ class MissedSeqs {
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;
 };
 
+// The `,"position":P,"index":{"t":T,"c":C,"z":Z}` members of a sequence frame's index line (the
+// axes of `s` only), or "" outside a sequence. `out` holds 96 bytes.
+constexpr size_t kSequenceMembersMax = 96;
+void format_sequence_members(char (&out)[kSequenceMembersMax], const DatasetInfo& info,
+                             const FrameRecord& f);
+
+// Which planes of a sequence a dataset holds, and its "sequence" metadata entry, which every format
+// writes (Zarr's .zattrs, TIFF's .frames.json, raw's meta.json).
+class SequencePlanes {
+ public:
+  void reset(const SequenceInfo& s);
+  void mark(uint64_t plane);  // in (t, c, z) order
+  uint64_t written() const { return written_count_; }
+  uint64_t missing() const { return written_.size() - written_count_; }
+  // {id, axes, order, sizes, channels, z_step_um, interval_ms, metadata (the JSON object),
+  // planes, planes_written, planes_missing, missing_positions, missing: [[t, c, z], ...]}.
+  // `missed`: the seqs the saver never received; their positions are missing_positions. `final`:
+  // every plane not written is missing; before, only those of missed positions are listed.
+  nlohmann::json json(const SequenceInfo& s, const MissedSeqs& missed, bool final) const;
+
+ private:
+  std::vector<bool> written_;
+  uint64_t written_count_ = 0;
+};
+
 // The summary both sidecar formats share: the dataset, its camera, and the
 // accounting (written + missed = the seqs of the acquisition).
 nlohmann::json summary_json(const char* format, const DatasetInfo& info, uint64_t written,

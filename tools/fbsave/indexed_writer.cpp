@@ -27,6 +27,7 @@ void IndexedWriter::take_info(const DatasetInfo& info) {
   info_ = info;
   row_bytes_ = settle_rows(info_, path_);
   frame_bytes_ = info_.frame_bytes();
+  if (info_.sequence) planes_.reset(*info_.sequence);
 }
 
 void IndexedWriter::check_usable() const {
@@ -47,6 +48,7 @@ int IndexedWriter::write_summary_errno(bool final) {
   nlohmann::json m =
       summary_json(format_, info_, frames_written(), index_.lines(), missed_, final, error_);
   m["dtype"] = numpy_dtype(info_);
+  if (info_.sequence) m["sequence"] = planes_.json(*info_.sequence, missed_, final);
   add_summary_fields(m);
   return write_file_atomic(summary_path_, m.dump(1) + "\n", final);
 }

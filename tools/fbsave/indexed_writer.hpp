@@ -51,6 +51,7 @@ class IndexedWriter : public Writer {
   size_t row_bytes_ = 0, frame_bytes_ = 0;
   FrameIndex index_;
   MissedSeqs missed_;
+  SequencePlanes planes_;  // in a sequence: the planes written
   bool began_ = false, finished_ = false, failed_ = false;
   std::string error_;
 

@@ -27,6 +27,8 @@ void print_summary(const SaveSummary& s, bool json) {
                                 {"elapsed_s", s.elapsed_s},
                                 {"first_seq", s.first_seq ? nlohmann::json(*s.first_seq) : nullptr},
                                 {"last_seq", s.last_seq ? nlohmann::json(*s.last_seq) : nullptr},
+                                {"sequences", s.sequences},
+                                {"frames_outside_sequences", s.outside_sequences},
                                 {"error", s.error.empty() ? nlohmann::json(nullptr)
                                                           : nlohmann::json(s.error)}}
                      .dump()
@@ -50,7 +52,13 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  fbsave sim0 -o run1.ome.zarr --duration 60 --compress lz4\n"
       "  fbsave sim0 -o run1.ome.tif --frames 1000 --start\n"
-      "  fbsave sim0 -o run1/ --format raw\n\n"
+      "  fbsave sim0 -o run1/ --format raw\n"
+      "  fbsave sim0 -o stack.ome.zarr          # then: fbctl start sim0 --axes t=3,c=2,z=20\n"
+      "  fbsave sim0 -o runs.zarr --sequences all\n\n"
+      "A sequence (t, c, z) is saved with its dimensions: Zarr (t, c, z, y, x), OME-TIFF pages in\n"
+      "acquisition order with SizeT/C/Z, raw with each frame's index; each frame goes where its\n"
+      "index says, and the planes no frame came for are listed in the metadata. By default fbsave\n"
+      "ends when the first sequence does.\n\n"
       "Exit codes: 0 saved (also after Ctrl-C), 1 error (the message says which), 2 usage,\n"
       "3 broker not running or lost.",
       "fbsave"};
@@ -78,6 +86,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--start", o.start,
                "start the camera (for N frames with --frames) and stop it at the end");
+  std::string sequences = "first";
+  app.add_option("--sequences", sequences,
+                 "first: end with the first sequence; all: each sequence into PATH/seq-<id> "
+                 "(TIFF: NAME.seq-<id>.ome.tif), frames outside sequences skipped")
+      ->check(CLI::IsMember({"first", "all"}))
+      ->capture_default_str();
   app.add_flag("--overwrite", o.overwrite, "replace an existing output");
   app.add_flag("--json", o.json, "print the summary as JSON on stdout");
   app.add_option("--socket", o.socket,
@@ -90,6 +104,7 @@ int main(int argc, char** argv) {
   }
   // "run1/" names the directory run1 (shells complete directories with the slash).
   while (o.path.size() > 1 && o.path.back() == '/') o.path.pop_back();
+  o.all_sequences = sequences == "all";
   if (!format.empty())
     o.format = format == "zarr" ? Format::Zarr : format == "tiff" ? Format::Tiff : Format::Raw;
   o.compression = compress == "lz4"    ? Compression::Lz4

@@ -1,5 +1,7 @@
 // raw writer: <dir>/frames.raw (frames back to back, rows packed, native
 // little-endian), <dir>/index.jsonl (one line per frame) and <dir>/meta.json.
+// In a sequence the frames stay in arrival order; each index line adds the frame's "position"
+// and "index", and meta.json the "sequence" entry (its missing planes).
 //
 // frames.raw is written with pwrite at explicit offsets, straight from the
 // shared-memory slot. When the frame size is a multiple of 4096 and the
@@ -138,6 +140,7 @@ class RawWriter final : public IndexedWriter {
       index_.drop_last();
       fail(cannot_write(data_path_, err));
     }
+    mark_plane(frame);
     ++written_;
   }
 
@@ -170,7 +173,7 @@ class RawWriter final : public IndexedWriter {
   }
 
  private:
-  static constexpr size_t kIndexLineMax = 384;
+  static constexpr size_t kIndexLineMax = 512;
   static constexpr size_t kMaxBatchFrames = 64;
   static constexpr size_t kMaxBatchBytes = 32u << 20;
 
@@ -179,13 +182,15 @@ class RawWriter final : public IndexedWriter {
     if (frame.hw_timestamp_ns) std::snprintf(hw, sizeof hw, "%" PRIu64, *frame.hw_timestamp_ns);
     char provenance[kProvenanceMax];
     format_provenance(provenance, frame);
+    char sequence[kSequenceMembersMax];
+    format_sequence_members(sequence, info_, frame);
     const int n =
         std::snprintf(line, kIndexLineMax,
                       "{\"t\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"camera_frame_id\":%" PRIu64
                       ",\"offset\":%" PRIu64 ",\"bytes\":%zu,\"mono_ns\":%" PRIu64
-                      ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s%s}\n",
+                      ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s%s%s}\n",
                       t, frame.seq, frame.camera_frame_id, off, frame_bytes_, frame.mono_ns,
-                      frame.realtime_ns, hw, provenance);
+                      frame.realtime_ns, hw, provenance, sequence);
     return std::min(size_t(n), kIndexLineMax - 1);
   }
 
@@ -213,12 +218,17 @@ class RawWriter final : public IndexedWriter {
       w = ::pwritev(fd_direct_, iov_.data(), int(iov_.size()), off_t(off));
     } while (w < 0 && errno == EINTR);
     if (w == ssize_t(total)) {
+      for (const FrameRecord& f : group) mark_plane(f);
       written_ += group.size();
       return true;
     }
     [[maybe_unused]] int r = ::ftruncate(fd_buf_, off_t(off));
     index_.drop_last();
     return false;
+  }
+
+  void mark_plane(const FrameRecord& f) {
+    if (info_.sequence) planes_.mark(info_.sequence->plane(f.t, f.c, f.z));
   }
 
   uint64_t frames_written() const override { return written_; }

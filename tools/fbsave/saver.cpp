@@ -7,11 +7,14 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "fbsave/file_io.hpp"
 #include "framebroker/client.hpp"
 
 namespace framebroker::fbsave {
@@ -67,8 +70,39 @@ class FrameQueue {
   bool closed_ = false;
 };
 
+// The writers' copy of a sequence. Refuses what fbsave cannot write yet.
+SequenceInfo sequence_info(const Sequence& sq) {
+  const SequenceSpec& spec = sq.spec;
+  if (spec.size('p') > 1)
+    throw std::runtime_error("sequence " + std::to_string(sq.id) + " (" + spec.axes_text() +
+                             ") has " + std::to_string(spec.size('p')) +
+                             " stage positions; fbsave cannot save a position axis p yet (save "
+                             "one position per sequence)");
+  SequenceInfo s;
+  s.id = sq.id;
+  s.first_seq = sq.first_seq;
+  s.axes = spec.axes_text();
+  s.order = spec.order();
+  s.t = spec.size('t');
+  s.c = spec.size('c');
+  s.z = spec.size('z');
+  s.channels = spec.channels;
+  s.z_step_um = spec.z_step_um;
+  s.interval_ms = spec.interval_ms;
+  s.metadata = spec.metadata;
+  return s;
+}
+
+// The sequence a frame belongs to, or null.
+std::shared_ptr<const Sequence> sequence_of(const Frame& f, const Subscription& sub) {
+  if (auto sq = f.sequence()) return sq;
+  const uint64_t id = f.meta().sequence_id();
+  if (auto sq = sub.sequence(); id != 0 && sq && sq->id == id) return sq;
+  return nullptr;
+}
+
 DatasetInfo dataset_info(const SaveOptions& o, const Frame& f,
-                         std::map<std::string, std::string> props) {
+                         std::map<std::string, std::string> props, const Sequence* sequence) {
   DatasetInfo info;
   info.stream = o.stream;
   info.camera = o.stream;
@@ -99,6 +133,12 @@ DatasetInfo dataset_info(const SaveOptions& o, const Frame& f,
   info.compression = o.compression;
   info.clevel = o.clevel;
   info.chunk_frames = o.chunk_frames;
+  if (sequence) {
+    if (info.samples != 1)
+      throw std::runtime_error("fbsave cannot save a sequence of " + info.pixel_type +
+                               " frames yet (one sample per pixel only)");
+    info.sequence = sequence_info(*sequence);
+  }
   return info;
 }
 
@@ -190,6 +230,12 @@ class WriterThread {
         r.source_stream = m.source_stream()->string_view();
         r.source_seq = m.source_seq();
       }
+      if (const int64_t pos = f.sequence_position(); pos >= 0) {
+        r.position = pos;
+        r.t = f.index('t').value_or(0);
+        r.c = f.index('c').value_or(0);
+        r.z = f.index('z').value_or(0);
+      }
     }
     flush_records();
   }
@@ -234,6 +280,15 @@ const char* to_string(Format f) {
   return "?";
 }
 
+std::string sequence_path(Format format, const std::string& root, uint64_t id) {
+  const std::string name = "seq-" + std::to_string(id);
+  if (format != Format::Tiff) return root + "/" + name;
+  for (const char* ext : {".ome.tiff", ".ome.tif", ".tiff", ".tif"})
+    if (ends_with(root, ext))
+      return root.substr(0, root.size() - std::strlen(ext)) + "." + name + ext;
+  return root + "." + name + ".ome.tif";
+}
+
 Format format_for_path(const std::string& path) {
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -242,10 +297,36 @@ Format format_for_path(const std::string& path) {
   return Format::Raw;
 }
 
+namespace {
+
+// --sequences all: <path> is a group (Zarr: .zgroup; raw: a directory) of one dataset per
+// sequence; TIFF files sit beside each other. Zarr's root .zattrs lists them.
+void prepare_group(Format format, const SaveOptions& o) {
+  if (format == Format::Tiff) return;
+  std::error_code ec;
+  fs::create_directories(o.path, ec);
+  if (ec) throw std::runtime_error("cannot create " + o.path + ": " + ec.message());
+  if (format == Format::Zarr) {
+    if (const int e = write_file_atomic(o.path + "/.zgroup", "{\"zarr_format\": 2}\n", false))
+      throw std::runtime_error(cannot_write(o.path + "/.zgroup", e));
+  }
+}
+
+void list_group(Format format, const SaveOptions& o, const nlohmann::json& sequences) {
+  if (format != Format::Zarr) return;
+  const nlohmann::json attrs = {
+      {"framebroker", {{"version", 1}, {"stream", o.stream}, {"sequences", sequences}}}};
+  if (const int e = write_file_atomic(o.path + "/.zattrs", attrs.dump(1) + "\n", false))
+    throw std::runtime_error(cannot_write(o.path + "/.zattrs", e));
+}
+
+}  // namespace
+
 SaveSummary run_save(const SaveOptions& o) {
   const Format format = o.format.value_or(format_for_path(o.path));
   SaveSummary summary{o.path, to_string(format), o.stream};
   prepare_output(o);
+  if (o.all_sequences) prepare_group(format, o);
 
   ConnectOptions co;
   co.socket_path = o.socket;
@@ -266,6 +347,10 @@ SaveSummary run_save(const SaveOptions& o) {
   const bool progress = !o.json && isatty(STDERR_FILENO);
   std::atomic<bool> failed{false};
   std::unique_ptr<WriterThread> wt;
+  std::shared_ptr<const Sequence> seq;        // the open dataset's sequence (null: none)
+  std::optional<uint64_t> ds_first, ds_last;  // the open dataset's first and last seq
+  bool any_dataset = false;
+  nlohmann::json group = nlohmann::json::array();  // --sequences all: the datasets written
   const auto t0 = Clock::now();
   auto last_progress = t0, last_frame = t0;
   const auto end = o.duration_s ? t0 + std::chrono::duration_cast<Clock::duration>(
@@ -275,22 +360,94 @@ SaveSummary run_save(const SaveOptions& o) {
     if (!summary.last_seq) return uint64_t(0);
     return *summary.last_seq - expected_first.value_or(*summary.first_seq) + 1;
   };
+
+  // A dataset for the frame `f` (of the sequence `sq`, or of none).
+  auto open_dataset = [&](const Frame& f, std::shared_ptr<const Sequence> sq) {
+    std::string path = o.path;
+    if (o.all_sequences) {
+      path = sequence_path(format, o.path, sq->id);
+      std::error_code ec;
+      if (fs::exists(path, ec)) {
+        if (!o.overwrite)
+          throw std::runtime_error(path + " already exists; pass --overwrite to replace it");
+        fs::remove_all(path, ec);
+      }
+    }
+    auto writer = make_writer(format, path);
+    writer->begin(dataset_info(o, f, props, sq.get()));
+    if (sq && f.seq() > sq->first_seq)  // the sequence's first positions never came
+      writer->missed(sq->first_seq, f.seq() - sq->first_seq);
+    else if (!sq && expected_first && f.seq() > *expected_first)
+      writer->missed(*expected_first, f.seq() - *expected_first);
+    wt = std::make_unique<WriterThread>(std::move(writer), summary, failed);
+    seq = std::move(sq);
+    ds_first = f.seq();
+    ds_last.reset();
+    any_dataset = true;
+    if (seq) summary.sequences.push_back(seq->id);
+    if (o.all_sequences) {
+      group.push_back({{"id", seq->id},
+                       {"axes", seq->spec.axes_text()},
+                       {"path", fs::path(path).filename().string()}});
+      list_group(format, o, group);
+    }
+  };
+  // Finishes the open dataset; `sq_end`: how its sequence ended, if it did.
+  auto close_dataset = [&](std::optional<SequenceEnd> sq_end) {
+    wt->join();
+    auto& w = wt->writer();
+    // Frames announced for this acquisition that never came are missed too.
+    if (ds_last && summary.error.empty() && !g_stop) {
+      uint64_t end_seq = 0;
+      if (seq && sq_end && sq_end->id == seq->id)
+        end_seq = seq->first_seq + sq_end->frames + sq_end->missed;
+      else if (!seq && o.frames)
+        end_seq = expected_first.value_or(*ds_first) + *o.frames;
+      if (end_seq > *ds_last + 1) w.missed(*ds_last + 1, end_seq - *ds_last - 1);
+    }
+    try {
+      w.finish();
+    } catch (const std::exception& e) {
+      if (summary.error.empty()) summary.error = e.what();
+    }
+    const auto t = w.totals();
+    summary.written += t.written;
+    summary.missed += t.missed;
+    summary.bytes += t.bytes;
+    wt.reset();
+  };
+
   try {
     while (!g_stop && !failed && Clock::now() < end && (!o.frames || covered() < *o.frames)) {
       auto f = sub.next(std::chrono::milliseconds(100));
       const auto now = Clock::now();
       if (f) {
+        auto sq = sequence_of(*f, sub);
+        if (wt && seq && (!sq || sq->id != seq->id)) {
+          close_dataset(sub.sequence_end());  // its sequence is over
+          if (!o.all_sequences) break;
+        }
         if (!wt) {
-          auto writer = make_writer(format, o.path);
-          writer->begin(dataset_info(o, *f, props));
-          if (expected_first && f->seq() > *expected_first)
-            writer->missed(*expected_first, f->seq() - *expected_first);
-          wt = std::make_unique<WriterThread>(std::move(writer), summary, failed);
+          if (o.all_sequences && !sq) {
+            ++summary.outside_sequences;  // --sequences all saves sequences only
+            continue;
+          }
+          try {
+            open_dataset(*f, std::move(sq));
+          } catch (const std::exception& e) {
+            if (!any_dataset) throw;
+            summary.error = e.what();
+            break;
+          }
         }
         if (!summary.first_seq) summary.first_seq = f->seq();
         summary.last_seq = f->seq();
+        ds_last = f->seq();
         last_frame = now;
         wt->queue().push(std::move(*f));
+      } else if (auto sq_end = sub.sequence_end(); wt && seq && sq_end && sq_end->id == seq->id) {
+        close_dataset(sq_end);  // the sequence finished: every frame of it is here
+        if (!o.all_sequences) break;
       } else if (sub.ended()) {
         break;  // a published stream's producer finished: every frame it made is here
       } else if (o.start && now - last_frame > std::chrono::milliseconds(250)) {
@@ -304,34 +461,17 @@ SaveSummary run_save(const SaveOptions& o) {
         const auto t = wt->writer().totals();
         const double dt = std::chrono::duration<double>(now - t0).count();
         std::fprintf(stderr, "\r%s: %llu frames  %.1f MB/s  missed %llu  queue %zu   ",
-                     o.path.c_str(), (unsigned long long)t.written, double(t.bytes) / dt / 1e6,
-                     (unsigned long long)t.missed, wt->queue().depth());
+                     o.path.c_str(), (unsigned long long)(summary.written + t.written),
+                     double(summary.bytes + t.bytes) / dt / 1e6,
+                     (unsigned long long)(summary.missed + t.missed), wt->queue().depth());
         last_progress = now;
       }
     }
   } catch (const Error& e) {
-    if (!wt) throw;
+    if (!any_dataset) throw;
     summary.error = e.what();  // e.g. the broker went away: keep what was written
   }
-  if (wt) {
-    wt->join();
-    auto& w = wt->writer();
-    // Frames announced for this acquisition that never came are missed too.
-    if (summary.last_seq && o.frames && summary.error.empty() && !g_stop) {
-      const uint64_t end_seq = expected_first.value_or(*summary.first_seq) + *o.frames;
-      if (end_seq > *summary.last_seq + 1)
-        w.missed(*summary.last_seq + 1, end_seq - *summary.last_seq - 1);
-    }
-    try {
-      w.finish();
-    } catch (const std::exception& e) {
-      if (summary.error.empty()) summary.error = e.what();
-    }
-    const auto t = w.totals();
-    summary.written = t.written;
-    summary.missed = t.missed;
-    summary.bytes = t.bytes;
-  }
+  if (wt) close_dataset(sub.sequence_end());
   if (o.start) {
     try {
       client.camera(o.stream).stop();
@@ -339,7 +479,7 @@ SaveSummary run_save(const SaveOptions& o) {
       // the broker is gone; nothing to stop
     }
   }
-  if (!wt && summary.error.empty() && !g_stop)
+  if (!any_dataset && summary.error.empty() && !g_stop)
     summary.error = "no frame arrived from " + o.stream + "; nothing was written";
   if (progress) std::fprintf(stderr, "\n");
   summary.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "fbsave/writer.hpp"
 
@@ -16,6 +17,9 @@ enum class Format { Zarr, Tiff, Raw };
 const char* to_string(Format f);
 // .zarr / .ome.zarr -> zarr; .tif / .tiff / .ome.tif(f) -> tiff; else raw.
 Format format_for_path(const std::string& path);
+// --sequences all: where sequence `id` goes under `root` (root/seq-<id>, or for TIFF
+// run.seq-<id>.ome.tif beside run.ome.tif).
+std::string sequence_path(Format format, const std::string& root, uint64_t id);
 
 struct SaveOptions {
   std::string stream;
@@ -27,6 +31,9 @@ struct SaveOptions {
   int clevel = 5;
   uint32_t chunk_frames = 16;
   bool start = false;
+  // false: the first sequence's frames only (or, if the first frame belongs to none, every frame);
+  // true: each sequence into its own dataset under `path`, frames outside sequences skipped.
+  bool all_sequences = false;
   bool overwrite = false;
   bool json = false;
   std::string socket, instance = "default";
@@ -36,6 +43,8 @@ struct SaveSummary {
   std::string path, format, stream;
   uint64_t written = 0, missed = 0, bytes = 0;
   std::optional<uint64_t> first_seq, last_seq;
+  std::vector<uint64_t> sequences;  // the ids of the sequences saved
+  uint64_t outside_sequences = 0;   // --sequences all: frames skipped, outside any sequence
   double elapsed_s = 0;
   std::string error;  // empty when the save ended well
 };

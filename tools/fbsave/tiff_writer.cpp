@@ -1,5 +1,7 @@
 // OME-TIFF writer: one BigTIFF page per frame, OME-XML in page 0, plus the
-// framebroker metadata next to it:
+// framebroker metadata next to it (in a sequence: one page per plane, in acquisition order, with
+// the DimensionOrder that says so, zero pages for the planes no frame came for, and the
+// "sequence" entry in the summary):
 //   <path>.frames.jsonl  one line per page (seq, camera frame id, timestamps),
 //                        appended, flushed at checkpoint();
 //   <path>.frames.json   the summary (stream, camera and its properties,
@@ -127,6 +129,7 @@ class TiffWriter final : public IndexedWriter {
                                std::to_string(info.bytes_per_sample));
     take_info(info);
     if (info_.stride != row_bytes_) pack_buf_.resize(frame_bytes_);  // once, reused per frame
+    if (info_.sequence) zero_page_.assign(frame_bytes_, std::byte{0});
 
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error(cannot_write(path_, errno));
@@ -152,16 +155,35 @@ class TiffWriter final : public IndexedWriter {
   void write(const FrameRecord& frame) override {
     check_usable();
     check_frame_bytes(info_, row_bytes_, frame, path_);
+    if (pages_ == 0 && !has_first_time_) first_realtime_ns_ = frame.realtime_ns;
+    has_first_time_ = true;
+    if (info_.sequence) {
+      // Pages in acquisition order: the planes skipped so far are zero pages.
+      const SequenceInfo& s = *info_.sequence;
+      const uint64_t page = s.place(frame.t, frame.c, frame.z);
+      if (!s.holds(frame.t, frame.c, frame.z) || page < pages_) {
+        unplaced_.push_back({{"seq", frame.seq},
+                             {"position", frame.position},
+                             {"index", {frame.t, frame.c, frame.z}}});
+        return;
+      }
+      while (pages_ < page) write_page(nullptr);
+    }
+    write_page(&frame);
+  }
+
+  // The next page: `frame`'s pixels, or zeros for a plane of the sequence no frame came for.
+  void write_page(const FrameRecord* frame) {
     const uint64_t page = pages_;
-    if (page == 0) first_realtime_ns_ = frame.realtime_ns;
     // The page's index line reaches the file before the page does: on a full
     // disk either both are there or neither, so every page stays described.
-    append_index_line(frame, page);
+    if (frame) append_index_line(*frame, page);
     try {
       set_page_tags(page);
-      const void* src = frame.pixels.data();
-      if (info_.stride != row_bytes_) {
-        pack_rows(info_, row_bytes_, frame.pixels.data(), pack_buf_.data());
+      const void* src = zero_page_.data();
+      if (frame) src = frame->pixels.data();
+      if (frame && info_.stride != row_bytes_) {
+        pack_rows(info_, row_bytes_, frame->pixels.data(), pack_buf_.data());
         src = pack_buf_.data();
       }
       // Uncompressed: the raw strip is the pixels; libtiff writes it without a copy.
@@ -171,26 +193,34 @@ class TiffWriter final : public IndexedWriter {
       if (!TIFFWriteDirectory(tif_))
         fail_now("writing the directory of page " + std::to_string(page));
     } catch (...) {
-      index_.drop_last();
+      if (frame) index_.drop_last();
       throw;
     }
     after_page_written(page);
+    if (!frame)
+      ++zero_pages_;
+    else if (info_.sequence)
+      planes_.mark(info_.sequence->plane(frame->t, frame->c, frame->z));
     ++pages_;
     good_size_ = size_;
   }
 
   void append_index_line(const FrameRecord& frame, uint64_t page) {
-    char line[384];
+    char line[512];
     char hw[32] = "null";
     if (frame.hw_timestamp_ns) std::snprintf(hw, sizeof hw, "%" PRIu64, *frame.hw_timestamp_ns);
     char provenance[kProvenanceMax];
     format_provenance(provenance, frame);
-    const int n = std::snprintf(
-        line, sizeof line,
-        "{\"page\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"camera_frame_id\":%" PRIu64
-        ",\"mono_ns\":%" PRIu64 ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s%s}\n",
-        page, frame.seq, frame.camera_frame_id, frame.mono_ns, frame.realtime_ns, hw, provenance);
-    if (const int e = index_.append(line, size_t(n))) fail(cannot_write(index_path_, e));
+    char sequence[kSequenceMembersMax];
+    format_sequence_members(sequence, info_, frame);
+    const int n = std::snprintf(line, sizeof line,
+                                "{\"page\":%" PRIu64 ",\"seq\":%" PRIu64
+                                ",\"camera_frame_id\":%" PRIu64 ",\"mono_ns\":%" PRIu64
+                                ",\"realtime_ns\":%" PRIu64 ",\"hw_timestamp_ns\":%s%s%s}\n",
+                                page, frame.seq, frame.camera_frame_id, frame.mono_ns,
+                                frame.realtime_ns, hw, provenance, sequence);
+    if (const int e = index_.append(line, std::min(size_t(n), sizeof line - 1)))
+      fail(cannot_write(index_path_, e));
   }
 
   void checkpoint() override {
@@ -204,6 +234,13 @@ class TiffWriter final : public IndexedWriter {
   void close_data(FinishErrors& errors) override {
     auto note = [&](const std::string& m) { errors.note(m); };
     const bool had_failed = errors.had_failed();
+    if (tif_ && info_.sequence && !had_failed) {
+      try {  // the planes after the last frame that came
+        while (pages_ < info_.sequence->planes()) write_page(nullptr);
+      } catch (const std::exception& e) {
+        note(e.what());
+      }
+    }
     if (tif_) {
       if (!had_failed && !TIFFFlush(tif_)) note(error_message("flushing"));
       if (failed_) poisoned_ = true;  // TIFFClose must not add to a failed file
@@ -299,14 +336,19 @@ class TiffWriter final : public IndexedWriter {
          "Creator=\"framebroker fbsave\">";
     x += "<Image ID=\"Image:0\" Name=\"" + xml_escape(info_.stream) + "\">";
     x += "<AcquisitionDate>" + iso8601_utc(first_realtime_ns_) + "</AcquisitionDate>";
-    x += "<Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"";
-    x += ome_type(info_);
-    x += "\" SizeX=\"" + std::to_string(info_.width) + "\" SizeY=\"" +
-         std::to_string(info_.height) + "\" SizeC=\"" + std::to_string(info_.samples) +
-         "\" SizeZ=\"1\" SizeT=\"" + N + "\" BigEndian=\"false\" Interleaved=\"" +
-         (info_.samples > 1 ? "true" : "false") + "\">";
-    x += "<Channel ID=\"Channel:0:0\" SamplesPerPixel=\"" + std::to_string(info_.samples) + "\"/>";
-    x += "<TiffData IFD=\"0\" PlaneCount=\"" + N + "\"/>";
+    if (info_.sequence) {
+      sequence_pixels(x);
+    } else {
+      x += "<Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"";
+      x += ome_type(info_);
+      x += "\" SizeX=\"" + std::to_string(info_.width) + "\" SizeY=\"" +
+           std::to_string(info_.height) + "\" SizeC=\"" + std::to_string(info_.samples) +
+           "\" SizeZ=\"1\" SizeT=\"" + N + "\" BigEndian=\"false\" Interleaved=\"" +
+           (info_.samples > 1 ? "true" : "false") + "\">";
+      x +=
+          "<Channel ID=\"Channel:0:0\" SamplesPerPixel=\"" + std::to_string(info_.samples) + "\"/>";
+      x += "<TiffData IFD=\"0\" PlaneCount=\"" + N + "\"/>";
+    }
     x += "</Pixels><AnnotationRef ID=\"Annotation:0\"/></Image>";
     x += "<StructuredAnnotations><MapAnnotation ID=\"Annotation:0\" "
          "Namespace=\"framebroker.fbsave\"><Value>";
@@ -318,11 +360,47 @@ class TiffWriter final : public IndexedWriter {
     m("pixel_type", info_.pixel_type);
     m("frames_summary", std::filesystem::path(summary_path_).filename().string());
     m("frames_index", std::filesystem::path(index_path_).filename().string());
+    if (info_.sequence) {
+      m("sequence.id", std::to_string(info_.sequence->id));
+      m("sequence.axes", info_.sequence->axes);
+      m("sequence.order", info_.sequence->order);
+      m("sequence.missing", "listed in " +
+                                std::filesystem::path(summary_path_).filename().string() +
+                                " (sequence.missing); their pages are zeros");
+    }
     for (const auto& [k, v] : info_.camera_properties) m("camera." + k, v);
     x += "</Value></MapAnnotation></StructuredAnnotations>";
     if (x.size() + 6 < pad_to) x.append(pad_to - 6 - x.size(), ' ');
     x += "</OME>";
     return x;
+  }
+
+  // A sequence's Pixels: its sizes from the start, DimensionOrder from its acquisition order (so
+  // that the pages, written in that order, are in DimensionOrder), one Channel per channel.
+  void sequence_pixels(std::string& x) const {
+    const SequenceInfo& s = *info_.sequence;
+    std::string order = "XY";
+    for (const char a : std::string("ZCT"))  // axes the sequence lacks (size 1), innermost
+      if (s.order.find(char(a + 32)) == std::string::npos) order += a;
+    for (size_t i = s.order.size(); i-- > 0;)
+      if (s.order[i] != 'p') order += char(s.order[i] - 32);
+    const std::string planes = std::to_string(s.planes());
+    x += "<Pixels ID=\"Pixels:0\" DimensionOrder=\"" + order + "\" Type=\"";
+    x += ome_type(info_);
+    x += "\" SizeX=\"" + std::to_string(info_.width) + "\" SizeY=\"" +
+         std::to_string(info_.height) + "\" SizeZ=\"" + std::to_string(s.z) + "\" SizeC=\"" +
+         std::to_string(s.c) + "\" SizeT=\"" + std::to_string(s.t) + "\"";
+    if (s.z_step_um > 0)
+      x += " PhysicalSizeZ=\"" + std::to_string(s.z_step_um) + "\" PhysicalSizeZUnit=\"µm\"";
+    if (s.interval_ms > 0)
+      x += " TimeIncrement=\"" + std::to_string(s.interval_ms) + "\" TimeIncrementUnit=\"ms\"";
+    x += " BigEndian=\"false\" Interleaved=\"false\">";
+    for (uint32_t c = 0; c < s.c; ++c) {
+      x += "<Channel ID=\"Channel:0:" + std::to_string(c) + "\" SamplesPerPixel=\"1\"";
+      if (c < s.channels.size()) x += " Name=\"" + xml_escape(s.channels[c]) + "\"";
+      x += "/>";
+    }
+    x += "<TiffData IFD=\"0\" PlaneCount=\"" + planes + "\"/>";
   }
 
   void set_page_tags(uint64_t page) {
@@ -395,9 +473,14 @@ class TiffWriter final : public IndexedWriter {
   }
 
   // ---- frames.jsonl and frames.json ----
-  uint64_t frames_written() const override { return pages_; }
+  uint64_t frames_written() const override { return pages_ - zero_pages_; }
 
   void add_summary_fields(nlohmann::json& h) const override {
+    if (info_.sequence) {
+      h["pages"] = pages_.load();
+      h["zero_pages"] = zero_pages_.load();
+      h["unplaced"] = unplaced_;  // frames whose plane was already written: [{seq, index}]
+    }
     h["tiff"] = std::filesystem::path(path_).filename().string();
     h["frames_index"] = std::filesystem::path(index_path_).filename().string();
   }
@@ -433,8 +516,12 @@ class TiffWriter final : public IndexedWriter {
 
   std::vector<std::byte> pack_buf_;
   // Read by totals() from other threads (the saver's progress line).
-  std::atomic<uint64_t> pages_{0};  // complete pages in the file
+  std::atomic<uint64_t> pages_{0};       // complete pages in the file
+  std::atomic<uint64_t> zero_pages_{0};  // of which planes of a sequence no frame came for
   uint64_t first_realtime_ns_ = 0;
+  bool has_first_time_ = false;
+  std::vector<std::byte> zero_page_;  // in a sequence: one zeroed page, reused
+  nlohmann::json unplaced_ = nlohmann::json::array();
 
   int fd_ = -1;
   TIFF* tif_ = nullptr;

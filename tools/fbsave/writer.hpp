@@ -4,6 +4,8 @@
 //   begin(info) once; then write(frame) or write_batch(frames) in seq order
 //   (a batch has consecutive seqs), and missed(seq, n) for each gap; checkpoint() every few
 //   seconds; finish() once.
+// With info.sequence set, every frame carries its index (FrameRecord t, c, z) and the writer
+// places it there; finish() lists the planes no frame came for.
 // write() receives the pixels straight from the shared-memory slot; when it
 // returns, the slot is released, so a writer either writes the bytes out or
 // copies them into a (pre-allocated, reused) chunk buffer before returning.
@@ -12,6 +14,7 @@
 // finish() once more so that what was written stays readable.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,6 +27,51 @@
 namespace framebroker::fbsave {
 
 enum class Compression { None, Lz4, Zstd };
+
+// The acquisition sequence a dataset holds (see docs/fbsave.md, "Sequences"): the saver's copy
+// of the broker's framebroker::Sequence, so that the writers need no client library. Its planes
+// are numbered two ways: in the dataset's (t, c, z) order (z fastest; Zarr's chunks, the
+// "missing" lists) and in acquisition order (`order`'s last axis fastest; TIFF pages).
+struct SequenceInfo {
+  uint64_t id = 0;
+  uint64_t first_seq = 0;  // the seq of position 0
+  std::string axes;        // "t=3,c=2,z=20", in acquisition order
+  std::string order;       // "tcz": the axis letters, outermost first
+  uint32_t t = 1, c = 1, z = 1;
+  std::vector<std::string> channels;  // empty, or one name per channel
+  double z_step_um = 0, interval_ms = 0;
+  std::string metadata;  // a JSON object's text, verbatim, or empty
+
+  uint64_t planes() const { return uint64_t(t) * c * z; }
+  uint32_t size(char axis) const { return axis == 't' ? t : axis == 'c' ? c : axis == 'z' ? z : 1; }
+  bool holds(uint32_t ti, uint32_t ci, uint32_t zi) const { return ti < t && ci < c && zi < z; }
+  // The plane of (t, c, z) in (t, c, z) order.
+  uint64_t plane(uint32_t ti, uint32_t ci, uint32_t zi) const {
+    return (uint64_t(ti) * c + ci) * z + zi;
+  }
+  std::array<uint32_t, 3> tcz_of_plane(uint64_t plane) const {
+    return {uint32_t(plane / z / c), uint32_t(plane / z % c), uint32_t(plane % z)};
+  }
+  // The place of (t, c, z) in acquisition order: its position when the broker set the index.
+  uint64_t place(uint32_t ti, uint32_t ci, uint32_t zi) const {
+    uint64_t p = 0;
+    for (const char a : order)
+      p = p * size(a) + (a == 't' ? ti : a == 'c' ? ci : a == 'z' ? zi : 0);
+    return p;
+  }
+  std::array<uint32_t, 3> tcz_of_place(uint64_t place) const {
+    std::array<uint32_t, 3> out{0, 0, 0};
+    for (size_t i = order.size(); i-- > 0;) {
+      const char a = order[i];
+      const uint32_t n = size(a), v = uint32_t(place % n);
+      place /= n;
+      if (a == 't') out[0] = v;
+      if (a == 'c') out[1] = v;
+      if (a == 'z') out[2] = v;
+    }
+    return out;
+  }
+};
 
 struct DatasetInfo {
   std::string stream;
@@ -39,6 +87,8 @@ struct DatasetInfo {
   Compression compression = Compression::None;
   int clevel = 5;
   uint32_t chunk_frames = 16;  // zarr: K frames per chunk
+  // Set: the frames are one sequence's, each placed by its FrameRecord index (t, c, z, y, x).
+  std::optional<SequenceInfo> sequence;
   size_t frame_bytes() const { return size_t(width) * height * samples * bytes_per_sample; }
 };
 
@@ -52,6 +102,10 @@ struct FrameRecord {
   // source_stream is a stream name, so it goes into JSON as it is.
   std::string_view source_stream;
   int64_t source_seq = -1;
+  // In a sequence (DatasetInfo::sequence): the frame's position and its index (0 on an axis the
+  // sequence does not have).
+  int64_t position = -1;
+  uint32_t t = 0, c = 0, z = 0;
 };
 
 struct Totals {

@@ -20,8 +20,12 @@ void append_number(std::string& s, uint64_t v) {
   s.append(buf, r.ptr);
 }
 
-// (t, y, x) or (t, c, y, x), with `t` first.
-std::vector<uint64_t> dims(const DatasetInfo& info, uint64_t t) {
+// (t, y, x) or (t, c, y, x), with `t` first; a sequence's (t, c, z, y, x), one plane a chunk.
+std::vector<uint64_t> dims(const DatasetInfo& info, uint64_t t, bool chunk) {
+  if (const auto& s = info.sequence) {
+    if (chunk) return {1, 1, 1, info.height, info.width};
+    return {s->t, s->c, s->z, info.height, info.width};
+  }
   std::vector<uint64_t> d{t};
   if (info.samples != 1) d.push_back(info.samples);
   d.push_back(info.height);
@@ -32,6 +36,7 @@ std::vector<uint64_t> dims(const DatasetInfo& info, uint64_t t) {
 }  // namespace
 
 uint32_t chunk_frames(const DatasetInfo& info) {
+  if (info.sequence) return 1;
   return std::max<uint32_t>(1, info.chunk_frames);
 }
 
@@ -48,19 +53,35 @@ const char* blosc_cname(Compression c) {
 }
 
 std::vector<uint64_t> array_shape(const DatasetInfo& info, uint64_t frames) {
-  return dims(info, frames);
+  return dims(info, frames, false);
 }
 
 std::vector<uint64_t> chunk_shape(const DatasetInfo& info) {
-  return dims(info, chunk_frames(info));
+  return dims(info, chunk_frames(info), true);
 }
 
 json multiscales(const DatasetInfo& info, const std::string& version) {
   json axes = json::array({{{"name", "t"}, {"type", "time"}}});
-  if (info.samples != 1) axes.push_back({{"name", "c"}, {"type", "channel"}});
+  json scale = json::array({1.0});
+  if (const auto& s = info.sequence) {
+    if (s->interval_ms > 0) {
+      axes[0]["unit"] = "second";
+      scale[0] = s->interval_ms / 1000;
+    }
+    axes.push_back({{"name", "c"}, {"type", "channel"}});
+    json z = {{"name", "z"}, {"type", "space"}};
+    if (s->z_step_um > 0) z["unit"] = "micrometer";
+    axes.push_back(z);
+    scale.push_back(1.0);
+    scale.push_back(s->z_step_um > 0 ? s->z_step_um : 1.0);
+  } else if (info.samples != 1) {
+    axes.push_back({{"name", "c"}, {"type", "channel"}});
+    scale.push_back(1.0);
+  }
   axes.push_back({{"name", "y"}, {"type", "space"}});
   axes.push_back({{"name", "x"}, {"type", "space"}});
-  const json scale(std::vector<double>(axes.size(), 1.0));
+  scale.push_back(1.0);
+  scale.push_back(1.0);
   json ms = {{"name", info.stream},
              {"axes", axes},
              {"datasets", json::array({{{"path", "0"},
@@ -68,6 +89,26 @@ json multiscales(const DatasetInfo& info, const std::string& version) {
                                          json::array({{{"type", "scale"}, {"scale", scale}}})}}})}};
   if (!version.empty()) ms["version"] = version;
   return json::array({ms});
+}
+
+json omero(const DatasetInfo& info) {
+  const auto& s = *info.sequence;
+  const double max =
+      info.floating ? 1.0 : double((uint64_t(1) << (8 * std::min(info.bytes_per_sample, 4u))) - 1);
+  json channels = json::array();
+  for (uint32_t c = 0; c < s.c; ++c)
+    channels.push_back({{"label", c < s.channels.size() ? s.channels[c] : std::to_string(c)},
+                        {"active", true},
+                        {"color", "FFFFFF"},
+                        {"coefficient", 1},
+                        {"family", "linear"},
+                        {"inverted", false},
+                        {"window", {{"start", 0}, {"end", max}, {"min", 0}, {"max", max}}}});
+  return {
+      {"name", info.stream},
+      {"version", "0.4"},
+      {"channels", channels},
+      {"rdefs", {{"model", s.c > 1 ? "color" : "greyscale"}, {"defaultT", 0}, {"defaultZ", 0}}}};
 }
 
 std::string dump(const json& j) {
@@ -79,9 +120,14 @@ void TextPieces::own(std::string s) {
   views_.push_back(owned_.back());
 }
 
+void FrameTable::set_sequence(const SequenceInfo& s) {
+  sequence_ = s;
+  planes_.reset(s);
+}
+
 void FrameTable::add(const FrameRecord& f) {
-  pending_.push_back(
-      {f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns, f.source_seq});
+  pending_.push_back({f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns,
+                      f.source_seq, f.position, f.t, f.c, f.z});
   if (source_stream_.empty() && !f.source_stream.empty()) source_stream_ = f.source_stream;
 }
 
@@ -93,9 +139,20 @@ void FrameTable::advance(uint64_t frames_on_disk) {
   while (serialized_ < frames_on_disk && !pending_.empty()) {
     const Meta& m = pending_.front();
     if (serialized_ > 0)
-      for (std::string* c :
-           {&col_seq_, &col_cfid_, &col_mono_, &col_real_, &col_hw_, &col_source_seq_})
+      for (std::string* c : {&col_seq_, &col_cfid_, &col_mono_, &col_real_, &col_hw_,
+                             &col_source_seq_, &col_position_, &col_index_})
         c->push_back(',');
+    if (sequence_) {
+      planes_.mark(sequence_->plane(m.t, m.c, m.z));
+      append_number(col_position_, uint64_t(std::max<int64_t>(m.position, 0)));
+      col_index_.push_back('[');
+      append_number(col_index_, m.t);
+      col_index_.push_back(',');
+      append_number(col_index_, m.c);
+      col_index_.push_back(',');
+      append_number(col_index_, m.z);
+      col_index_.push_back(']');
+    }
     append_number(col_seq_, m.seq);
     append_number(col_cfid_, m.camera_frame_id);
     append_number(col_mono_, m.mono_ns);
@@ -158,6 +215,10 @@ void FrameTable::append_attribute(const DatasetInfo& info, bool complete, TextPi
       {"source_stream", source_stream_.empty() ? json(nullptr) : json(source_stream_)},
   };
   if (missed_listed_ > kMissedRangesAbove) fb["missed_ranges"] = missed_ranges();
+  if (sequence_) {
+    fb["frames_expected"] = sequence_->planes();
+    fb["sequence"] = planes_.json(*sequence_, missed_, complete);
+  }
   std::string head = dump(fb);
   head.pop_back();  // its closing brace: the columns follow
   out.own(std::move(head));
@@ -166,11 +227,18 @@ void FrameTable::append_attribute(const DatasetInfo& info, bool complete, TextPi
                                      {R"(],"mono_ns":[)", &col_mono_},
                                      {R"(],"realtime_ns":[)", &col_real_},
                                      {R"(],"hw_timestamp_ns":[)", &col_hw_},
-                                     {R"(],"source_seq":[)", &col_source_seq_},
-                                     {R"(]},"missed_seqs":[)", &missed_text_}}) {
+                                     {R"(],"source_seq":[)", &col_source_seq_}}) {
     out.borrow(name);
     out.borrow(*column);
   }
+  if (sequence_) {  // position and [t, c, z] index of each frame, in the columns' order
+    out.borrow(R"(],"position":[)");
+    out.borrow(col_position_);
+    out.borrow(R"(],"index":[)");
+    out.borrow(col_index_);
+  }
+  out.borrow(R"(]},"missed_seqs":[)");
+  out.borrow(missed_text_);
   out.borrow("]}");
 }
 
@@ -203,12 +271,18 @@ std::string zarray_v2(const DatasetInfo& info, uint64_t frames) {
 }
 
 void zattrs_v2(const DatasetInfo& info, const FrameTable& table, bool complete, TextPieces& out) {
-  out.own(R"({"multiscales":)" + dump(multiscales(info, "0.4")) + R"(,"framebroker":)");
+  std::string head = R"({"multiscales":)" + dump(multiscales(info, "0.4"));
+  if (info.sequence) head += R"(,"omero":)" + dump(omero(info));
+  out.own(head + R"(,"framebroker":)");
   table.append_attribute(info, complete, out);
   out.borrow("}\n");
 }
 
 std::string chunk_key_v2(const DatasetInfo& info, uint64_t chunk) {
+  if (const auto& s = info.sequence) {
+    const auto [t, c, z] = s->tcz_of_plane(chunk);
+    return std::to_string(t) + "." + std::to_string(c) + "." + std::to_string(z) + ".0.0";
+  }
   return std::to_string(chunk) + (info.samples == 1 ? ".0.0" : ".0.0.0");
 }
 

@@ -33,6 +33,9 @@ std::vector<uint64_t> chunk_shape(const DatasetInfo& info);
 // each entry ("0.4"); empty leaves it out (NGFF 0.5 states it once, in the "ome" attribute).
 nlohmann::json multiscales(const DatasetInfo& info, const std::string& version);
 
+// OME-NGFF 0.4 "omero" of a sequence: one channel entry per channel, labelled by its name.
+nlohmann::json omero(const DatasetInfo& info);
+
 // JSON as fbsave writes it: compact, invalid UTF-8 replaced.
 std::string dump(const nlohmann::json& j);
 
@@ -54,6 +57,8 @@ class TextPieces {
 // chunks.
 class FrameTable {
  public:
+  // The dataset is this sequence's: the columns also hold each frame's position and index.
+  void set_sequence(const SequenceInfo& s);
   // A frame given to the writer (in seq order), not yet on disk.
   void add(const FrameRecord& f);
   // Seqs [first_seq, first_seq + count) will never arrive.
@@ -75,6 +80,8 @@ class FrameTable {
     uint64_t seq, camera_frame_id, mono_ns, realtime_ns;
     std::optional<uint64_t> hw_timestamp_ns;
     int64_t source_seq;
+    int64_t position;
+    uint32_t t, c, z;
   };
   nlohmann::json missed_ranges() const;
 
@@ -82,6 +89,9 @@ class FrameTable {
   std::deque<Meta> pending_;
   uint64_t serialized_ = 0;
   std::string col_seq_, col_cfid_, col_mono_, col_real_, col_hw_, col_source_seq_;
+  std::string col_position_, col_index_;  // in a sequence
+  std::optional<SequenceInfo> sequence_;
+  SequencePlanes planes_;
   std::string source_stream_;  // of the first frame that names one
   MissedSeqs missed_;
   size_t missed_range_ = 0;     // missed seqs serialized: ranges()[0, missed_range_) and
@@ -95,7 +105,8 @@ class FrameTable {
 std::string zgroup_v2();
 std::string zarray_v2(const DatasetInfo& info, uint64_t frames);
 void zattrs_v2(const DatasetInfo& info, const FrameTable& table, bool complete, TextPieces& out);
-// A chunk's key in the array's directory: "<t>.0.0" or "<t>.0.0.0".
+// A chunk's key in the array's directory: "<t>.0.0" or "<t>.0.0.0"; in a sequence, `chunk` is
+// the plane in (t, c, z) order and the key "<t>.<c>.<z>.0.0".
 std::string chunk_key_v2(const DatasetInfo& info, uint64_t chunk);
 
 }  // namespace framebroker::fbsave::zarr

@@ -6,6 +6,10 @@
 //                           metadata in columns, missed seqs, counts, camera and its properties)
 //   0/.zarray               shape (T, H, W) or (T, 3, H, W), chunks (K, H, W) or (K, 3, H, W)
 //   0/<i>.0.0[.0]           chunk i: frames [i*K, i*K + K), Blosc-compressed or raw
+// A sequence's dataset (DatasetInfo::sequence) instead has shape (T, C, Z, H, W) from the start,
+// one plane a chunk (K = 1) at the key <t>.<c>.<z>.0.0 of the frame's index, "omero" channels and
+// "framebroker"."sequence" (its missing planes); a plane no frame came for is never written and
+// reads as the fill value.
 // The metadata texts are built in zarr_metadata.cpp; this file decides when they are written.
 //
 // Threads: the caller's thread copies each frame into the current chunk buffer (a pool of
@@ -126,7 +130,7 @@ class ZarrWriter final : public Writer {
   void rethrow_if_failed();
   [[noreturn]] void fail_reported(std::string error);
   void take_buffer();
-  void submit();
+  void submit(uint64_t chunk);
   void run_worker();
   std::string write_chunk(const Job& job);
   std::string chunk_key(uint64_t chunk) const { return zarr::chunk_key_v2(info_, chunk); }
@@ -171,6 +175,12 @@ class ZarrWriter final : public Writer {
 void ZarrWriter::begin(const DatasetInfo& info) {
   if (begun_) throw std::runtime_error("zarr writer for " + path_ + ": begin() called twice");
   info_ = info;
+  if (info.sequence) {
+    if (info.samples != 1)
+      throw std::runtime_error("cannot write " + path_ + ": a sequence of " + info.pixel_type +
+                               " frames (more than one sample per pixel) is not supported");
+    table_.set_sequence(*info.sequence);
+  }
   if (info.bytes_per_sample != 1 && info.bytes_per_sample != 2 && info.bytes_per_sample != 4)
     throw std::runtime_error("cannot write " + path_ + ": " +
                              std::to_string(info.bytes_per_sample) +
@@ -240,10 +250,10 @@ void ZarrWriter::take_buffer() {
   free_.pop_back();
 }
 
-void ZarrWriter::submit() {
+void ZarrWriter::submit(uint64_t chunk) {
   {
     std::lock_guard lk(mu_);
-    jobs_.push_back({cur_, next_chunk_++, in_chunk_});
+    jobs_.push_back({cur_, chunk, in_chunk_});
   }
   job_cv_.notify_one();
   cur_ = -1;
@@ -255,6 +265,11 @@ void ZarrWriter::write(const FrameRecord& f) {
     throw std::runtime_error("zarr writer for " + path_ + ": write() outside begin()..finish()");
   rethrow_if_failed();
   check_frame_bytes(info_, row_bytes_, f, path_);
+  if (info_.sequence && !info_.sequence->holds(f.t, f.c, f.z))
+    throw std::runtime_error("cannot write " + path_ + ": frame seq " + std::to_string(f.seq) +
+                             " has the index t=" + std::to_string(f.t) +
+                             ",c=" + std::to_string(f.c) + ",z=" + std::to_string(f.z) +
+                             ", outside the sequence's " + info_.sequence->axes);
   if (cur_ < 0) take_buffer();
 
   std::byte* dst = pool_[size_t(cur_)].get() + size_t(in_chunk_) * frame_bytes_;
@@ -281,7 +296,9 @@ void ZarrWriter::write(const FrameRecord& f) {
     }
   }
   table_.add(f);
-  if (++in_chunk_ == k_) submit();
+  // In a sequence a chunk is one plane (K = 1), at its index; else the next K frames.
+  if (++in_chunk_ == k_)
+    submit(info_.sequence ? info_.sequence->plane(f.t, f.c, f.z) : next_chunk_++);
 }
 
 void ZarrWriter::missed(uint64_t first_seq, uint64_t count) {
@@ -312,7 +329,7 @@ void ZarrWriter::run_worker() {
       std::lock_guard lk(mu_);
       if (!skip) {
         if (err.empty()) {
-          durable_ = job.chunk * k_ + job.frames;
+          durable_ += job.frames;  // jobs complete in order
         } else if (!failed_) {
           failed_ = true;
           error_ = std::move(err);
