@@ -273,3 +273,48 @@ TEST(FbsaveSequences, AllSequencesGoIntoOneGroup) {
     expect_planes(d, {}, [](uint32_t t, uint32_t, uint32_t z) { return t * 4 + z; });
   }
 }
+
+// A publisher that says which plane each frame is, in an order other than its sequence's: Zarr
+// puts every frame at its index. TIFF, written page after page in acquisition order, cannot go
+// back: it lists the frames it could not place, and their planes as missing (zeros).
+TEST(FbsaveSequences, APublishersExplicitIndicesPlaceTheFrames) {
+  Broker b({"--no-default-camera"});
+  auto client = framebroker::Client::connect({.socket_path = b.socket()});
+  auto pub = client.advertise("made", {.width = 64, .height = 48, .pixel_type = "Mono16"});
+  const std::string zarr = b.runtime_dir() + "/made.ome.zarr";
+  const std::string tiff = b.runtime_dir() + "/made.ome.tif";
+  auto zs = fbsave_async(b, {"made", "-o", zarr});
+  auto ts = fbsave_async(b, {"made", "-o", tiff});
+  wait_subscribed(b, {zs.get(), ts.get()});
+  pub.begin_sequence(SequenceSpec::parse("c=2,z=3", "cz"));
+  for (uint32_t z = 0; z < 3; ++z)  // z outermost, although the sequence says c is
+    for (uint32_t c = 0; c < 2; ++c) {
+      auto loan = pub.loan(5s);
+      ASSERT_TRUE(loan);
+      const uint64_t id = c * 3 + z;  // the counter frame of the plane's acquisition place
+      for (uint32_t y = 0; y < 48; ++y) {
+        auto* row = reinterpret_cast<uint16_t*>(loan->pixels().data() + size_t(y) * pub.stride());
+        for (uint32_t x = 0; x < 64; ++x) row[x] = uint16_t(id + y * 64 + x);
+      }
+      loan->commit({.camera_frame_id = id, .index = {c, z}});
+    }
+  finish(*zs);
+  finish(*ts);
+  auto place = [](uint32_t, uint32_t c, uint32_t z) { return c * 3 + z; };
+  const json dz = read_back("zarr", zarr);
+  EXPECT_EQ(dz["shape"], json({1, 2, 3, 48, 64}));
+  ASSERT_EQ(dz["planes"].size(), 6u);
+  expect_planes(dz, {}, place);
+  EXPECT_TRUE(dz["sequence"]["missing"].empty());
+
+  const json dt = read_back("tiff", tiff);
+  ASSERT_EQ(dt["planes"].size(), 6u);
+  // Arrival: (c, z) = (0,0) (1,0) (0,1) (1,1) (0,2) (1,2); pages go c-major, so (0,1) and (0,2)
+  // come after their pages were passed.
+  const std::set<std::vector<uint32_t>> unplaced = {{0, 0, 1}, {0, 0, 2}};
+  EXPECT_EQ(missing_of(dt["sequence"]), unplaced);
+  expect_planes(dt, unplaced, place);
+  ASSERT_EQ(dt["summary"]["unplaced"].size(), 2u);
+  EXPECT_EQ(dt["summary"]["unplaced"][0]["index"], json({0, 0, 1}));
+  EXPECT_EQ(dt["summary"]["unplaced"][1]["index"], json({0, 0, 2}));
+}
