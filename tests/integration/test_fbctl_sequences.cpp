@@ -176,16 +176,26 @@ TEST(FbctlSequences, BadInputGetsAClearErrorAndStartsNothing) {
 }
 
 TEST(FbctlSequences, StatusShowsProgressOnEachAxisAndMissedFrames) {
-  // A subscriber that holds what it gets and never reads: the ring fills, the camera drops.
+  // Two subscribers that hold what they get and never read, the second joining once the first
+  // filled its holds: between them they hold more than the ring, and the camera drops.
   Broker b({"--no-default-camera", "--camera",
-            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=2000,slots=8,start=false"});
+            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=400,slots=8,start=false"});
   auto client = connect(b);
-  auto stuck = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 4});
+  auto stuck = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
   ASSERT_EQ(b.fbctl({"start", "cam", "--axes", "t=5,z=20"}).exit_code, 0);
   ASSERT_TRUE(b.wait_status([](const json& s) {
-    const json& st = stream_of(s, "cam");
-    return st.contains("sequence") && st["sequence"]["running"] == false;
+    for (const auto& x : subscribers(s))
+      if (x["held"] == 6) return true;
+    return false;
   }));
+  auto other = connect(b);
+  auto stuck_too = other.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
+  ASSERT_TRUE(b.wait_status(
+      [](const json& s) {
+        const json& st = stream_of(s, "cam");
+        return st.contains("sequence") && st["sequence"]["running"] == false;
+      },
+      20s));
   const json seq = stream_of(b.status(), "cam")["sequence"];
   const int missed = seq["missed"];
   EXPECT_GT(missed, 0) << seq.dump();

@@ -126,6 +126,24 @@ TEST(FbsaveSequences, OmeZarrHasTheSequenceAxesAndEveryPlaneAtItsIndex) {
   EXPECT_NE(r.err.find("sequence"), std::string::npos) << r.err;
 }
 
+// The same through the command line, exactly as the issue names it.
+TEST(FbsaveSequences, FbctlStartWithAxesThenFbsaveGivesTczyx) {
+  Broker b(counter_camera(200, 256));
+  const std::string path = b.runtime_dir() + "/named.ome.zarr";
+  auto saver = fbsave_async(b, {"cam", "-o", path, "--frames", "120"});
+  wait_subscribed(b, {saver.get()});
+  const auto started =
+      b.fbctl({"start", "cam", "--frames", "120", "--axes", "t=3,c=2,z=20", "--order", "tcz"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const json summary = finish(*saver);
+  EXPECT_EQ(summary["frames_written"], 120);
+  const json d = read_back("zarr", path);
+  EXPECT_EQ(d["axes"], "tczyx");
+  EXPECT_EQ(d["shape"], json({3, 2, 20, 48, 64}));
+  ASSERT_EQ(d["planes"].size(), 120u);
+  expect_planes(d, {}, tcz_place);
+}
+
 TEST(FbsaveSequences, OmeTiffHasDimensionOrderSizesAndChannelNames) {
   Broker b(counter_camera(200, 256));
   const std::string path = b.runtime_dir() + "/stack.ome.tif";
