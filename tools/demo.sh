@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the product for about fifteen seconds: a broker with its default simulated camera, a
 # processor that publishes a binned stream, a subscriber that prints fps, delivered and dropped,
-# a Python subscriber of the binned stream, then a clean stop.
+# a Python subscriber of the binned stream, an acquisition sequence (t=3, c=2, z=10) saved as
+# OME-Zarr t,c,z,y,x, then a clean stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/install-deps.sh
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-release -j"$(nproc)" --target framebrokerd fbctl fbproc _framebroker
+cmake --build build-release -j"$(nproc)" --target framebrokerd fbctl fbproc fbsave _framebroker
 
 bin=build-release
 runtime=$(mktemp -d /tmp/framebroker-demo.XXXXXX)
@@ -53,6 +54,28 @@ echo
 echo "== fbctl status (published and dropped per stream)"
 "$bin/tools/fbctl" status --socket "$sock"
 echo
+echo "== an acquisition sequence on sim0: t=3, c=2, z=10, saved by fbsave as OME-Zarr"
+"$bin/tools/fbctl" stop sim0 --socket "$sock"
+"$bin/tools/fbsave" sim0 --socket "$sock" -o "$runtime/stack.ome.zarr" --frames 60 &
+save_pid=$!
+for _ in $(seq 100); do
+  "$bin/tools/fbctl" status --socket "$sock" --json 2>/dev/null | grep -q '"role": *"saver"' && break
+  sleep 0.1
+done
+"$bin/tools/fbctl" start sim0 --socket "$sock" --frames 60 --axes t=3,c=2,z=10 --order tcz \
+  --channels 488,561 --z-step 0.5
+wait "$save_pid"
+"$bin/tools/fbctl" status --socket "$sock" | grep "sequence" || true
+/usr/bin/python3 - "$runtime/stack.ome.zarr" <<'PY'
+import sys, zarr
+group = zarr.open_group(sys.argv[1], mode="r")
+ms = group.attrs["multiscales"][0]
+data = group[ms["datasets"][0]["path"]]
+print("python3-zarr reads axes", [a["name"] for a in ms["axes"]], "shape", data.shape,
+      "channels", [c["label"] for c in group.attrs["omero"]["channels"]])
+PY
+echo
+
 echo "== stopping fbproc (its stream ends) and the broker"
 kill -TERM "$proc_pid"
 wait "$proc_pid"
