@@ -12,6 +12,13 @@ shared-memory slot (no copy, read-only), plus camera control and publishing.
 
     cam = client.camera("sim0"); cam.set("Exposure", 5.0); cam.start(frames=100)
 
+    # A sequence: subscribers get sub.sequence before its first frame, frame.index on each.
+    cam.start(axes="t=3,c=2,z=20", order="tcz", channels=["488", "561"], z_step_um=0.5,
+              metadata={"note": "any JSON object"})
+    for frame in sub.sequence_frames():            # the frames of one sequence, then it stops
+        t, c, z = frame.index["t"], frame.index["c"], frame.index["z"]
+    sub.sequence.axes, sub.sequence_end            # {'t': 3, 'c': 2, 'z': 20}, (id, frames, ...)
+
     with client.advertise("sim0.mip", shape=(512, 512), dtype="uint16") as pub:
         with pub.loan(timeout=1.0) as buf:         # a writable numpy view of a slot
             buf[:] = result
@@ -42,6 +49,8 @@ from ._framebroker import (  # noqa: F401  (the public API)
     Loan,
     Publisher,
     Refused,
+    Sequence,
+    SequenceEnd,
     Subscription,
     Timeout,
     UnknownStream,
@@ -50,6 +59,7 @@ from ._framebroker import (  # noqa: F401  (the public API)
 
 __all__ = [
     "connect", "Client", "Camera", "Subscription", "Frame", "Publisher", "Loan", "LoanArray",
+    "Sequence", "SequenceEnd",
     "Error", "BrokerNotRunning", "BrokerLost", "UnknownStream", "Refused", "Timeout",
 ]
 

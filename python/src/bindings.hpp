@@ -45,6 +45,14 @@ py::object advertise_stream(Client& c, const std::string& stream, std::vector<si
                             py::object dtype, std::optional<std::string> pixel_type, uint32_t slots,
                             const std::string& overflow, std::map<std::string, std::string> tags);
 
+// A SequenceSpec from the keywords of Camera.start() and Publisher.begin_sequence(): axes
+// "t=3,c=2,z=20" or a dict {'t': 3, ...} (acquisition order, outermost first), order "tcz"
+// (None: as given), channel names, z step, interval, metadata (a dict, or JSON text). Raises
+// ValueError (std::invalid_argument) with the reason for a bad one.
+SequenceSpec sequence_spec(py::handle axes, const std::optional<std::string>& order,
+                           const std::vector<std::string>& channels, double z_step_um,
+                           double interval_ms, py::handle metadata);
+
 // Waits for `attempt` in slices, with the GIL released, so that other Python threads run and
 // Ctrl-C (a pending signal) interrupts the wait with KeyboardInterrupt. `timeout_s` None: wait
 // until attempt() gives something or `done()` is true.

@@ -31,14 +31,70 @@ py::dict property_dict(const PropertyInfo& p) {
 
 }  // namespace
 
+SequenceSpec sequence_spec(py::handle axes, const std::optional<std::string>& order,
+                           const std::vector<std::string>& channels, double z_step_um,
+                           double interval_ms, py::handle metadata) {
+  std::string text;
+  if (py::isinstance<py::dict>(axes)) {
+    for (auto [name, size] : axes.cast<py::dict>())
+      text += (text.empty() ? "" : ",") + py::str(name).cast<std::string>() + "=" +
+              py::str(size).cast<std::string>();
+  } else if (py::isinstance<py::str>(axes)) {
+    text = axes.cast<std::string>();
+  } else {
+    throw py::value_error("axes must be text like \"t=3,c=2,z=20\" or a dict like {'t': 3, 'c': "
+                          "2, 'z': 20}");
+  }
+  SequenceSpec spec = SequenceSpec::parse(text, order.value_or(""));
+  spec.channels = channels;
+  spec.z_step_um = z_step_um;
+  spec.interval_ms = interval_ms;
+  if (py::isinstance<py::str>(metadata))
+    spec.metadata = metadata.cast<std::string>();
+  else if (!metadata.is_none())
+    spec.metadata = py::module_::import("json").attr("dumps")(metadata).cast<std::string>();
+  spec.check();
+  return spec;
+}
+
 void bind_client(py::module_& m) {
   using Release = py::call_guard<py::gil_scoped_release>;
 
   py::class_<CameraControl>(m, "Camera", "One of the broker's cameras: client.camera(name).")
       .def_property_readonly("name", &CameraControl::name)
-      .def("start", py::overload_cast<std::optional<uint64_t>>(&CameraControl::start),
-           py::arg("frames") = py::none(), Release(),
-           "Start acquiring; frames=N stops after N frames.")
+      .def(
+          "start",
+          [](CameraControl& c, std::optional<uint64_t> frames, py::object axes,
+             std::optional<std::string> order, std::vector<std::string> channels,
+             double z_step_um, double interval_ms, py::object metadata) {
+            if (axes.is_none()) {
+              if (order || !channels.empty() || z_step_um != 0 || interval_ms != 0 ||
+                  !metadata.is_none())
+                throw py::value_error("order, channels, z_step_um, interval_ms and metadata "
+                                      "describe a sequence: give its axes too");
+              py::gil_scoped_release unlocked;
+              c.start(frames);
+              return;
+            }
+            const SequenceSpec spec =
+                sequence_spec(axes, order, channels, z_step_um, interval_ms, metadata);
+            if (frames && *frames != spec.frames())
+              throw py::value_error("frames=" + std::to_string(*frames) + " but the axes " +
+                                    spec.axes_text() + " make " + std::to_string(spec.frames()));
+            py::gil_scoped_release unlocked;
+            c.start(spec);
+          },
+          py::arg("frames") = py::none(), py::kw_only(), py::arg("axes") = py::none(),
+          py::arg("order") = py::none(), py::arg("channels") = std::vector<std::string>{},
+          py::arg("z_step_um") = 0.0, py::arg("interval_ms") = 0.0,
+          py::arg("metadata") = py::none(),
+          R"(Start acquiring; frames=N stops after N frames.
+
+With axes, a sequence: start(axes="t=3,c=2,z=20", order="tcz", channels=["488", "561"],
+z_step_um=0.5, interval_ms=100, metadata={...}) runs 3 x 2 x 20 frames (z fastest here), and
+subscribers get sub.sequence before the first and frame.index on each. axes: text or a dict in
+acquisition order; order: the axis letters outermost first (default: as given); metadata: a
+dict or JSON text (e.g. a useq MDASequence). A bad spec raises ValueError.)")
       .def("stop", &CameraControl::stop, Release())
       .def("snap", &CameraControl::snap, Release(),
            "Acquire one frame from an idle camera (subscribers receive it).")

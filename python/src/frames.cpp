@@ -1,6 +1,7 @@
 // Frame and Subscription. A Frame's array *is* the shared-memory slot: its base is a capsule
 // that shares the hold, so the slot goes back to the broker when the Frame is released (or
 // collected) and every view of its array is gone, never earlier.
+#include <array>
 #include <memory>
 
 #include "bindings.hpp"
@@ -16,6 +17,11 @@ struct PyFrame {
   PixelType pixel_type;
   std::string stream;
   py::object array_cache, meta_cache;
+  // Its place in a sequence: axis letters ("tcz", empty outside one) and index on each.
+  uint64_t sequence_id = 0;
+  int64_t sequence_position = -1;
+  std::string sequence_axes;
+  std::array<uint32_t, 4> sequence_index{};
 
   explicit PyFrame(Frame&& f)
       : frame(std::make_shared<Frame>(std::move(f))),
@@ -26,7 +32,24 @@ struct PyFrame {
         gen(frame->gen()),
         slot(frame->slot()),
         pixel_type(frame->pixel_type()),
-        stream(frame->stream()) {}
+        stream(frame->stream()) {
+    sequence_position = frame->sequence_position();
+    if (sequence_position < 0) return;
+    const meta::FrameMeta& m = frame->meta();
+    sequence_id = m.sequence_id();
+    if (const auto* axes = m.sequence_axes(); axes && axes->size() <= sequence_index.size()) {
+      sequence_axes = axes->str();
+      for (size_t i = 0; i < sequence_axes.size(); ++i)
+        sequence_index[i] = frame->index(sequence_axes[i]).value_or(0);
+    }
+  }
+
+  py::dict index() const {
+    py::dict d;
+    for (size_t i = 0; i < sequence_axes.size(); ++i)
+      d[py::str(std::string(1, sequence_axes[i]))] = sequence_index[i];
+    return d;
+  }
 
   const Frame& held() const {
     if (!frame) throw py::value_error("frame " + std::to_string(seq) + " was released");
@@ -94,20 +117,101 @@ struct PySubscription {
     return sub;
   }
 
-  // A Frame, or None when `timeout_s` passed or the stream ended. None: wait for one.
-  py::object next(std::optional<double> timeout_s) {
+  // A Frame, or None when `timeout_s` passed or the stream ended (also when `until_end`, a
+  // sequence id, finished). None: wait for one. A sequence's end does not end the wait.
+  py::object next(std::optional<double> timeout_s, uint64_t until_end = 0) {
     auto s = open();  // a close() from another thread cannot free it under us
     auto got = wait_interruptibly(
         timeout_s, [&](std::chrono::milliseconds t) { return s->next(t); },
-        [&] { return s->ended(); });
+        [&] {
+          if (s->ended()) return true;
+          const auto end = s->sequence_end();
+          return until_end != 0 && end && end->id == until_end;
+        });
     if (!got) return py::none();
     return py::cast(PyFrame(std::move(*got)));
   }
 };
 
+// sub.sequence_frames(): the frames of the sequence running (or of the next to start) until
+// it finishes; frames outside a sequence are skipped.
+struct SequenceFrames {
+  PySubscription* sub;
+  py::object keep;  // the Python subscription
+  std::optional<double> timeout_s;
+  uint64_t id = 0;  // 0: no sequence yet
+  bool over = false;
+
+  py::object next() {
+    while (!over) {
+      py::object f = sub->next(timeout_s, id);
+      if (f.is_none()) break;
+      const PyFrame& frame = f.cast<const PyFrame&>();
+      if (frame.sequence_position < 0) continue;
+      if (id == 0) id = frame.sequence_id;
+      if (frame.sequence_id == id) return f;
+      break;  // a later sequence: this one is over (its end was not seen)
+    }
+    over = true;
+    throw py::stop_iteration();
+  }
+};
+
+py::object sequence_object(const std::shared_ptr<const Sequence>& s) {
+  return s ? py::cast(Sequence(*s)) : py::object(py::none());
+}
+
 }  // namespace
 
 void bind_frames(py::module_& m) {
+  py::class_<Sequence>(m, "Sequence", R"(An acquisition sequence: sub.sequence.
+
+axes: {'t': 3, 'c': 2, 'z': 20} in acquisition order (outermost first), order: 'tcz', shape:
+(3, 2, 20), channels: the c axis' names, z_step_um and interval_ms (0: not known), metadata:
+the JSON object as a dict (metadata_json: its text, verbatim), first_seq: the seq of its first
+position.)")
+      .def_readonly("id", &Sequence::id)
+      .def_readonly("stream", &Sequence::stream)
+      .def_readonly("first_seq", &Sequence::first_seq)
+      .def_property_readonly("axes",
+                             [](const Sequence& s) {
+                               py::dict d;
+                               for (const auto& a : s.spec.axes)
+                                 d[py::str(std::string(1, a.name))] = a.size;
+                               return d;
+                             })
+      .def_property_readonly("order", [](const Sequence& s) { return s.spec.order(); })
+      .def_property_readonly("axes_text", [](const Sequence& s) { return s.spec.axes_text(); })
+      .def_property_readonly("shape",
+                             [](const Sequence& s) {
+                               py::list l;
+                               for (const auto& a : s.spec.axes) l.append(a.size);
+                               return py::tuple(l);
+                             })
+      .def_property_readonly("frames", [](const Sequence& s) { return s.spec.frames(); })
+      .def_property_readonly("channels", [](const Sequence& s) { return s.spec.channels; })
+      .def_property_readonly("z_step_um", [](const Sequence& s) { return s.spec.z_step_um; })
+      .def_property_readonly("interval_ms", [](const Sequence& s) { return s.spec.interval_ms; })
+      .def_property_readonly("metadata",
+                             [](const Sequence& s) -> py::object {
+                               if (s.spec.metadata.empty()) return py::dict();
+                               return py::module_::import("json").attr("loads")(s.spec.metadata);
+                             })
+      .def_property_readonly("metadata_json", [](const Sequence& s) { return s.spec.metadata; })
+      .def("__repr__", [](const Sequence& s) {
+        return "<framebroker.Sequence " + std::to_string(s.id) + " of " + s.stream + " " +
+               s.spec.axes_text() + ">";
+      });
+  // How a sequence ended: a named tuple (id, frames, missed, complete).
+  m.attr("SequenceEnd") = py::module_::import("collections")
+                              .attr("namedtuple")("SequenceEnd", "id frames missed complete",
+                                                  py::arg("module") = "framebroker");
+
+  py::class_<SequenceFrames>(m, "SequenceFrames",
+                             "The frames of one sequence: sub.sequence_frames().")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__", &SequenceFrames::next);
+
   py::class_<PyFrame>(m, "Frame", R"(One frame, held in shared memory until released.
 
 array: the pixels as a read-only numpy array that *is* the slot (no copy), shape (h, w) or
@@ -118,6 +222,18 @@ view of it) still alive keeps the slot until it goes too, so a view never dangle
                              "dict: timestamps, geometry, ROI, binning, exposure, tags, "
                              "provenance (source_stream, source_seq)")
       .def_readonly("seq", &PyFrame::seq, "the broker's sequence number (gaps are lost frames)")
+      .def_property_readonly("index", &PyFrame::index,
+                             "dict: its index on each axis of its sequence, e.g. {'t': 0, 'c': 1, "
+                             "'z': 5} ({} outside a sequence)")
+      .def_property_readonly(
+          "sequence_id",
+          [](const PyFrame& f) {
+            return f.sequence_position < 0 ? py::object(py::none())
+                                           : py::object(py::int_(f.sequence_id));
+          },
+          "the id of its sequence (None outside one)")
+      .def_readonly("sequence_position", &PyFrame::sequence_position,
+                    "its position in its sequence (-1 outside one; a gap is a lost frame)")
       .def_readonly("camera_frame_id", &PyFrame::camera_frame_id)
       .def_readonly("stream", &PyFrame::stream)
       .def_readonly("width", &PyFrame::width)
@@ -141,10 +257,46 @@ view of it) still alive keeps the slot until it goes too, so a view never dangle
 
 for frame in sub: ...        every frame until the stream ends (Ctrl-C interrupts the wait)
 sub.next(timeout=1.0)        a Frame, or None after `timeout` seconds or at the end
+for frame in sub.sequence_frames(): ...   the frames of one acquisition sequence
+sub.sequence, sub.sequence_end            the sequence and how it ended
 async for frame in sub: ...  the same in asyncio (sub.fileno() is the socket to wait on)
 with client.subscribe(...) as sub: ...   unsubscribes at the end)")
-      .def("next", &PySubscription::next, py::arg("timeout") = py::none(),
-           "A Frame, or None when `timeout` seconds passed (None: wait) or the stream ended.")
+      .def(
+          "next",
+          [](PySubscription& s, std::optional<double> timeout) { return s.next(timeout); },
+          py::arg("timeout") = py::none(),
+          "A Frame, or None when `timeout` seconds passed (None: wait) or the stream ended.")
+      .def_property_readonly(
+          "sequence", [](PySubscription& s) { return sequence_object(s.open()->sequence()); },
+          "The stream's acquisition sequence as of the frames taken (a Sequence; None before "
+          "any). A late joiner has it before its first frame.")
+      .def_property_readonly(
+          "sequence_end",
+          [](PySubscription& s) -> py::object {
+            const auto e = s.open()->sequence_end();
+            if (!e) return py::none();
+            return py::module_::import("framebroker._framebroker")
+                .attr("SequenceEnd")(e->id, e->frames, e->missed, e->complete);
+          },
+          "How the sequence ended, SequenceEnd(id, frames, missed, complete), once its last "
+          "frame was taken; None while it runs (and from the next one's start).")
+      .def(
+          "sequence_frames",
+          [](py::object self, std::optional<double> timeout) {
+            auto& s = self.cast<PySubscription&>();
+            SequenceFrames it{&s, self, timeout};
+            // The sequence running now, unless it already finished: then the next one.
+            const auto sq = s.open()->sequence();
+            const auto end = s.open()->sequence_end();
+            if (sq && !(end && end->id == sq->id)) it.id = sq->id;
+            return it;
+          },
+          py::arg("timeout") = py::none(),
+          R"(Iterate over the frames of one sequence: the one running, or the next to start.
+
+It stops when the sequence finished (then sub.sequence_end says how: frames, missed), when
+`timeout` seconds passed without a frame (None: wait), or when the stream ended. Frames outside
+a sequence are skipped.)")
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__",
            [](PySubscription& s) {

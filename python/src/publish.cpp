@@ -31,6 +31,7 @@ struct PyLoan {
   std::shared_ptr<Loan> loan;
   bool done = false;
   py::object array_cache;
+  std::shared_ptr<const std::string> sequence_order;  // the publisher's sequence ("" if none)
 
   Loan& open() {
     if (done || !loan) throw py::value_error("this loan was already committed or aborted");
@@ -40,7 +41,7 @@ struct PyLoan {
   void commit(py::object source, std::optional<uint64_t> camera_frame_id,
               std::optional<uint64_t> hw_timestamp_ns, std::optional<double> exposure_us,
               std::optional<std::string> source_stream, std::optional<int64_t> source_seq,
-              std::map<std::string, std::string> tags) {
+              std::map<std::string, std::string> tags, py::object index) {
     Loan& l = open();
     CommitInfo info;
     if (!source.is_none()) {
@@ -52,9 +53,34 @@ struct PyLoan {
     if (source_stream) info.source_stream = *source_stream;
     if (source_seq) info.source_seq = *source_seq;
     for (auto& [k, v] : tags) info.tags.emplace_back(k, v);
+    if (!index.is_none()) set_index(index, info.index);
     finish();
     py::gil_scoped_release unlocked;
     l.commit(info);
+  }
+
+  // index: a tuple in the sequence's axis order, or a dict {'c': 1, 'z': 5} naming each axis.
+  void set_index(py::handle index, std::vector<uint32_t>& out) const {
+    const std::string order = sequence_order ? *sequence_order : std::string();
+    if (order.empty())
+      throw py::value_error("index= needs a sequence: call begin_sequence() first");
+    if (py::isinstance<py::dict>(index)) {
+      auto d = index.cast<py::dict>();
+      for (const char axis : order) {
+        const py::str key(std::string(1, axis));
+        if (!d.contains(key))
+          throw py::value_error("index has no '" + std::string(1, axis) +
+                                "': the sequence's axes are '" + order + "'");
+        out.push_back(d[key].cast<uint32_t>());
+      }
+      if (d.size() != order.size())
+        throw py::value_error("index names an axis the sequence ('" + order + "') does not have");
+      return;
+    }
+    out = index.cast<std::vector<uint32_t>>();
+    if (out.size() != order.size())
+      throw py::value_error("index has " + std::to_string(out.size()) +
+                            " values; the sequence's axes are '" + order + "'");
   }
 
   void abort() {
@@ -78,6 +104,7 @@ struct PyPublisher {
   std::shared_ptr<Publisher> pub;
   std::string stream;
   PixelType pixel_type;
+  std::shared_ptr<const std::string> sequence_order = std::make_shared<const std::string>();
 
   Publisher& open() {
     if (!pub) throw py::value_error("the publisher of '" + stream + "' is closed");
@@ -94,6 +121,7 @@ struct PyPublisher {
       throw Error(Errc::Timeout, "no free slot of '" + stream +
                                      "' within the timeout (its subscribers are behind)");
     PyLoan l;
+    l.sequence_order = sequence_order;
     l.loan = std::make_shared<Loan>(std::move(*got));
     auto* hold = new std::shared_ptr<Loan>(l.loan);
     py::capsule owner(hold, [](void* q) { delete static_cast<std::shared_ptr<Loan>*>(q); });
@@ -163,9 +191,11 @@ Leaving `with` without commit() aborts the loan (the slot goes back unpublished)
            py::arg("camera_frame_id") = py::none(), py::arg("hw_timestamp_ns") = py::none(),
            py::arg("exposure_us") = py::none(), py::arg("source_stream") = py::none(),
            py::arg("source_seq") = py::none(),
-           py::arg("tags") = std::map<std::string, std::string>{},
+           py::arg("tags") = std::map<std::string, std::string>{}, py::arg("index") = py::none(),
            "Publish the slot. source: the Frame this one was made from (its provenance, camera "
-           "frame id, timestamp and exposure pass on); keywords override.")
+           "frame id, timestamp and exposure pass on); keywords override. index: its place in "
+           "the publisher's sequence, a tuple in axis order or a dict {'c': 1, 'z': 5} (None: "
+           "the next position).")
       .def("abort", &PyLoan::abort, "Give the slot back unpublished.")
       .def_property_readonly("done", [](const PyLoan& l) { return l.done; });
 
@@ -177,6 +207,39 @@ close()) ends the stream after its last frame; subscribers see the end.)")
       .def("loan", &PyPublisher::loan, py::arg("timeout") = 1.0,
            "A Loan of a free slot, waiting up to `timeout` seconds (None: wait).")
       .def("flush", [](PyPublisher& p) { p.open().flush(); })
+      .def(
+          "begin_sequence",
+          [](PyPublisher& p, py::object axes, std::optional<std::string> order,
+             std::vector<std::string> channels, double z_step_um, double interval_ms,
+             py::object metadata) {
+            const SequenceSpec spec =
+                sequence_spec(axes, order, channels, z_step_um, interval_ms, metadata);
+            Publisher& q = p.open();
+            uint64_t id = 0;
+            {
+              py::gil_scoped_release unlocked;
+              id = q.begin_sequence(spec);
+            }
+            p.sequence_order = std::make_shared<const std::string>(spec.order());
+            return id;
+          },
+          py::arg("axes"), py::kw_only(), py::arg("order") = py::none(),
+          py::arg("channels") = std::vector<std::string>{}, py::arg("z_step_um") = 0.0,
+          py::arg("interval_ms") = 0.0, py::arg("metadata") = py::none(),
+          "Start a sequence on this stream (ending one still running); the keywords of "
+          "Camera.start. Returns its id. Frames committed next take its positions in order, or "
+          "the index= given to commit(). A bad spec raises ValueError.")
+      .def(
+          "end_sequence",
+          [](PyPublisher& p) {
+            Publisher& q = p.open();
+            {
+              py::gil_scoped_release unlocked;
+              q.end_sequence();
+            }
+            p.sequence_order = std::make_shared<const std::string>();
+          },
+          "End the sequence after the frames committed so far (subscribers get its end).")
       .def_readonly("stream", &PyPublisher::stream)
       .def_property_readonly("shape",
                              [](PyPublisher& p) {

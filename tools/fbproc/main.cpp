@@ -32,11 +32,22 @@ int main(int argc, char** argv) {
       "  roi=x,y,w,h      a region of interest\n"
       "  max-project=K    one frame per K: the maximum of each pixel (a live MIP of a z-stack)\n"
       "  mean=K           one frame per K: the mean of each pixel (rounded down)\n"
+      "  max-project=z    along an axis of a sequence (t, p, c or z): one frame per volume, the\n"
+      "                   maximum over its z planes by their z index; the output has no z axis\n"
+      "  mean=t:K         the mean over each K consecutive time points (per c, z); t keeps T/K\n"
+      "                   (rounded up: a last partial block is the mean of what it has).\n"
+      "                   Also max-project=AXIS:K and mean=AXIS (the whole axis)\n"
       "  none             metadata only, pixels not written (to measure a hop: fbbench chain)\n\n"
+      "A sequence in gives a sequence out: the axis ops publish the reduced sequence (each frame\n"
+      "with its index in it), copy, bin, roi and none pass it on as it is. Planes lost upstream\n"
+      "do not contribute; an output is made when its last index came, when a later frame\n"
+      "shows it will not, or when the sequence finishes.\n\n"
       "Examples:\n"
       "  fbproc --from sim0 --to sim0.bin2 --op bin=2\n"
       "  fbproc --from sim0.bin2 --to sim0.mip --op max-project=10 &  fbsave sim0.mip -o "
-      "mip.ome.zarr\n\n"
+      "mip.ome.zarr\n"
+      "  fbproc --from sim0 --to sim0.mip --op max-project=z &  fbctl start sim0 --frames 600 "
+      "--axes t=10,c=2,z=30\n\n"
       "It ends when the source stream ends, or on Ctrl-C; its own stream ends after its last "
       "frame.\n"
       "Exit codes: 0 done, 1 error (the message says which), 2 usage, 3 broker not running or "
@@ -71,6 +82,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr,
                      "fbproc: the last %llu input frames did not make a whole output frame\n",
                      (unsigned long long)s.left_over);
+      if (s.late > 0)
+        std::fprintf(stderr,
+                     "fbproc: %llu input frames came after their output was made, and were left "
+                     "out\n",
+                     (unsigned long long)s.late);
     }
     return 0;
   });

@@ -176,50 +176,78 @@ class Bin final : public Base {
   bool sum_;
 };
 
-// max-project=K and mean=K: one output frame of K input frames, sample by sample: their maximum,
-// or their mean (rounded down for integer types).
+// max-project=K and mean=K: one output frame of K input frames.
 class Projection final : public Base {
  public:
   Projection(const Format& in, uint32_t k, bool mean)
       : Base(in, Format{in.width, in.height, 0, in.pixel_type, in.bit_depth}),
         k_(k),
-        mean_(mean),
-        acc_(mean ? size_t(in.width) * in.height * layout_.samples : 0) {}
+        reduction_(in, mean) {}
   uint32_t frames_per_output() const override { return k_; }
   void apply(std::span<const std::byte> in, uint32_t index, std::span<std::byte> out) override {
-    with_element(layout_.element, [&](auto zero) { run<decltype(zero)>(in, index, out); });
+    if (index == 0) reduction_.reset();
+    reduction_.add(in, in_.stride);
+    if (index + 1 == k_) reduction_.finish(out);
   }
 
  private:
-  template <typename T>
-  void run(std::span<const std::byte> in, uint32_t index, std::span<std::byte> out) {
-    const size_t n = size_t(out_.width) * layout_.samples;
-    const bool last = index + 1 == k_;
-    for (uint32_t y = 0; y < out_.height; ++y) {
-      const T* src = row_of<T>(in, in_.stride, y);
-      T* dst = row_of<T>(out, out_.stride, y);
-      if (!mean_) {
-        if (index == 0)
-          std::memcpy(dst, src, n * sizeof(T));
-        else
-          for (size_t i = 0; i < n; ++i) dst[i] = std::max(dst[i], src[i]);
-        continue;
-      }
-      double* acc = acc_.data() + y * n;
-      for (size_t i = 0; i < n; ++i) acc[i] = (index == 0 ? 0.0 : acc[i]) + double(src[i]);
-      if (!last) continue;
-      for (size_t i = 0; i < n; ++i) {
-        const double m = acc[i] / k_;
-        dst[i] = std::is_floating_point_v<T> ? T(m) : T(uint64_t(m));
-      }
-    }
-  }
   uint32_t k_;
-  bool mean_;
-  std::vector<double> acc_;  // mean: exact for integer sums below 2^53
+  Reduction reduction_;
 };
 
 }  // namespace
+
+size_t Reduction::bytes(const Format& in, bool mean) {
+  const Layout l = layout_of(in.pixel_type);
+  return size_t(in.width) * in.height * (mean ? l.samples * sizeof(double) : l.pixel_bytes());
+}
+
+Reduction::Reduction(const Format& in, bool mean) : in_(in), mean_(mean) {
+  const Layout l = layout_of(in.pixel_type);
+  if (mean)
+    sum_.resize(size_t(in.width) * in.height * l.samples);
+  else
+    max_.resize(size_t(in.width) * in.height * l.pixel_bytes());
+}
+
+void Reduction::add(std::span<const std::byte> in, uint32_t stride) {
+  const Layout l = layout_of(in_.pixel_type);
+  const size_t n = size_t(in_.width) * l.samples;  // samples per row
+  const bool first = count_++ == 0;
+  with_element(l.element, [&](auto zero) {
+    using T = decltype(zero);
+    for (uint32_t y = 0; y < in_.height; ++y) {
+      const T* src = row_of<T>(in, stride, y);
+      if (mean_) {
+        double* acc = sum_.data() + y * n;
+        for (size_t i = 0; i < n; ++i) acc[i] = (first ? 0.0 : acc[i]) + double(src[i]);
+        continue;
+      }
+      T* acc = reinterpret_cast<T*>(max_.data()) + y * n;
+      if (first)
+        std::memcpy(acc, src, n * sizeof(T));
+      else
+        for (size_t i = 0; i < n; ++i) acc[i] = std::max(acc[i], src[i]);
+    }
+  });
+}
+
+void Reduction::finish(std::span<std::byte> out) {
+  const Layout l = layout_of(in_.pixel_type);
+  if (!mean_) {
+    std::memcpy(out.data(), max_.data(), max_.size());
+  } else {
+    with_element(l.element, [&](auto zero) {
+      using T = decltype(zero);
+      T* dst = reinterpret_cast<T*>(out.data());
+      for (size_t i = 0; i < sum_.size(); ++i) {
+        const double m = sum_[i] / count_;
+        dst[i] = std::is_floating_point_v<T> ? T(m) : T(uint64_t(m));
+      }
+    });
+  }
+  count_ = 0;
+}
 
 std::unique_ptr<Op> make_op(const std::string& spec, const Format& in) {
   const Layout l = layout_of(in.pixel_type);
@@ -270,8 +298,10 @@ std::unique_ptr<Op> make_op(const std::string& spec, const Format& in) {
     if (k < 1 || k > 65536) throw std::invalid_argument("--op " + spec + ": K must be 1 to 65536");
     return std::make_unique<Projection>(in, k, name == "mean");
   }
-  throw std::invalid_argument("unknown --op '" + spec +
-                              "' (copy, bin=N[,sum], roi=x,y,w,h, max-project=K, mean=K, none)");
+  throw std::invalid_argument(
+      "unknown --op '" + spec +
+      "' (copy, bin=N[,sum], roi=x,y,w,h, max-project=K, mean=K, max-project=z, "
+      "mean=t:K, none)");
 }
 
 }  // namespace framebroker::fbproc

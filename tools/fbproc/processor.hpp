@@ -20,6 +20,7 @@ struct ProcOptions {
 struct ProcSummary {
   uint64_t frames_in = 0, frames_out = 0;
   uint64_t left_over = 0;  // input frames of an unfinished K-frame output at the end
+  uint64_t late = 0;       // axis ops: input frames that came after their output was made
   bool source_ended = false;
 };
 
