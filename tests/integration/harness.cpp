@@ -237,6 +237,33 @@ const nlohmann::json& stream_of(const nlohmann::json& status, const std::string&
   throw std::runtime_error("no stream " + name + " in status");
 }
 
+framebroker::Client connect_to(const Broker& b) {
+  return framebroker::Client::connect({.socket_path = b.socket()});
+}
+
+std::vector<std::string> idle_counter_camera(int fps, int slots) {
+  return {"--no-default-camera", "--camera",
+          "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=" + std::to_string(fps) +
+              ",slots=" + std::to_string(slots) + ",start=false"};
+}
+
+bool wait_held(Broker& b, int frames) {
+  return b.wait_status([&](const nlohmann::json& s) {
+    for (const auto& x : subscribers(s))
+      if (x["held"] == frames) return true;
+    return false;
+  });
+}
+
+bool wait_sequence_over(Broker& b, const std::string& stream, std::chrono::milliseconds timeout) {
+  return b.wait_status(
+      [&](const nlohmann::json& s) {
+        const auto& st = stream_of(s, stream);
+        return st.contains("sequence") && st["sequence"]["running"] == false;
+      },
+      timeout);
+}
+
 bool slot_invariant_holds(const nlohmann::json& status) {
   for (const auto& s : status["streams"]) {
     if (s["free"].get<int>() + s["writing"].get<int>() + s["ready"].get<int>() !=

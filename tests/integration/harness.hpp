@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "framebroker/client.hpp"
 #include "framebroker/internal/wire.hpp"
 
 namespace fbtest {
@@ -97,6 +98,15 @@ std::vector<nlohmann::json> subscribers(const nlohmann::json& status, pid_t pid 
 const nlohmann::json& stream_of(const nlohmann::json& status, const std::string& name);
 // free + writing + ready == slots for every stream.
 bool slot_invariant_holds(const nlohmann::json& status);
+// A client of the test's broker.
+framebroker::Client connect_to(const Broker& b);
+// Broker arguments for one idle sim camera "cam", 32x16 Mono16, counter pattern.
+std::vector<std::string> idle_counter_camera(int fps = 1000, int slots = 64);
+// Waits until some subscriber holds `frames` frames (a stuck holder has filled its max_hold).
+bool wait_held(Broker& b, int frames);
+// Waits until `stream`'s sequence has started and finished.
+bool wait_sequence_over(Broker& b, const std::string& stream,
+                        std::chrono::milliseconds timeout = 20s);
 
 // A protocol-level connection, for bad input the client library never sends.
 class RawClient {

@@ -17,14 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kIdleCounter = {
-    "--no-default-camera", "--camera",
-    "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=1000,slots=64,start=false"};
-
-framebroker::Client connect(const Broker& b) {
-  return framebroker::Client::connect({.socket_path = b.socket()});
-}
-
 struct Taken {
   int64_t position, t, c, z;
   uint64_t camera_frame_id;
@@ -57,8 +49,8 @@ std::string write_file(const Broker& b, const std::string& name, const std::stri
 }  // namespace
 
 TEST(FbctlSequences, StartWithAxesRunsTheSequenceAndEveryFrameCarriesItsIndex) {
-  Broker b(kIdleCounter);
-  auto client = connect(b);
+  Broker b(idle_counter_camera());
+  auto client = connect_to(b);
   auto sub = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 32});
   const Result r =
       b.fbctl({"start", "cam", "--frames", "120", "--axes", "t=3,c=2,z=20", "--order", "tcz",
@@ -102,13 +94,13 @@ TEST(FbctlSequences, StartWithAxesRunsTheSequenceAndEveryFrameCarriesItsIndex) {
 }
 
 TEST(FbctlSequences, MetaFileReachesSubscribersVerbatimAndFramesDefaultToTheProduct) {
-  Broker b(kIdleCounter);
+  Broker b(idle_counter_camera());
   // Odd spacing, key order and non-ASCII text: forwarded as written, not re-serialised.
   const std::string meta =
       "{\"z_plan\": {\"range\": 4.0, \"step\": 0.5},\n  \"axis_order\":\"tz\", "
       "\"note\": \"bead slide \xc3\xa9t\xc3\xa9\", \"channels\": []}\n";
   const std::string path = write_file(b, "mda.json", meta);
-  auto client = connect(b);
+  auto client = connect_to(b);
   auto sub = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 32});
   const Result r = b.fbctl({"start", "cam", "--axes", "t=2,z=3", "--meta", path});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -123,7 +115,7 @@ TEST(FbctlSequences, MetaFileReachesSubscribersVerbatimAndFramesDefaultToTheProd
 }
 
 TEST(FbctlSequences, BadInputGetsAClearErrorAndStartsNothing) {
-  Broker b(kIdleCounter);
+  Broker b(idle_counter_camera());
   const std::string big = [] {
     std::string s = "{\"pad\": \"";
     s += std::string(SequenceSpec::kMaxMetadataBytes, 'x');
@@ -178,24 +170,14 @@ TEST(FbctlSequences, BadInputGetsAClearErrorAndStartsNothing) {
 TEST(FbctlSequences, StatusShowsProgressOnEachAxisAndMissedFrames) {
   // Two subscribers that hold what they get and never read, the second joining once the first
   // filled its holds: between them they hold more than the ring, and the camera drops.
-  Broker b({"--no-default-camera", "--camera",
-            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=400,slots=8,start=false"});
-  auto client = connect(b);
+  Broker b(idle_counter_camera(400, 8));
+  auto client = connect_to(b);
   auto stuck = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
   ASSERT_EQ(b.fbctl({"start", "cam", "--axes", "t=5,z=20"}).exit_code, 0);
-  ASSERT_TRUE(b.wait_status([](const json& s) {
-    for (const auto& x : subscribers(s))
-      if (x["held"] == 6) return true;
-    return false;
-  }));
-  auto other = connect(b);
+  ASSERT_TRUE(wait_held(b, 6));
+  auto other = connect_to(b);
   auto stuck_too = other.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
-  ASSERT_TRUE(b.wait_status(
-      [](const json& s) {
-        const json& st = stream_of(s, "cam");
-        return st.contains("sequence") && st["sequence"]["running"] == false;
-      },
-      20s));
+  ASSERT_TRUE(wait_sequence_over(b, "cam"));
   const json seq = stream_of(b.status(), "cam")["sequence"];
   const int missed = seq["missed"];
   EXPECT_GT(missed, 0) << seq.dump();
@@ -215,8 +197,7 @@ TEST(FbctlSequences, StatusShowsProgressOnEachAxisAndMissedFrames) {
 }
 
 TEST(FbctlSequences, StatusAndWatchFollowARunningSequenceToItsEnd) {
-  Broker b({"--no-default-camera", "--camera",
-            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=200,slots=32,start=false"});
+  Broker b(idle_counter_camera(200, 32));
   auto watch = b.fbctl_async({"watch", "cam", "--duration", "6"});
   auto watch_json = b.fbctl_async({"watch", "cam", "--duration", "6", "--json"});
   ASSERT_TRUE(b.wait_status([](const json& s) { return s["subscribers"].size() == 2; }));
@@ -262,8 +243,7 @@ TEST(FbctlSequences, StatusAndWatchFollowARunningSequenceToItsEnd) {
   ASSERT_EQ(b.fbctl({"start", "cam", "--axes", "t=1000"}).exit_code, 0);
   ASSERT_TRUE(b.wait_status([](const json& s) { return stream_of(s, "cam")["published"] > 310; }));
   ASSERT_EQ(b.fbctl({"stop", "cam"}).exit_code, 0);
-  ASSERT_TRUE(b.wait_status(
-      [](const json& s) { return stream_of(s, "cam")["sequence"]["running"] == false; }));
+  ASSERT_TRUE(wait_sequence_over(b, "cam"));
   const Result stopped = b.fbctl({"status"});
   EXPECT_TRUE(std::regex_search(
       stopped.out,

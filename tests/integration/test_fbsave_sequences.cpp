@@ -70,6 +70,15 @@ void expect_planes(const json& d, const std::set<std::vector<uint32_t>>& missing
   EXPECT_EQ(zero, missing.size());
 }
 
+// A dataset with every plane: its (t, c, z, h, w) shape, and each plane where `place` says.
+template <typename Place>
+void expect_full_stack(const json& d, const json& tczyx, Place place) {
+  EXPECT_EQ(d["tczyx"], tczyx);
+  const size_t planes = tczyx[0].get<size_t>() * tczyx[1].get<size_t>() * tczyx[2].get<size_t>();
+  ASSERT_EQ(d["planes"].size(), planes);
+  expect_planes(d, {}, place);
+}
+
 std::set<std::vector<uint32_t>> missing_of(const json& sequence) {
   std::set<std::vector<uint32_t>> out;
   for (const auto& m : sequence["missing"]) out.insert(m.get<std::vector<uint32_t>>());
@@ -85,17 +94,21 @@ SequenceSpec tcz_spec() {
 
 auto tcz_place = [](uint32_t t, uint32_t c, uint32_t z) { return t * 40 + c * 20 + z; };
 
+// fbsave waits on the camera; the t=3,c=2,z=20 sequence runs; fbsave's JSON summary.
+json save_tcz(Broker& b, const std::string& path) {
+  auto saver = fbsave_async(b, {"cam", "-o", path, "--frames", "120"});
+  wait_subscribed(b, {saver.get()});
+  connect_to(b).camera("cam").start(tcz_spec());
+  return finish(*saver);
+}
+
 }  // namespace
 
 // The check by name: fbsave CAM -o PATH.ome.zarr --frames 120, then the sequence starts.
 TEST(FbsaveSequences, OmeZarrHasTheSequenceAxesAndEveryPlaneAtItsIndex) {
   Broker b(counter_camera(200, 256));
   const std::string path = b.runtime_dir() + "/stack.ome.zarr";
-  auto saver = fbsave_async(b, {"cam", "-o", path, "--frames", "120"});
-  wait_subscribed(b, {saver.get()});
-  auto client = framebroker::Client::connect({.socket_path = b.socket()});
-  client.camera("cam").start(tcz_spec());
-  const json summary = finish(*saver);
+  const json summary = save_tcz(b, path);
   EXPECT_EQ(summary["frames_written"], 120);
   EXPECT_EQ(summary["frames_missed"], 0);
   ASSERT_EQ(summary["sequences"].size(), 1u);
@@ -139,19 +152,13 @@ TEST(FbsaveSequences, FbctlStartWithAxesThenFbsaveGivesTczyx) {
   EXPECT_EQ(summary["frames_written"], 120);
   const json d = read_back("zarr", path);
   EXPECT_EQ(d["axes"], "tczyx");
-  EXPECT_EQ(d["shape"], json({3, 2, 20, 48, 64}));
-  ASSERT_EQ(d["planes"].size(), 120u);
-  expect_planes(d, {}, tcz_place);
+  expect_full_stack(d, {3, 2, 20, 48, 64}, tcz_place);
 }
 
 TEST(FbsaveSequences, OmeTiffHasDimensionOrderSizesAndChannelNames) {
   Broker b(counter_camera(200, 256));
   const std::string path = b.runtime_dir() + "/stack.ome.tif";
-  auto saver = fbsave_async(b, {"cam", "-o", path, "--frames", "120"});
-  wait_subscribed(b, {saver.get()});
-  auto client = framebroker::Client::connect({.socket_path = b.socket()});
-  client.camera("cam").start(tcz_spec());
-  const json summary = finish(*saver);
+  const json summary = save_tcz(b, path);
   EXPECT_EQ(summary["frames_written"], 120);
 
   const json d = read_back("tiff", path);
@@ -182,15 +189,11 @@ TEST(FbsaveSequences, AnyAcquisitionOrderIsPlacedByIndex) {
   // Position of (t, c, z) when z is outermost and t innermost.
   auto place = [](uint32_t t, uint32_t c, uint32_t z) { return (z * 2 + c) * 2 + t; };
   const json dz = read_back("zarr", zarr);
-  EXPECT_EQ(dz["shape"], json({2, 2, 3, 48, 64}));
   EXPECT_EQ(dz["channels"], json({"0", "1"}));
-  ASSERT_EQ(dz["planes"].size(), 12u);
-  expect_planes(dz, {}, place);
+  expect_full_stack(dz, {2, 2, 3, 48, 64}, place);
   const json dt = read_back("tiff", tiff);
   EXPECT_EQ(dt["dimension_order"], "XYTCZ");
-  EXPECT_EQ(dt["tczyx"], json({2, 2, 3, 48, 64}));
-  ASSERT_EQ(dt["planes"].size(), 12u);
-  expect_planes(dt, {}, place);
+  expect_full_stack(dt, {2, 2, 3, 48, 64}, place);
 }
 
 // A saver stopped while the sequence runs loses frames: exactly those planes are listed as missing
@@ -207,10 +210,7 @@ TEST(FbsaveSequences, LostFramesLeaveListedZeroPlanes) {
   ts->signal(SIGSTOP);
   auto client = framebroker::Client::connect({.socket_path = b.socket()});
   client.camera("cam").start(tcz_spec());
-  ASSERT_TRUE(b.wait_status([](const json& s) {
-    const json& st = stream_of(s, "cam");
-    return st.contains("sequence") && st["sequence"]["running"] == false;
-  }));
+  ASSERT_TRUE(wait_sequence_over(b, "cam"));
   const json st = b.status();
   const uint64_t camera_missed = stream_of(st, "cam")["sequence"]["missed"];
   std::map<std::string, uint64_t> lost;
@@ -272,10 +272,7 @@ TEST(FbsaveSequences, AllSequencesGoIntoOneGroup) {
   auto client = framebroker::Client::connect({.socket_path = b.socket()});
   for (int i = 0; i < 2; ++i) {
     client.camera("cam").start(SequenceSpec::parse("t=2,z=4", "tz"));
-    ASSERT_TRUE(b.wait_status([](const json& s) {
-      const json& st = stream_of(s, "cam");
-      return st.contains("sequence") && st["sequence"]["running"] == false;
-    }));
+    ASSERT_TRUE(wait_sequence_over(b, "cam"));
   }
   ASSERT_TRUE(b.wait_status([&](const json& s) {
     const auto subs = subscribers(s, saver->pid());

@@ -14,14 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kIdleCounter = {
-    "--no-default-camera", "--camera",
-    "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=1000,slots=64,start=false"};
-
-framebroker::Client connect(const Broker& b) {
-  return framebroker::Client::connect({.socket_path = b.socket()});
-}
-
 // Takes frames until the next sequence finishes; returns them as (position, t, c, z).
 std::vector<std::array<int64_t, 4>> take_sequence(framebroker::Subscription& sub) {
   std::vector<std::array<int64_t, 4>> got;
@@ -41,8 +33,8 @@ std::vector<std::array<int64_t, 4>> take_sequence(framebroker::Subscription& sub
 }  // namespace
 
 TEST(Sequences, EveryFrameCarriesItsIndexBetweenStartedAndFinished) {
-  Broker b(kIdleCounter);
-  auto client = connect(b);
+  Broker b(idle_counter_camera());
+  auto client = connect_to(b);
   auto sub = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 32});
   EXPECT_EQ(sub.sequence(), nullptr);
   auto spec = SequenceSpec::parse("t=3,c=2,z=4", "tcz");
@@ -74,27 +66,17 @@ TEST(Sequences, EveryFrameCarriesItsIndexBetweenStartedAndFinished) {
 }
 
 TEST(Sequences, ALostFrameKeepsItsIndexAndCountsAsMissed) {
-  Broker b({"--no-default-camera", "--camera",
-            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=400,slots=8,start=false"});
-  auto client = connect(b);
+  Broker b(idle_counter_camera(400, 8));
+  auto client = connect_to(b);
   // Two subscribers that hold what they get and do not read yet, one joining after the other
   // filled its holds: between them they hold more slots than the ring has, and the camera finds
   // it full.
   auto first = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
   client.camera("cam").start(SequenceSpec::parse("t=5,z=40"));
-  ASSERT_TRUE(b.wait_status([](const json& s) {
-    for (const auto& x : subscribers(s))
-      if (x["held"] == 6) return true;
-    return false;
-  }));
-  auto other = connect(b);
+  ASSERT_TRUE(wait_held(b, 6));
+  auto other = connect_to(b);
   auto second = other.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
-  ASSERT_TRUE(b.wait_status(
-      [](const json& s) {
-        const json& st = stream_of(s, "cam");
-        return st.contains("sequence") && st["sequence"]["running"] == false;
-      },
-      20s));
+  ASSERT_TRUE(wait_sequence_over(b, "cam"));
   const json seq = stream_of(b.status(), "cam")["sequence"];
   EXPECT_GT(seq["missed"].get<int>(), 0) << seq.dump();
   EXPECT_EQ(seq["positions"], 200);
@@ -113,9 +95,8 @@ TEST(Sequences, ALostFrameKeepsItsIndexAndCountsAsMissed) {
 }
 
 TEST(Sequences, ALateJoinerGetsSequenceStartedFirst) {
-  Broker b({"--no-default-camera", "--camera",
-            "sim:name=cam,Width=32,Height=16,Pattern=counter,FrameRate=200,slots=32,start=false"});
-  auto client = connect(b);
+  Broker b(idle_counter_camera(200, 32));
+  auto client = connect_to(b);
   client.camera("cam").start(SequenceSpec::parse("t=400"));
   ASSERT_TRUE(b.wait_status([](const json& s) { return stream_of(s, "cam")["published"] > 20; }));
   auto late = client.subscribe("cam", {.mode = framebroker::Mode::Every});
@@ -134,7 +115,7 @@ TEST(Sequences, ALateJoinerGetsSequenceStartedFirst) {
 
 TEST(Sequences, APublisherSetsIndicesAndBadOnesAreRefused) {
   Broker b({"--no-default-camera"});
-  auto client = connect(b);
+  auto client = connect_to(b);
   auto pub = client.advertise("made", {.width = 16, .height = 16, .pixel_type = "Mono16"});
   auto sub = client.subscribe("made", {.mode = framebroker::Mode::Every, .max_hold = 8});
   const uint64_t id = pub.begin_sequence(SequenceSpec::parse("c=2,z=3"));
@@ -180,8 +161,8 @@ TEST(Sequences, APublisherSetsIndicesAndBadOnesAreRefused) {
 }
 
 TEST(Sequences, BadSequencesGetClearErrors) {
-  Broker b(kIdleCounter);
-  auto client = connect(b);
+  Broker b(idle_counter_camera());
+  auto client = connect_to(b);
   auto expect_refused = [&](const std::string& axes, const std::string& order,
                             const std::string& why) {
     try {
