@@ -227,8 +227,11 @@ def test_publish_with_provenance_and_end_of_stream(make_broker):
 
 def test_ctrl_c_interrupts_a_blocking_next(make_broker):
     broker = make_broker(counter_camera())  # stopped: no frame ever comes
+    # Python keeps SIGINT ignored when it starts ignored (a shell's background job): give the
+    # child the handler a terminal's Ctrl-C meets.
     waiter = run_python("""
-        import os, framebroker as fb
+        import os, signal, framebroker as fb
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sub = fb.connect(socket=os.environ["FB_SOCKET"]).subscribe("cam")
         print("waiting", flush=True)
         try:
