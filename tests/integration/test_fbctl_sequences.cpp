@@ -70,7 +70,11 @@ TEST(FbctlSequences, StartWithAxesRunsTheSequenceAndEveryFrameCarriesItsIndex) {
   const auto end = *sub.sequence_end();
   EXPECT_TRUE(end.complete);
   EXPECT_EQ(end.frames + end.missed, 120u);
-  ASSERT_EQ(got.size(), end.frames);
+  // What this subscriber missed itself (its max_hold was full: a slow machine) is not the
+  // camera's; together they account for every frame.
+  const auto me = subscribers(b.status());
+  ASSERT_EQ(me.size(), 1u);
+  EXPECT_EQ(got.size() + me[0]["missed"].get<size_t>(), end.frames);
   ASSERT_FALSE(got.empty());
   for (size_t i = 0; i < got.size(); ++i) {
     const Taken& g = got[i];
@@ -170,7 +174,7 @@ TEST(FbctlSequences, BadInputGetsAClearErrorAndStartsNothing) {
 TEST(FbctlSequences, StatusShowsProgressOnEachAxisAndMissedFrames) {
   // Two subscribers that hold what they get and never read, the second joining once the first
   // filled its holds: between them they hold more than the ring, and the camera drops.
-  Broker b(idle_counter_camera(400, 8));
+  Broker b(idle_counter_camera(100, 8));
   auto client = connect_to(b);
   auto stuck = client.subscribe("cam", {.mode = framebroker::Mode::Every, .max_hold = 6});
   ASSERT_EQ(b.fbctl({"start", "cam", "--axes", "t=5,z=20"}).exit_code, 0);

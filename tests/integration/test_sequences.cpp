@@ -66,7 +66,7 @@ TEST(Sequences, EveryFrameCarriesItsIndexBetweenStartedAndFinished) {
 }
 
 TEST(Sequences, ALostFrameKeepsItsIndexAndCountsAsMissed) {
-  Broker b(idle_counter_camera(400, 8));
+  Broker b(idle_counter_camera(200, 8));
   auto client = connect_to(b);
   // Two subscribers that hold what they get and do not read yet, one joining after the other
   // filled its holds: between them they hold more slots than the ring has, and the camera finds
