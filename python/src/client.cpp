@@ -42,8 +42,9 @@ SequenceSpec sequence_spec(py::handle axes, const std::optional<std::string>& or
   } else if (py::isinstance<py::str>(axes)) {
     text = axes.cast<std::string>();
   } else {
-    throw py::value_error("axes must be text like \"t=3,c=2,z=20\" or a dict like {'t': 3, 'c': "
-                          "2, 'z': 20}");
+    throw py::value_error(
+        "axes must be text like \"t=3,c=2,z=20\" or a dict like {'t': 3, 'c': "
+        "2, 'z': 20}");
   }
   SequenceSpec spec = SequenceSpec::parse(text, order.value_or(""));
   spec.channels = channels;
@@ -65,13 +66,14 @@ void bind_client(py::module_& m) {
       .def(
           "start",
           [](CameraControl& c, std::optional<uint64_t> frames, py::object axes,
-             std::optional<std::string> order, std::vector<std::string> channels,
-             double z_step_um, double interval_ms, py::object metadata) {
+             std::optional<std::string> order, std::vector<std::string> channels, double z_step_um,
+             double interval_ms, py::object metadata) {
             if (axes.is_none()) {
               if (order || !channels.empty() || z_step_um != 0 || interval_ms != 0 ||
                   !metadata.is_none())
-                throw py::value_error("order, channels, z_step_um, interval_ms and metadata "
-                                      "describe a sequence: give its axes too");
+                throw py::value_error(
+                    "order, channels, z_step_um, interval_ms and metadata "
+                    "describe a sequence: give its axes too");
               py::gil_scoped_release unlocked;
               c.start(frames);
               return;

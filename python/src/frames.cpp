@@ -262,8 +262,7 @@ sub.sequence, sub.sequence_end            the sequence and how it ended
 async for frame in sub: ...  the same in asyncio (sub.fileno() is the socket to wait on)
 with client.subscribe(...) as sub: ...   unsubscribes at the end)")
       .def(
-          "next",
-          [](PySubscription& s, std::optional<double> timeout) { return s.next(timeout); },
+          "next", [](PySubscription& s, std::optional<double> timeout) { return s.next(timeout); },
           py::arg("timeout") = py::none(),
           "A Frame, or None when `timeout` seconds passed (None: wait) or the stream ended.")
       .def_property_readonly(
