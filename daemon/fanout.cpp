@@ -18,10 +18,77 @@ void Fanout::drop_ref(const FrameRef& f) {
   refs_.drop_ref(f);
 }
 
+void Fanout::FrameQueue::reserve(size_t n) {
+  if (n <= buf_.size()) return;
+  std::vector<FrameRef> grown(n);
+  for (size_t i = 0; i < size_; ++i) grown[i] = (*this)[i];
+  buf_ = std::move(grown);
+  head_ = 0;
+}
+
+void Fanout::FrameQueue::push_back(const FrameRef& f) {
+  if (size_ == buf_.size()) reserve(std::max<size_t>(8, buf_.size() * 2));
+  buf_[(head_ + size_) % buf_.size()] = f;
+  ++size_;
+}
+
+void Fanout::FrameQueue::pop_front() {
+  head_ = (head_ + 1) % buf_.size();
+  if (--size_ == 0) head_ = 0;
+}
+
+bool Fanout::FrameQueue::contains(const FrameRef& f) const {
+  for (size_t i = 0; i < size_; ++i)
+    if ((*this)[i] == f) return true;
+  return false;
+}
+
+uint32_t Fanout::FrameQueue::count_slot(uint32_t gen, uint32_t slot) const {
+  uint32_t n = 0;
+  for (size_t i = 0; i < size_; ++i) {
+    const auto& f = (*this)[i];
+    n += f.gen == gen && f.slot == slot;
+  }
+  return n;
+}
+
+const Fanout::HoldTable* Fanout::Subscriber::table(uint32_t gen) const {
+  for (const auto& t : tables)
+    if (t.gen == gen) return &t;
+  return nullptr;
+}
+
+Fanout::HoldTable* Fanout::Subscriber::table(uint32_t gen) {
+  return const_cast<HoldTable*>(std::as_const(*this).table(gen));
+}
+
+bool Fanout::Subscriber::held_slot(uint32_t gen, uint32_t slot) const {
+  const HoldTable* t = table(gen);
+  return t && t->held(slot);
+}
+
+Fanout::HoldTable& Fanout::Subscriber::table_for(uint32_t gen, uint32_t slots) {
+  HoldTable* t = table(gen);
+  if (!t) {  // an empty one of an older generation (all kNotHeld), else a new one
+    auto empty = std::find_if(tables.begin(), tables.end(), [](const auto& e) { return !e.count; });
+    t = empty != tables.end() ? &*empty : &tables.emplace_back();
+    t->gen = gen;
+  }
+  if (t->seq.size() < slots) t->seq.resize(slots, HoldTable::kNotHeld);
+  return *t;
+}
+
 void Fanout::drop_all(Subscriber& s) {
   drop_queue(s);
-  for (const auto& [k, seq] : s.held) drop_ref({uint32_t(k >> 32), uint32_t(k), seq});
-  s.held.clear();
+  for (auto& t : s.tables) {
+    for (uint32_t slot = 0; t.count && slot < t.seq.size(); ++slot) {
+      if (t.seq[slot] == HoldTable::kNotHeld) continue;
+      drop_ref({t.gen, slot, t.seq[slot]});
+      t.seq[slot] = HoldTable::kNotHeld;
+      --t.count;
+    }
+  }
+  s.held = 0;
 }
 
 SubscriberOptions Fanout::effective(SubscriberOptions o) const {
@@ -34,7 +101,10 @@ SubscriberOptions Fanout::effective(SubscriberOptions o) const {
 
 void Fanout::set_slots(uint32_t slots) {
   slots_ = slots;
-  for (auto& [id, s] : subs_) s.opt = effective(s.requested);
+  for (auto& [id, s] : subs_) {
+    s.opt = effective(s.requested);
+    s.queue.reserve(slots_);
+  }
 }
 
 SubscriberOptions Fanout::subscribe(SubscriberId id, SubscriberOptions requested) {
@@ -44,6 +114,8 @@ SubscriberOptions Fanout::subscribe(SubscriberId id, SubscriberOptions requested
   s.opt = o;
   s.active = true;
   s.newer_pending = false;
+  s.queue.reserve(slots_);
+  s.tables.reserve(2);  // the current generation's and, across a change, the last one's
   if (o.from_latest && latest_ && !holds(s, *latest_)) enqueue(s, *latest_);
   return o;
 }
@@ -55,7 +127,7 @@ void Fanout::unsubscribe(SubscriberId id) {
   it->second.messages.clear();
   it->second.active = false;
   it->second.newer_pending = false;
-  if (it->second.held.empty()) subs_.erase(it);
+  if (it->second.held == 0) subs_.erase(it);
 }
 
 void Fanout::remove(SubscriberId id) {
@@ -117,12 +189,11 @@ void Fanout::top_up_latest(Subscriber& s) {
 }
 
 bool Fanout::holds(const Subscriber& s, const FrameRef& f) {
-  return s.held.count(key(f.gen, f.slot)) ||
-         std::find(s.queue.begin(), s.queue.end(), f) != s.queue.end();
+  return s.held_slot(f.gen, f.slot) || s.queue.contains(f);
 }
 
 void Fanout::drop_queue(Subscriber& s) {
-  for (const auto& f : s.queue) drop_ref(f);
+  for (size_t i = 0; i < s.queue.size(); ++i) drop_ref(s.queue[i]);
   s.queue.clear();
 }
 
@@ -142,7 +213,12 @@ std::optional<FrameRef> Fanout::take_next(SubscriberId id) {
   auto& s = it->second;
   const FrameRef f = s.queue.front();
   s.queue.pop_front();
-  s.held.emplace(key(f.gen, f.slot), f.seq);
+  auto& t = s.table_for(f.gen, std::max(slots_, f.slot + 1));
+  if (t.seq[f.slot] == HoldTable::kNotHeld) {  // (a held slot keeps its seq, as it always did)
+    t.seq[f.slot] = f.seq;
+    ++t.count;
+    ++s.held;
+  }
   ++s.c.delivered;
   s.c.last_seq = int64_t(f.seq);
   return f;
@@ -152,11 +228,13 @@ ReleaseResult Fanout::release(SubscriberId id, const FrameRef& frame) {
   auto it = subs_.find(id);
   if (it == subs_.end()) return ReleaseResult::NotHeld;
   auto& s = it->second;
-  auto h = s.held.find(key(frame.gen, frame.slot));
-  if (h == s.held.end() || h->second != frame.seq) return ReleaseResult::NotHeld;
-  s.held.erase(h);
+  HoldTable* t = s.table(frame.gen);
+  if (!t || !t->held(frame.slot) || t->seq[frame.slot] != frame.seq) return ReleaseResult::NotHeld;
+  t->seq[frame.slot] = HoldTable::kNotHeld;
+  --t->count;
+  --s.held;
   drop_ref(frame);
-  if (!s.active && s.held.empty()) {
+  if (!s.active && s.held == 0) {
     subs_.erase(it);
     return ReleaseResult::Ok;
   }
@@ -176,7 +254,7 @@ SubscriberCounters Fanout::counters(SubscriberId id) const {
   auto it = subs_.find(id);
   if (it == subs_.end()) return {};
   SubscriberCounters c = it->second.c;
-  c.held = uint32_t(it->second.held.size());
+  c.held = it->second.held;
   c.queued = uint32_t(it->second.queue.size());
   return c;
 }
@@ -200,10 +278,9 @@ void Fanout::subscriber_ids(std::vector<SubscriberId>& out) const {
 std::vector<Holder> Fanout::holders(uint32_t gen, uint32_t slot) const {
   std::vector<Holder> out;
   for (const auto& [id, s] : subs_) {
-    if (s.held.count(key(gen, slot)))
+    if (s.held_slot(gen, slot))
       out.push_back({id, false});
-    else if (std::any_of(s.queue.begin(), s.queue.end(),
-                         [&](const FrameRef& f) { return f.gen == gen && f.slot == slot; }))
+    else if (s.queue.count_slot(gen, slot))
       out.push_back({id, true});
   }
   return out;
@@ -212,9 +289,8 @@ std::vector<Holder> Fanout::holders(uint32_t gen, uint32_t slot) const {
 uint32_t Fanout::refs_on(uint32_t gen, uint32_t slot) const {
   uint32_t n = (latest_ && latest_->gen == gen && latest_->slot == slot) ? 1 : 0;
   for (const auto& [id, s] : subs_) {
-    n += uint32_t(s.held.count(key(gen, slot)));
-    n += uint32_t(std::count_if(s.queue.begin(), s.queue.end(),
-                                [&](const FrameRef& f) { return f.gen == gen && f.slot == slot; }));
+    n += uint32_t(s.held_slot(gen, slot));
+    n += s.queue.count_slot(gen, slot);
   }
   return n;
 }

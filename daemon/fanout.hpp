@@ -20,7 +20,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace framebroker::daemon {
@@ -124,19 +123,56 @@ class Fanout {
   uint32_t refs_on(uint32_t gen, uint32_t slot) const;
 
  private:
+  // Frames queued to one subscriber, oldest first: a ring that keeps its storage, so that queuing
+  // and sending a frame allocate nothing (it grows only past its capacity, which subscribe and
+  // set_slots set to the ring's slot count, more than a subscriber can have in flight).
+  class FrameQueue {
+   public:
+    bool empty() const { return size_ == 0; }
+    size_t size() const { return size_; }
+    const FrameRef& front() const { return buf_[head_]; }
+    const FrameRef& operator[](size_t i) const { return buf_[(head_ + i) % buf_.size()]; }
+    void push_back(const FrameRef& f);
+    void pop_front();
+    void clear() { head_ = size_ = 0; }
+    void reserve(size_t n);
+    bool contains(const FrameRef& f) const;
+    uint32_t count_slot(uint32_t gen, uint32_t slot) const;
+
+   private:
+    std::vector<FrameRef> buf_;
+    size_t head_ = 0, size_ = 0;
+  };
+
+  // What one subscriber holds of one generation, indexed by slot (kNotHeld or the seq held
+  // there; all kNotHeld when count is 0). A subscriber has one per generation it has held frames
+  // of (two across a generation change); an emptied table is reused for the next generation.
+  struct HoldTable {
+    static constexpr uint64_t kNotHeld = UINT64_MAX;
+    uint32_t gen = 0;
+    uint32_t count = 0;  // slots held
+    std::vector<uint64_t> seq;
+    bool held(uint32_t slot) const { return slot < seq.size() && seq[slot] != kNotHeld; }
+  };
+
   struct Subscriber {
     SubscriberOptions requested;  // as asked (0 = default)
     SubscriberOptions opt;        // in force for the current slot count
     bool active = true;
-    std::deque<FrameRef> queue;
+    FrameQueue queue;
     std::deque<std::pair<uint64_t, Message>> messages;  // (before_seq, message)
-    std::unordered_map<uint64_t, uint64_t> held;        // key(gen, slot) -> seq
+    std::vector<HoldTable> tables;
+    uint32_t held = 0;           // slots held, over all tables
     bool newer_pending = false;  // latest: a frame came while the window was full
     SubscriberCounters c;
-    uint32_t in_flight() const { return uint32_t(held.size() + queue.size()); }
+    uint32_t in_flight() const { return uint32_t(held + queue.size()); }
+    const HoldTable* table(uint32_t gen) const;
+    HoldTable* table(uint32_t gen);
+    bool held_slot(uint32_t gen, uint32_t slot) const;
+    // The table for `gen`, made (or an empty one reused) for `slots` slots when there is none.
+    HoldTable& table_for(uint32_t gen, uint32_t slots);
   };
 
-  static uint64_t key(uint32_t gen, uint32_t slot) { return uint64_t(gen) << 32 | slot; }
   // Already held or queued by s (a frame is never queued to anyone twice).
   static bool holds(const Subscriber& s, const FrameRef& f);
   void enqueue(Subscriber& s, const FrameRef& f);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <source_location>
@@ -1006,4 +1007,143 @@ TEST(FanoutMessages, ALateJoinersStartGoesFirstAndTheUnsubscribedGetNone) {
   EXPECT_EQ(r.fan.take_next(1)->seq, 2u);
   EXPECT_EQ(r.fan.take_message(1), start);
   EXPECT_FALSE(r.fan.has_messages(2));
+}
+
+// ---------------------------------------------------------------- generations
+
+namespace {
+
+// Counts references per (gen, slot), any generation.
+class CountingRefs : public RefCounter {
+ public:
+  void add_ref(const FrameRef& f) override { ++refs[{f.gen, f.slot}]; }
+  void drop_ref(const FrameRef& f) override {
+    auto& n = refs[{f.gen, f.slot}];
+    EXPECT_GT(n, 0u) << "gen " << f.gen << " slot " << f.slot << " dropped below zero";
+    --n;
+  }
+  uint32_t on(uint32_t gen, uint32_t slot) const {
+    auto it = refs.find({gen, slot});
+    return it == refs.end() ? 0 : it->second;
+  }
+  uint32_t total() const {
+    uint32_t n = 0;
+    for (const auto& [k, v] : refs) n += v;
+    return n;
+  }
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> refs;
+};
+
+}  // namespace
+
+// A subscriber may hold frames of the old generation and the new one at the same time: each
+// hold is checked and dropped against its own generation, and an emptied generation's table
+// serves the next one.
+TEST(FanoutGenerations, HoldsSpanTwoGenerations) {
+  CountingRefs refs;
+  Fanout fan(refs, 8);
+  fan.subscribe(1, every(5));
+  for (uint32_t slot = 0; slot < 3; ++slot) fan.publish({1, slot, slot});
+  const auto old_frames = fan.take_sendable(1);
+  ASSERT_EQ(old_frames.size(), 3u);
+
+  fan.clear_latest();  // the generation changes: a smaller ring (max_hold 4)
+  fan.set_slots(6);
+  fan.publish({2, 0, 3});
+  const auto f = fan.take_next(1);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(*f, (FrameRef{2, 0, 3}));
+  EXPECT_EQ(fan.counters(1).held, 4u);
+  // Slot 0 is held in both generations, each once.
+  EXPECT_EQ(fan.refs_on(1, 0), 1u);
+  EXPECT_EQ(fan.refs_on(2, 0), 2u);  // the hold and the cache
+  ASSERT_EQ(fan.holders(1, 0).size(), 1u);
+  ASSERT_EQ(fan.holders(2, 0).size(), 1u);
+  EXPECT_FALSE(fan.holders(2, 0)[0].queued);
+  EXPECT_TRUE(fan.holders(2, 1).empty());
+  // A release names its generation: the other one's seq or gen is not held.
+  EXPECT_EQ(fan.release(1, {2, 0, 0}), ReleaseResult::NotHeld);
+  EXPECT_EQ(fan.release(1, {1, 0, 3}), ReleaseResult::NotHeld);
+  EXPECT_EQ(fan.release(1, {3, 0, 3}), ReleaseResult::NotHeld);
+  EXPECT_EQ(fan.release(1, {1, 0, 0}), ReleaseResult::Ok);
+  EXPECT_EQ(fan.refs_on(1, 0), 0u);
+  EXPECT_EQ(fan.refs_on(2, 0), 2u);
+  EXPECT_EQ(fan.release(1, {1, 1, 1}), ReleaseResult::Ok);
+  EXPECT_EQ(fan.release(1, {1, 2, 2}), ReleaseResult::Ok);
+  EXPECT_EQ(fan.counters(1).held, 1u);
+
+  // Generation 3, while generation 2's frame is still held; generation 1's table is reused.
+  fan.clear_latest();
+  fan.publish({3, 0, 4});
+  fan.publish({3, 1, 5});
+  EXPECT_EQ(fan.take_sendable(1).size(), 2u);
+  EXPECT_EQ(fan.counters(1).held, 3u);
+  EXPECT_EQ(fan.refs_on(2, 0), 1u);
+  EXPECT_EQ(fan.refs_on(3, 0), 1u);
+  EXPECT_EQ(fan.refs_on(3, 1), 2u);
+  EXPECT_EQ(refs.total(), 4u);
+
+  fan.remove(1);  // drops every hold, whatever its generation
+  EXPECT_EQ(refs.on(2, 0), 0u);
+  EXPECT_EQ(refs.on(3, 0), 0u);
+  EXPECT_EQ(refs.total(), 1u);  // the cache
+  fan.clear_latest();
+  EXPECT_EQ(refs.total(), 0u);
+}
+
+// A slot past the slot count the fanout was told of (a frame of a generation it has not been
+// told about yet) is held and released like any other.
+TEST(FanoutGenerations, ASlotBeyondTheKnownCountIsHeldToo) {
+  CountingRefs refs;
+  Fanout fan(refs, 4);
+  fan.subscribe(1, every(2));
+  fan.publish({5, 40, 9});
+  ASSERT_TRUE(fan.take_next(1));
+  EXPECT_EQ(fan.refs_on(5, 40), 2u);
+  EXPECT_EQ(fan.holders(5, 40).size(), 1u);
+  EXPECT_EQ(fan.release(1, {5, 40, 9}), ReleaseResult::Ok);
+  EXPECT_EQ(fan.release(1, {5, 40, 9}), ReleaseResult::NotHeld);
+  EXPECT_EQ(fan.refs_on(5, 40), 1u);
+  fan.clear_latest();
+  EXPECT_EQ(refs.total(), 0u);
+}
+
+// The queue is a ring: frames keep their order as it wraps around many times, and when the ring
+// grows (set_slots) while frames are queued across its end.
+TEST(FanoutEvery, TheQueueKeepsSeqOrderAcrossWrapsAndGrowth) {
+  CountingRefs refs;
+  Fanout fan(refs, 6);
+  EXPECT_EQ(fan.subscribe(1, every()).max_hold, 2u);
+  uint64_t seq = 0, expect = 0;
+  for (int round = 0; round < 200; ++round) {
+    const int n = 1 + round % 2;
+    for (int i = 0; i < n; ++i, ++seq) fan.publish({1, uint32_t(seq % 6), seq});
+    while (auto f = fan.take_next(1)) {
+      EXPECT_EQ(f->seq, expect++);
+      EXPECT_EQ(fan.release(1, *f), ReleaseResult::Ok);
+    }
+  }
+  // Always one frame left queued, so that the queue's start walks round its storage.
+  fan.publish({1, uint32_t(seq % 6), seq}), ++seq;
+  for (int i = 0; i < 7; ++i) {
+    fan.publish({1, uint32_t(seq % 6), seq}), ++seq;
+    const auto f = fan.take_next(1);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->seq, expect++);
+    EXPECT_EQ(fan.release(1, *f), ReleaseResult::Ok);
+  }
+  fan.publish({1, uint32_t(seq % 6), seq}), ++seq;
+  EXPECT_EQ(fan.counters(1).queued, 2u);
+  // A new generation of 64 slots (max_hold 60): the queue's storage grows with two frames in it.
+  fan.set_slots(64);
+  for (uint32_t i = 0; i < 30; ++i, ++seq) fan.publish({2, i, seq});
+  EXPECT_EQ(fan.counters(1).queued, 32u);
+  const auto all = fan.take_sendable(1);
+  ASSERT_EQ(all.size(), 32u);
+  for (const auto& f : all) EXPECT_EQ(f.seq, expect++);
+  for (const auto& f : all) EXPECT_EQ(fan.release(1, f), ReleaseResult::Ok);
+  EXPECT_EQ(fan.counters(1).missed, 0u);
+  fan.remove(1);
+  fan.clear_latest();
+  EXPECT_EQ(refs.total(), 0u);
 }
