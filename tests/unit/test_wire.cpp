@@ -351,3 +351,98 @@ TEST(Wire, DiscoverRequestAndReplyVerifyAndReadBack) {
   EXPECT_EQ(d->address()->str(), "192.168.1.20");
   EXPECT_EQ(r.next(got), Status::NeedMore);
 }
+
+// Receive buffers are recycled (no allocation per message in steady state), but never while
+// anything still refers to one: frames point into them.
+TEST(Wire, BufferIsReusedOnceItsLastHolderLetsGo) {
+  wire::FrameReader r;
+  wire::Received a, b, c;
+  feed(r, hello(1, "first"));
+  ASSERT_EQ(r.next(a), Status::Message);
+  const auto* first = a.bytes.get();
+  feed(r, hello(2, "second"));
+  ASSERT_EQ(r.next(b), Status::Message);
+  EXPECT_NE(b.bytes.get(), first);  // a still holds its buffer
+  a.bytes.reset();
+  const Bytes m3 = hello(3, std::string(200, 't'));  // longer: reuse must not truncate
+  feed(r, m3);
+  ASSERT_EQ(r.next(c), Status::Message);
+  EXPECT_EQ(c.bytes.get(), first);
+  EXPECT_EQ(bytes_of(c), m3);
+  EXPECT_EQ(c.envelope()->request_id(), 3u);
+  EXPECT_EQ(bytes_of(b), hello(2, "second"));  // untouched
+  EXPECT_EQ(r.pooled(), 2u);
+}
+
+TEST(Wire, BufferIsNotReusedWhileACopyOfItsReceivedLives) {
+  wire::FrameReader r;
+  wire::Received got;
+  feed(r, hello(1, "kept"));
+  ASSERT_EQ(r.next(got), Status::Message);
+  const wire::Received frame_keeps = got;  // as a frame handle keeps its message
+  feed(r, error(2));
+  ASSERT_EQ(r.next(got), Status::Message);  // `got` lets go of the first message, the copy not
+  EXPECT_NE(got.bytes.get(), frame_keeps.bytes.get());
+  EXPECT_EQ(bytes_of(frame_keeps), hello(1, "kept"));
+  EXPECT_EQ(bytes_of(got), error(2));
+}
+
+TEST(Wire, OneReceivedReadInALoopKeepsUsingOneBuffer) {
+  wire::FrameReader r;
+  wire::Received got;
+  const std::vector<Bytes> msgs = {hello(1, "a"), release(2, 40), error(3), hello(4, "b")};
+  const std::vector<uint8_t>* buffer = nullptr;
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& m : msgs) feed(r, m, 5);
+    for (const auto& m : msgs) {
+      ASSERT_EQ(r.next(got), Status::Message);
+      EXPECT_EQ(bytes_of(got), m);
+      if (!buffer) buffer = got.bytes.get();
+      EXPECT_EQ(got.bytes.get(), buffer);
+    }
+  }
+  EXPECT_EQ(r.pooled(), 1u);
+}
+
+TEST(Wire, MessagesHeldBeyondThePoolStillArriveIntact) {
+  wire::FrameReader r;
+  std::vector<wire::Received> held;
+  const size_t n = wire::FrameReader::kPoolBuffers + 10;
+  for (size_t i = 0; i < n; ++i) {
+    feed(r, hello(uint32_t(i), "m" + std::to_string(i)));
+    ASSERT_EQ(r.next(held.emplace_back()), Status::Message);
+  }
+  EXPECT_EQ(r.pooled(), wire::FrameReader::kPoolBuffers);
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(bytes_of(held[i]), hello(uint32_t(i), "m" + std::to_string(i))) << i;
+    for (size_t j = 0; j < i; ++j) ASSERT_NE(held[i].bytes.get(), held[j].bytes.get());
+  }
+  // Let every other one go: exactly those are reused, and nothing still held changes.
+  std::vector<const std::vector<uint8_t>*> freed;
+  for (size_t i = 0; i < wire::FrameReader::kPoolBuffers; i += 2) {
+    freed.push_back(held[i].bytes.get());
+    held[i].bytes.reset();
+  }
+  for (size_t k = 0; k < freed.size(); ++k) {
+    wire::Received got;
+    feed(r, error(uint32_t(1000 + k)));
+    ASSERT_EQ(r.next(got), Status::Message);
+    EXPECT_NE(std::find(freed.begin(), freed.end(), got.bytes.get()), freed.end());
+    EXPECT_EQ(bytes_of(got), error(uint32_t(1000 + k)));
+    held.push_back(std::move(got));  // keep it, so that the next one takes another
+  }
+  for (size_t i = 1; i < n; i += 2)
+    EXPECT_EQ(bytes_of(held[i]), hello(uint32_t(i), "m" + std::to_string(i))) << i;
+  EXPECT_EQ(r.pooled(), wire::FrameReader::kPoolBuffers);
+}
+
+TEST(Wire, LargeMessagesDoNotStayInThePool) {
+  wire::FrameReader r;
+  wire::Received got;
+  const Bytes big = release(1, 8000);  // 8000 refs of 16 bytes: over kPooledMessageBytes
+  ASSERT_GT(big.size(), wire::FrameReader::kPooledMessageBytes);
+  feed(r, big);
+  ASSERT_EQ(r.next(got), Status::Message);
+  EXPECT_EQ(bytes_of(got), big);
+  EXPECT_EQ(r.pooled(), 0u);
+}

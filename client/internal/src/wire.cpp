@@ -1,5 +1,7 @@
 #include "framebroker/internal/wire.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace framebroker::wire {
@@ -35,11 +37,35 @@ FrameReader::Status FrameReader::next(Received& out) {
       uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
   if (len > kMaxMessageBytes) return Status::TooLarge;
   if (end_ - begin_ < 4 + size_t(len)) return Status::NeedMore;
-  auto bytes = std::make_shared<std::vector<uint8_t>>(p, p + 4 + len);
+  out.bytes.reset();  // its buffer may be the one reused now
+  auto bytes = buffer_for(4 + size_t(len));
+  bytes->assign(p, p + 4 + len);
   begin_ += 4 + size_t(len);
   if (!verify_envelope(bytes->data(), bytes->size())) return Status::Malformed;
   out.bytes = std::move(bytes);
   return Status::Message;
+}
+
+std::shared_ptr<std::vector<uint8_t>> FrameReader::buffer_for(size_t size) {
+  if (size > kPooledMessageBytes) return std::make_shared<std::vector<uint8_t>>();
+  // Round-robin from the last one taken: the oldest messages are the likeliest released.
+  for (size_t i = 0; i < pool_.size(); ++i) {
+    auto& b = pool_[(pool_next_ + i) % pool_.size()];
+    if (b.use_count() != 1) continue;
+    // Only the pool refers to it: nobody can copy it any more. use_count() is a relaxed load;
+    // the fence orders the last holder's reads (before its release-ordered decrement) before
+    // our writes into the buffer.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    pool_next_ = (pool_next_ + i + 1) % pool_.size();
+    return b;
+  }
+  auto b = std::make_shared<std::vector<uint8_t>>();
+  if (pool_.size() < kPoolBuffers) {
+    b->reserve(std::max<size_t>(size, 4096));
+    pool_.push_back(b);
+    pool_next_ = 0;
+  }
+  return b;
 }
 
 }  // namespace framebroker::wire

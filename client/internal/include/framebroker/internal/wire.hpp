@@ -43,6 +43,12 @@ struct Received {
 };
 
 // Splits a byte stream into verified messages.
+//
+// Each message gets its own buffer, kept alive by whoever holds its Received (frames point into
+// it). The buffers are recycled: the reader keeps up to kPoolBuffers of them and reuses one once
+// it alone refers to it again (nobody else can then copy it), keeping its capacity, so that in
+// steady state receiving a message allocates nothing. Messages over kPooledMessageBytes, or
+// arriving while every pooled buffer is still in use, get a buffer of their own as before.
 class FrameReader {
  public:
   enum class Status { NeedMore, Message, TooLarge, Malformed };
@@ -51,12 +57,22 @@ class FrameReader {
   std::span<uint8_t> write_area(size_t min_free = 64 * 1024);
   void commit(size_t n) { end_ += n; }
 
-  // Extracts the next complete message, if any.
+  // Extracts the next complete message, if any. `out` lets go of its previous message first.
   Status next(Received& out);
 
+  static constexpr size_t kPoolBuffers = 64;
+  static constexpr size_t kPooledMessageBytes = 64 * 1024;
+  // Buffers in the pool (for tests and inspection).
+  size_t pooled() const { return pool_.size(); }
+
  private:
+  // A buffer holding `size` bytes: a free pooled one when there is one.
+  std::shared_ptr<std::vector<uint8_t>> buffer_for(size_t size);
+
   std::vector<uint8_t> buf_;
   size_t begin_ = 0, end_ = 0;
+  std::vector<std::shared_ptr<std::vector<uint8_t>>> pool_;
+  size_t pool_next_ = 0;  // where the search for a free buffer starts
 };
 
 // Verifies a length-prefixed Envelope.
