@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstring>
 
 namespace framebroker::wire {
@@ -48,22 +49,32 @@ FrameReader::Status FrameReader::next(Received& out) {
 
 std::shared_ptr<std::vector<uint8_t>> FrameReader::buffer_for(size_t size) {
   if (size > kPooledMessageBytes) return std::make_shared<std::vector<uint8_t>>();
+  // A free buffer (only the pool refers to it: nobody can copy it any more) large enough, else
+  // any free one, which then grows to the next power of two so that it seldom grows again.
   // Round-robin from the last one taken: the oldest messages are the likeliest released.
+  std::shared_ptr<std::vector<uint8_t>>* free_one = nullptr;
   for (size_t i = 0; i < pool_.size(); ++i) {
-    auto& b = pool_[(pool_next_ + i) % pool_.size()];
+    const size_t at = (pool_next_ + i) % pool_.size();
+    auto& b = pool_[at];
     if (b.use_count() != 1) continue;
-    // Only the pool refers to it: nobody can copy it any more. use_count() is a relaxed load;
-    // the fence orders the last holder's reads (before its release-ordered decrement) before
-    // our writes into the buffer.
+    if (!free_one) free_one = &b;
+    if (b->capacity() >= size) {
+      free_one = &b;
+      break;
+    }
+  }
+  if (free_one) {
+    // use_count() is a relaxed load: the fence orders the last holder's reads (before its
+    // release-ordered decrement) before our writes into the buffer.
     std::atomic_thread_fence(std::memory_order_acquire);
-    pool_next_ = (pool_next_ + i + 1) % pool_.size();
-    return b;
+    pool_next_ = size_t(free_one - pool_.data() + 1) % pool_.size();
+    if ((*free_one)->capacity() < size) (*free_one)->reserve(std::bit_ceil(size));
+    return *free_one;
   }
   auto b = std::make_shared<std::vector<uint8_t>>();
   if (pool_.size() < kPoolBuffers) {
-    b->reserve(std::max<size_t>(size, 4096));
+    b->reserve(std::max<size_t>(std::bit_ceil(size), kFirstCapacity));
     pool_.push_back(b);
-    pool_next_ = 0;
   }
   return b;
 }

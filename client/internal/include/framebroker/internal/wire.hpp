@@ -62,6 +62,8 @@ class FrameReader {
 
   static constexpr size_t kPoolBuffers = 64;
   static constexpr size_t kPooledMessageBytes = 64 * 1024;
+  // A new pooled buffer's capacity (most messages fit; a larger one grows it, once).
+  static constexpr size_t kFirstCapacity = 16 * 1024;
   // Buffers in the pool (for tests and inspection).
   size_t pooled() const { return pool_.size(); }
 
