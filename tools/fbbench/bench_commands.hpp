@@ -7,27 +7,30 @@
 
 namespace framebroker::fbbench {
 
-struct LatencyOptions {
-  std::vector<std::string> sizes{"64K", "1M", "8M"};
-  std::vector<int> subscribers{1, 2, 4};
-  double rate = 1000;
-  uint64_t frames = 2000;
-  uint64_t warmup = 200;
+// What `latency` and `throughput` share: the rows (--sizes x --subscribers), the camera's rate,
+// CPU placement, the broker binary and --json. One definition, declared by add_bench_options in
+// main.cpp; each command sets its own defaults.
+struct BenchOptions {
+  std::vector<std::string> sizes;  // 64K, 8M, 64x64 ...
+  std::vector<int> subscribers;
+  double rate = 0;  // the camera's frames per second
   std::string pin = "none";
-  bool iceoryx = true;  // the iceoryx baseline, where it can run
-  bool json = false;
   std::string broker;  // framebrokerd; default: the one beside fbbench
+  bool json = false;
 };
 
-struct ThroughputOptions {
-  std::vector<std::string> sizes{"8K", "8M"};
-  std::vector<int> subscribers{2};
+struct LatencyOptions : BenchOptions {
+  LatencyOptions() : BenchOptions{{"64K", "1M", "8M"}, {1, 2, 4}, 1000} {}
+  uint64_t frames = 2000;
+  uint64_t warmup = 200;
+  bool iceoryx = true;   // the iceoryx baseline, where it can run
+  int64_t spin_us = -1;  // --spin: SubscribeOptions::spin, and iceoryx busy-polling; -1: not given
+};
+
+struct ThroughputOptions : BenchOptions {
+  ThroughputOptions() : BenchOptions{{"8K", "8M"}, {2}, 0} {}  // rate 0 free-runs
   double seconds = 3;
   std::string read = "none";  // none | all
-  double rate = 0;            // the camera's FrameRate; 0 free-runs
-  std::string pin = "none";
-  bool json = false;
-  std::string broker;
 };
 
 // fbbench chain: a published stream's cost. Per size, commit -> subscriber latency through one

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -76,6 +78,36 @@ std::string size_label(uint64_t bytes) {
   if (bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + "M";
   if (bytes % 1024 == 0) return std::to_string(bytes >> 10) + "K";
   return std::to_string(bytes);
+}
+
+FrameShape frame_shape_for(uint64_t bytes) {
+  const uint64_t pixels = std::max<uint64_t>(bytes / 2, 64);
+  FrameShape f;
+  f.width =
+      uint32_t(std::clamp<uint64_t>(std::bit_floor(uint64_t(std::sqrt(double(pixels)))), 8, 4096));
+  f.height = uint32_t(std::clamp<uint64_t>(pixels / f.width, 8, 4096));
+  f.label = size_label(f.bytes());
+  return f;
+}
+
+FrameShape parse_frame_shape(const std::string& text) {
+  const size_t x = text.find_first_of("xX");
+  if (x == std::string::npos) return frame_shape_for(parse_size(text));
+  const auto side = [&](const std::string& part) -> uint32_t {
+    if (part.empty() || part.size() > 5 ||
+        !std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); }))
+      return 0;
+    const unsigned long n = std::stoul(part);
+    return n >= 8 && n <= 4096 ? uint32_t(n) : 0;
+  };
+  FrameShape f;
+  f.width = side(text.substr(0, x));
+  f.height = side(text.substr(x + 1));
+  if (f.width == 0 || f.height == 0)
+    throw std::invalid_argument(
+        "'" + text + "' is not a frame size WxH in pixels like 64x64 (8 to 4096 a side)");
+  f.label = std::to_string(f.width) + "x" + std::to_string(f.height);
+  return f;
 }
 
 uint64_t now_ns() {

@@ -27,6 +27,20 @@ uint64_t parse_size(const std::string& text);
 // 65536 -> "64K", 8388608 -> "8M", else the number.
 std::string size_label(uint64_t bytes);
 
+// A benchmark camera's frame: Mono16, width x height pixels (8 to 4096 a side, as the simulated
+// camera allows), and how a table names it.
+struct FrameShape {
+  uint32_t width = 8, height = 8;
+  std::string label;  // "64K" or "64x64", as asked
+  uint64_t bytes() const { return uint64_t(width) * height * 2; }
+};
+// The nearly square frame of about `bytes`, with a power-of-two width, so that 64K, 1M and 8M
+// come out exact.
+FrameShape frame_shape_for(uint64_t bytes);
+// "64x64" (WxH pixels, exact) or a size parse_size() takes (nearly square). Throws
+// std::invalid_argument.
+FrameShape parse_frame_shape(const std::string& text);
+
 // CLOCK_MONOTONIC in ns: the clock of FrameMeta.mono_ns, comparable across processes.
 uint64_t now_ns();
 
@@ -46,11 +60,13 @@ LatencyStats summarize(std::vector<double> samples_us);
 
 struct LatencyParams {
   uint64_t frame_bytes = 0;
+  uint32_t width = 0, height = 0;  // framebroker's camera; 0: frame_shape_for(frame_bytes)
   int subscribers = 1;
   double rate = 1000;     // frames per second, paced by the producer
   uint64_t frames = 0;    // measured frames (after warmup)
   uint64_t warmup = 100;  // frames sent first and not measured
   Pin pin = Pin::None;
+  int64_t spin_us = 0;  // SubscribeOptions::spin of framebroker's subscribers
 };
 
 struct LatencyRun {
@@ -62,20 +78,42 @@ struct LatencyRun {
 
 struct ThroughputParams {
   uint64_t frame_bytes = 0;
+  uint32_t width = 0, height = 0;  // framebroker's camera; 0: frame_shape_for(frame_bytes)
   int subscribers = 2;
   double seconds = 3;
   bool read_all = false;  // every subscriber sums every pixel of every frame it gets
   Pin pin = Pin::None;
 };
 
+// What a throughput run counts over its measured window. A delivery is one frame handed to one
+// subscriber.
 struct ThroughputRun {
   double seconds = 0;
-  uint64_t frames = 0;     // frames the lossless (first) subscriber got
+  uint64_t published = 0;  // frames the producer made (the camera published, the sender sent)
+  uint64_t frames = 0;     // frames the first subscriber got
   uint64_t delivered = 0;  // frames received, summed over subscribers
-  uint64_t dropped = 0;    // frames produced that the lossless subscriber did not get
-  double fps() const { return seconds > 0 ? double(frames) / seconds : 0; }
+  uint64_t dropped = 0;    // frames the producer could not publish (the camera's ring was full)
+  std::vector<uint64_t> delivered_by_subscriber;  // in subscription order
+  std::vector<uint64_t> missed_by_subscriber;     // frames skipped for it (`every` fell behind)
+
+  static double per_second(double n, double s) { return s > 0 ? n / s : 0; }
+  double published_per_s() const { return per_second(double(published), seconds); }
+  // The first subscriber's frames per second.
+  double fps() const { return per_second(double(frames), seconds); }
+  // Deliveries per subscriber per second: the mean over subscribers, and the least of them.
+  double deliveries_per_subscriber_per_s() const {
+    return delivered_by_subscriber.empty()
+               ? 0
+               : per_second(double(delivered) / double(delivered_by_subscriber.size()), seconds);
+  }
+  double min_deliveries_per_subscriber_per_s() const {
+    uint64_t least = delivered_by_subscriber.empty() ? 0 : delivered_by_subscriber.front();
+    for (const uint64_t n : delivered_by_subscriber) least = n < least ? n : least;
+    return per_second(double(least), seconds);
+  }
+  // The frame bytes handed over per second, summed over subscribers.
   double gbps(uint64_t frame_bytes) const {
-    return seconds > 0 ? double(delivered) * double(frame_bytes) / seconds / 1e9 : 0;
+    return per_second(double(delivered) * double(frame_bytes) / 1e9, seconds);
   }
 };
 

@@ -27,32 +27,28 @@ namespace {
 constexpr const char* kCamera = kBenchCamera;
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
-struct Geometry {
-  uint32_t width = 8, height = 8;
-  uint64_t bytes() const { return uint64_t(width) * height * 2; }
-};
-
-// Nearly square, with a power-of-two width, so that 64K, 1M and 8M come out exact (8..4096 a
-// side, as the sim allows).
-Geometry geometry_for(uint64_t bytes) {
-  const uint64_t pixels = std::max<uint64_t>(bytes / 2, 64);
-  Geometry g;
-  g.width =
-      uint32_t(std::clamp<uint64_t>(std::bit_floor(uint64_t(std::sqrt(double(pixels)))), 8, 4096));
-  g.height = uint32_t(std::clamp<uint64_t>(pixels / g.width, 8, 4096));
-  return g;
+// The camera's frame: as asked (WxH), else nearly square for `bytes`.
+FrameShape shape_of(uint64_t bytes, uint32_t width, uint32_t height) {
+  if (width == 0 || height == 0) return frame_shape_for(bytes);
+  FrameShape f;
+  f.width = width;
+  f.height = height;
+  return f;
 }
 
-std::string camera_spec(uint64_t bytes, double rate) {
-  const Geometry g = geometry_for(bytes);
-  return "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(g.width) +
-         ",Height=" + std::to_string(g.height) +
+std::string camera_spec(const FrameShape& f, double rate) {
+  return "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(f.width) +
+         ",Height=" + std::to_string(f.height) +
          ",PixelType=Mono16,Pattern=empty,FrameRate=" + fmt("%.6g", rate) +
-         ",slots=" + std::to_string(bench_slots(g.bytes())) + ",start=false";
+         ",slots=" + std::to_string(bench_slots(f.bytes())) + ",start=false";
 }
 
 std::string tag_for(const char* what, uint64_t bytes, int subscribers) {
   return std::string(what) + "-" + std::to_string(bytes) + "-" + std::to_string(subscribers);
+}
+
+std::string subscriber_name(int i) {
+  return "fbbench-sub" + std::to_string(i);
 }
 
 // Runs one body per subscriber on its own thread, pinned, each with its own connection and
@@ -62,15 +58,13 @@ class SubscriberThreads {
   using Body = std::function<void(int index, Subscription& sub)>;
 
   SubscriberThreads(const BenchBroker& broker, int count, int cpu,
-                    const std::function<Mode(int)>& mode_of, Body body)
+                    const std::function<SubscribeOptions(int)>& options_of, Body body)
       : body_(std::move(body)), errors_(size_t(count)) {
     for (int i = 0; i < count; ++i) {
-      threads_.emplace_back([this, &broker, i, cpu, mode = mode_of(i)] {
+      threads_.emplace_back([this, &broker, i, cpu, so = options_of(i)] {
         try {
           pin_this_thread(cpu);
-          Client client = connect_to(broker, "fbbench-sub" + std::to_string(i));
-          SubscribeOptions so;
-          so.mode = mode;
+          Client client = connect_to(broker, subscriber_name(i));
           Subscription sub = client.subscribe(kCamera, so);
           ++subscribed_;
           body_(i, sub);
@@ -123,10 +117,46 @@ void wait_for(Client& control, const std::function<bool()>& done, std::chrono::s
   }
 }
 
-StreamStatus stream_status(Client& control) {
-  for (auto& s : control.status().streams)
+const StreamStatus& stream_of(const Status& st) {
+  for (auto& s : st.streams)
     if (s.name == kCamera) return s;
   throw std::runtime_error("the benchmark broker lost its stream");
+}
+
+StreamStatus stream_status(Client& control) {
+  return stream_of(control.status());
+}
+
+// The broker at one moment: frames published so far and each thread's counters.
+struct Probe {
+  Clock::time_point t;
+  uint64_t published = 0;
+  std::vector<ThreadSample> threads;
+};
+
+Probe probe(const BenchBroker& broker, const Status& st) {
+  return {Clock::now(), stream_of(st).published, thread_samples(broker.pid())};
+}
+
+uint64_t cpu_ns(const std::vector<ThreadSample>& threads) {
+  uint64_t ns = 0;
+  for (const ThreadSample& t : threads) ns += t.cpu_ns;
+  return ns;
+}
+
+// The broker's CPU µs (all threads) per frame it published between a and b.
+double cpu_us_per_frame(const Probe& a, const Probe& b) {
+  const uint64_t frames = b.published - a.published;
+  return frames > 0 ? double(cpu_ns(thread_deltas(a.threads, b.threads))) / 1e3 / double(frames)
+                    : 0;
+}
+
+// What the broker spent between a and b: each thread's switches and CPU time.
+void account(BrokerCost& cost, const BenchBroker& broker, const Probe& a, const Probe& b) {
+  cost.pid = broker.pid();
+  cost.frames = b.published - a.published;
+  cost.threads = thread_deltas(a.threads, b.threads);
+  cost.cpu_us_per_frame = cpu_us_per_frame(a, b);
 }
 
 }  // namespace
@@ -134,7 +164,7 @@ StreamStatus stream_status(Client& control) {
 BenchSetup::BenchSetup(const std::vector<std::string>& size_labels, const std::string& broker_exe)
     : runtime(make_temp_dir(std::filesystem::temp_directory_path().string(), "fbbench-run")),
       broker{find_broker(broker_exe), runtime.path} {
-  for (const auto& label : size_labels) sizes.push_back(mono16_frame_bytes(parse_size(label)));
+  for (const auto& label : size_labels) sizes.push_back(parse_frame_shape(label));
 }
 
 uint32_t bench_slots(uint64_t frame_bytes) {
@@ -143,45 +173,84 @@ uint32_t bench_slots(uint64_t frame_bytes) {
 }
 
 std::string bench_camera_spec(uint64_t bytes, double rate) {
-  return camera_spec(bytes, rate);
+  return camera_spec(frame_shape_for(bytes), rate);
 }
 
 std::pair<uint32_t, uint32_t> bench_frame_size(uint64_t bytes) {
-  const Geometry g = geometry_for(bytes);
-  return {g.width, g.height};
+  const FrameShape f = frame_shape_for(bytes);
+  return {f.width, f.height};
 }
 
 uint64_t mono16_frame_bytes(uint64_t bytes) {
-  return geometry_for(bytes).bytes();
+  return frame_shape_for(bytes).bytes();
 }
 
-LatencyRun fb_latency(const BrokerSide& side, const LatencyParams& p) {
+LatencyRun fb_latency(const BrokerSide& side, const LatencyParams& p, BrokerCost& cost) {
   BenchBroker broker(side.exe, side.runtime_dir, tag_for("lat", p.frame_bytes, p.subscribers),
-                     camera_spec(p.frame_bytes, p.rate), producer_cpu(p.pin));
-  const uint64_t last_seq = p.warmup + p.frames - 1;
+                     camera_spec(shape_of(p.frame_bytes, p.width, p.height), p.rate),
+                     producer_cpu(p.pin));
+  Client control = connect_to(broker, "fbbench");
+  auto camera = control.camera(kCamera);
+  const auto wait_stopped = [&] {
+    while (camera_running(control)) {
+      check_interrupted();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  // The camera thread ends with a counted run, and its counters with it: a measured run asks for
+  // more frames than it measures and is stopped once the broker has been probed, so that every
+  // thread is still there at the end of the window.
+  const uint64_t tail = std::max<uint64_t>(100, uint64_t(p.rate * 5));
+
+  // First a warmup's worth of frames with nobody subscribed: the camera's own cost per frame.
+  {
+    const Probe a = probe(broker, control.status());
+    camera.start(p.warmup + tail);
+    Probe b = a;
+    const auto give_up = Clock::now() + std::chrono::seconds(10) +
+                         std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(double(p.warmup) / p.rate));
+    while ((b = probe(broker, control.status())).published < a.published + p.warmup) {
+      check_interrupted();
+      if (Clock::now() > give_up)
+        throw std::runtime_error("the benchmark camera published " +
+                                 std::to_string(b.published - a.published) + " of " +
+                                 std::to_string(p.warmup) + " frames");
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    cost.cpu_us_per_frame_alone = cpu_us_per_frame(a, b);
+    camera.stop();
+    wait_stopped();
+  }
+
+  const uint64_t first_seq = uint64_t(stream_status(control).latest_seq + 1);
+  const uint64_t measured_from = first_seq + p.warmup, last_seq = measured_from + p.frames - 1;
   std::vector<std::vector<double>> samples(size_t(p.subscribers));
   for (auto& s : samples) s.reserve(p.frames);
-  std::vector<std::atomic<uint64_t>> received(size_t(p.subscribers));
+  std::vector<std::atomic<uint64_t>> received(size_t(p.subscribers));  // up to last_seq
   std::atomic<bool> stop{false};
 
   SubscriberThreads subs(
-      broker, p.subscribers, consumer_cpu(p.pin), [](int) { return Mode::Every; },
+      broker, p.subscribers, consumer_cpu(p.pin),
+      [&](int) {
+        SubscribeOptions so;
+        so.mode = Mode::Every;
+        so.spin = std::chrono::microseconds(p.spin_us);
+        return so;
+      },
       [&](int i, Subscription& sub) {
         while (!stop.load()) {
           auto f = sub.next(kPoll);
           if (!f) continue;
           const uint64_t now = now_ns();
           const uint64_t seq = f->seq();
-          if (seq >= p.warmup)
+          if (seq >= measured_from && seq <= last_seq)
             samples[size_t(i)].push_back(double(now - f->meta().mono_ns()) / 1e3);
-          received[size_t(i)].fetch_add(1);
-          f->release();
-          if (seq >= last_seq) break;
+          if (seq <= last_seq) received[size_t(i)].fetch_add(1);
+          f->release();  // the tail's frames too, until the camera stops
         }
       });
 
-  Client control = connect_to(broker, "fbbench");
-  auto camera = control.camera(kCamera);
   const auto all_received = [&](uint64_t n) {
     return [&, n] {
       return std::all_of(received.begin(), received.end(), [n](auto& r) { return r >= n; });
@@ -191,9 +260,13 @@ LatencyRun fb_latency(const BrokerSide& side, const LatencyParams& p) {
   // frames (a start clears it).
   camera.start(p.warmup);
   wait_for(control, all_received(p.warmup), std::chrono::seconds(2));
-  while (camera_running(control)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  camera.start(p.frames);
+  wait_stopped();
+  const Probe from = probe(broker, control.status());
+  camera.start(p.frames + tail);
   wait_for(control, all_received(p.warmup + p.frames), std::chrono::seconds(2));
+  account(cost, broker, from, probe(broker, control.status()));
+  camera.stop();
+  wait_stopped();
   stop = true;
   subs.join();
 
@@ -214,33 +287,28 @@ LatencyRun fb_latency(const BrokerSide& side, const LatencyParams& p) {
 ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, double rate,
                             BrokerCost& cost) {
   BenchBroker broker(side.exe, side.runtime_dir, tag_for("tput", p.frame_bytes, p.subscribers),
-                     camera_spec(p.frame_bytes, rate), producer_cpu(p.pin));
+                     camera_spec(shape_of(p.frame_bytes, p.width, p.height), rate),
+                     producer_cpu(p.pin));
   Client control = connect_to(broker, "fbbench");
+  const size_t n = size_t(p.subscribers);
   struct Snapshot {
-    Clock::time_point t;
-    std::vector<uint64_t> received;
-    uint64_t published = 0, dropped = 0, missed = 0, cpu_ticks = 0;
+    Probe broker;
+    std::vector<uint64_t> received, missed;
+    uint64_t dropped = 0;
   };
-  std::vector<std::atomic<uint64_t>> received(size_t(p.subscribers));
+  std::vector<std::atomic<uint64_t>> received(n);
   const auto snapshot = [&] {
-    Snapshot s;
     const Status st = control.status();
-    s.t = Clock::now();
+    Snapshot s{probe(broker, st), {}, std::vector<uint64_t>(n, 0), stream_of(st).dropped};
     for (auto& r : received) s.received.push_back(r.load());
-    for (const auto& sm : st.streams)
-      if (sm.name == kCamera) s.published = sm.published, s.dropped = sm.dropped;
     for (const auto& sub : st.subscribers)
-      if (sub.client == "fbbench-sub0") s.missed = sub.missed;
-    s.cpu_ticks = cpu_ticks(broker.pid());
+      for (size_t i = 0; i < n; ++i)
+        if (sub.client == subscriber_name(int(i))) s.missed[i] = sub.missed;
     return s;
   };
   const auto sleep_until = [](Clock::time_point end) {
     while (Clock::now() < end && !interrupted())
       std::this_thread::sleep_for(std::min<Clock::duration>(end - Clock::now(), kPoll));
-  };
-  const auto cpu_us_per_frame = [](const Snapshot& a, const Snapshot& b) {
-    const double us = double(b.cpu_ticks - a.cpu_ticks) * 1e6 / double(::sysconf(_SC_CLK_TCK));
-    return b.published > a.published ? us / double(b.published - a.published) : 0.0;
   };
 
   // First the camera alone: what the broker spends per frame with nobody to deliver to (the
@@ -248,14 +316,18 @@ ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, d
   control.camera(kCamera).start();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const Snapshot alone_from = snapshot();
-  sleep_until(alone_from.t + std::chrono::seconds(1));
-  cost.cpu_us_per_frame_alone = cpu_us_per_frame(alone_from, snapshot());
+  sleep_until(alone_from.broker.t + std::chrono::seconds(1));
+  cost.cpu_us_per_frame_alone = cpu_us_per_frame(alone_from.broker, snapshot().broker);
 
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> checksum{0};
   SubscriberThreads subs(
       broker, p.subscribers, consumer_cpu(p.pin),
-      [](int i) { return i % 2 == 0 ? Mode::Every : Mode::Latest; },
+      [](int i) {
+        SubscribeOptions so;
+        so.mode = i % 2 == 0 ? Mode::Every : Mode::Latest;
+        return so;
+      },
       [&](int i, Subscription& sub) {
         uint64_t sum = 0;
         while (!stop.load(std::memory_order_relaxed)) {
@@ -269,8 +341,8 @@ ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, d
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   cost.rss_start_kb = rss_kb(broker.pid());
   const Snapshot a = snapshot();
-  sleep_until(
-      a.t + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.seconds)));
+  sleep_until(a.broker.t + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(p.seconds)));
   const Snapshot b = snapshot();
   cost.rss_end_kb = rss_kb(broker.pid());
   control.camera(kCamera).stop();
@@ -279,11 +351,16 @@ ThroughputRun fb_throughput(const BrokerSide& side, const ThroughputParams& p, d
   check_interrupted();
 
   ThroughputRun run;
-  run.seconds = std::chrono::duration<double>(b.t - a.t).count();
-  run.frames = b.received[0] - a.received[0];
-  for (size_t i = 0; i < received.size(); ++i) run.delivered += b.received[i] - a.received[i];
-  run.dropped = (b.dropped - a.dropped) + (b.missed - a.missed);
-  cost.cpu_us_per_frame = cpu_us_per_frame(a, b);
+  run.seconds = std::chrono::duration<double>(b.broker.t - a.broker.t).count();
+  run.published = b.broker.published - a.broker.published;
+  run.dropped = b.dropped - a.dropped;
+  for (size_t i = 0; i < n; ++i) {
+    run.delivered_by_subscriber.push_back(b.received[i] - a.received[i]);
+    run.missed_by_subscriber.push_back(b.missed[i] - a.missed[i]);
+    run.delivered += run.delivered_by_subscriber.back();
+  }
+  run.frames = run.delivered_by_subscriber.front();
+  account(cost, broker, a.broker, b.broker);
   return run;
 }
 

@@ -19,34 +19,46 @@ struct BrokerSide {
   std::string runtime_dir;  // where its socket and lock go
 };
 
-// What a latency or throughput command sets up first: the frame sizes asked for (64K, 8M, ...)
-// as the bytes the camera will send, and a runtime directory of its own, removed at the end.
+// What a latency or throughput command sets up first: the frames asked for (64K, 8M, 64x64, ...)
+// as the camera will send them, and a runtime directory of its own, removed at the end.
 struct BenchSetup {
   BenchSetup(const std::vector<std::string>& size_labels, const std::string& broker_exe);
-  std::vector<uint64_t> sizes;
+  std::vector<FrameShape> sizes;
   TempDir runtime;
   BrokerSide broker;
 };
 
-// Latency: a paced camera; every subscriber is `every`. receive = commit -> the frame is in the
-// subscriber's hands (FrameMeta.mono_ns to now); round_trip = commit -> every subscriber released
-// it, from the broker's own count (status `recycle`).
-LatencyRun fb_latency(const BrokerSide& broker, const LatencyParams& p);
-
+// What the broker spent over a run's measured window, from /proc/<pid>/task/*.
 struct BrokerCost {
-  double cpu_us_per_frame = 0;        // the broker's user + system time / frames it published
+  double cpu_us_per_frame = 0;        // the broker's CPU time (all threads) / frames it published
   double cpu_us_per_frame_alone = 0;  // the same with the camera running and no subscriber
   uint64_t rss_start_kb = 0, rss_end_kb = 0;
+  pid_t pid = 0;
+  uint64_t frames = 0;                // frames published in the measured window
+  std::vector<ThreadSample> threads;  // each thread's switches and CPU time in that window
   // What each subscriber adds: the delivery cost, without the camera's own.
   double per_subscriber(int subscribers) const {
     return subscribers > 0 ? std::max(0.0, cpu_us_per_frame - cpu_us_per_frame_alone) / subscribers
                            : 0;
   }
+  // The socket thread's (the main thread's, tid == pid) voluntary switches per frame: how often
+  // a frame woke it.
+  double socket_wakeups_per_frame() const {
+    for (const ThreadSample& t : threads)
+      if (t.tid == pid) return frames > 0 ? double(t.voluntary) / double(frames) : 0;
+    return 0;
+  }
 };
 
+// Latency: a paced camera; every subscriber is `every`. receive = commit -> the frame is in the
+// subscriber's hands (FrameMeta.mono_ns to now); round_trip = commit -> every subscriber released
+// it, from the broker's own count (status `recycle`). `cost` is the measured frames' (alone: a
+// warmup's worth of frames before anyone subscribed).
+LatencyRun fb_latency(const BrokerSide& broker, const LatencyParams& p, BrokerCost& cost);
+
 // Throughput: subscriber 0 is `every` (the lossless consumer), subscriber 1 `latest`, then they
-// alternate. rate 0 free-runs the camera; dropped counts the frames the camera produced that
-// subscriber 0 did not get (ring full or missed).
+// alternate. rate 0 free-runs the camera; dropped counts the frames it could not publish (no free
+// slot), missed_by_subscriber the frames skipped for each subscriber.
 ThroughputRun fb_throughput(const BrokerSide& broker, const ThroughputParams& p, double rate,
                             BrokerCost& cost);
 

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -38,7 +39,7 @@ bool iceoryx_built_in() {
   return false;
 }
 
-std::optional<LatencyRun> iceoryx_latency(const LatencyParams&, std::string& why_not) {
+std::optional<LatencyRun> iceoryx_latency(const LatencyParams&, IceoryxWait, std::string& why_not) {
   why_not = "fbbench was built without iceoryx (install libiceoryx-posh-dev)";
   return std::nullopt;
 }
@@ -333,16 +334,21 @@ void run_publisher(const LatencyParams& p, Board& board, const std::string& name
       "the iceoryx subscribers did not finish within 10 s");
 }
 
-void run_subscriber(const LatencyParams& p, const PoolPlan& plan, Board& board, double* samples,
-                    const std::string& name) {
+// WaitSet: sleeps on a WaitSet until data comes. BusyPoll: calls take() in a loop, never sleeping
+// (a core given to the subscriber).
+void run_subscriber(const LatencyParams& p, IceoryxWait wait, const PoolPlan& plan, Board& board,
+                    double* samples, const std::string& name) {
   pin_this_thread(consumer_cpu(p.pin));
   init_runtime(name);
   iox::popo::SubscriberOptions options;
   options.queueCapacity = plan.queue;
   iox::popo::UntypedSubscriber subscriber(kService, options);
-  iox::popo::WaitSet<1> waitset;
-  if (waitset.attachState(subscriber, iox::popo::SubscriberState::HAS_DATA).has_error())
-    throw std::runtime_error("cannot attach the iceoryx subscriber to a WaitSet");
+  std::optional<iox::popo::WaitSet<1> > waitset;
+  if (wait == IceoryxWait::WaitSet) {
+    waitset.emplace();
+    if (waitset->attachState(subscriber, iox::popo::SubscriberState::HAS_DATA).has_error())
+      throw std::runtime_error("cannot attach the iceoryx subscriber to a WaitSet");
+  }
   wait_for(
       board, [&] { return subscriber.getSubscriptionState() == iox::SubscribeState::SUBSCRIBED; },
       10s, "an iceoryx subscriber did not find the publisher within 10 s");
@@ -364,7 +370,7 @@ void run_subscriber(const LatencyParams& p, const PoolPlan& plan, Board& board, 
     const bool last = board.all_sent.load(std::memory_order_acquire) || must_leave(board);
     drain();
     if (last) break;
-    waitset.timedWait(iox::units::Duration::fromMilliseconds(100));
+    if (waitset) waitset->timedWait(iox::units::Duration::fromMilliseconds(100));
   }
   board.finished.fetch_add(1);
 }
@@ -446,7 +452,7 @@ LatencyRun pooled_result(const LatencyParams& p, ResultBoard& shared) {
   return run;
 }
 
-LatencyRun run_latency(const std::string& roudi_exe, const LatencyParams& p) {
+LatencyRun run_latency(const std::string& roudi_exe, const LatencyParams& p, IceoryxWait wait) {
   const PoolPlan plan = plan_pool(p);
   const char* tmp = std::getenv("TMPDIR");
   TempDir dir(make_temp_dir(tmp && *tmp ? tmp : "/tmp", "fbbench-iceoryx"));
@@ -458,7 +464,7 @@ LatencyRun run_latency(const std::string& roudi_exe, const LatencyParams& p) {
     children.start("pub", [&](const std::string& name) { run_publisher(p, board, name); });
     for (int i = 0; i < p.subscribers; ++i)
       children.start("sub" + std::to_string(i), [&, i](const std::string& name) {
-        run_subscriber(p, plan, board, shared.samples(i), name);
+        run_subscriber(p, wait, plan, board, shared.samples(i), name);
       });
     const double seconds = double(p.warmup + p.frames) / p.rate + 30;
     children.wait_all(Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -477,14 +483,15 @@ bool iceoryx_built_in() {
   return true;
 }
 
-std::optional<LatencyRun> iceoryx_latency(const LatencyParams& p, std::string& why_not) {
+std::optional<LatencyRun> iceoryx_latency(const LatencyParams& p, IceoryxWait wait,
+                                          std::string& why_not) {
   const std::string roudi_exe = find_roudi();
   if (roudi_exe.empty()) {
     why_not = "iox-roudi not found in PATH or /usr/bin (install the iceoryx package)";
     return std::nullopt;
   }
   try {
-    return run_latency(roudi_exe, p);
+    return run_latency(roudi_exe, p, wait);
   } catch (const Interrupted&) {
     throw;
   } catch (const std::exception& e) {

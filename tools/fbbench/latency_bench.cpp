@@ -7,6 +7,7 @@
 
 #include "common/table.hpp"
 #include "fbbench/bench_commands.hpp"
+#include "fbbench/bench_report.hpp"
 #include "fbbench/fb_runs.hpp"
 #include "fbbench/iceoryx_baseline.hpp"
 #include "fbbench/process.hpp"
@@ -20,20 +21,21 @@ using nlohmann::json;
 using tools::fixed;
 
 struct LatencyRow {
-  uint64_t bytes = 0;
+  FrameShape frame;
   int subscribers = 0;
   LatencyRun fb, floor, copy;
-  std::optional<LatencyRun> iceoryx;
+  std::optional<LatencyRun> iceoryx, iceoryx_busy;
+  std::string iceoryx_busy_skipped;  // with --spin, why there is no busy-poll figure
+  BrokerCost cost;
 };
 
-double ratio(double a, double b) {
-  return b > 0 ? a / b : 0;
-}
-
-json to_json(const LatencyRow& r) {
-  json j{{"size", size_label(r.bytes)},
-         {"frame_bytes", r.bytes},
-         {"slots", bench_slots(r.bytes)},
+json to_json(const LatencyRow& r, bool spin) {
+  const uint64_t bytes = r.frame.bytes();
+  json j{{"size", r.frame.label},
+         {"width", r.frame.width},
+         {"height", r.frame.height},
+         {"frame_bytes", bytes},
+         {"slots", bench_slots(bytes)},
          {"subscribers", r.subscribers},
          {"frames", r.fb.receive.count},
          {"lost", r.fb.lost},
@@ -56,10 +58,20 @@ json to_json(const LatencyRow& r) {
          {"copy_lost", r.copy.lost},
          {"p50_vs_floor", ratio(r.fb.receive.p50_us, r.floor.receive.p50_us)},
          {"p99_vs_floor", ratio(r.fb.receive.p99_us, r.floor.receive.p99_us)}};
+  add_broker_cost(j, r.cost, r.subscribers);
   if (r.iceoryx) {
     j["iceoryx_p50_us"] = r.iceoryx->receive.p50_us;
     j["iceoryx_p99_us"] = r.iceoryx->receive.p99_us;
     j["p50_vs_iceoryx"] = ratio(r.fb.receive.p50_us, r.iceoryx->receive.p50_us);
+  }
+  if (spin) {
+    if (r.iceoryx_busy) {
+      j["iceoryx_busy_p50_us"] = r.iceoryx_busy->receive.p50_us;
+      j["iceoryx_busy_p99_us"] = r.iceoryx_busy->receive.p99_us;
+      j["p50_vs_iceoryx_busy"] = ratio(r.fb.receive.p50_us, r.iceoryx_busy->receive.p50_us);
+    } else {
+      j["iceoryx_busy_skipped"] = r.iceoryx_busy_skipped;
+    }
   }
   return j;
 }
@@ -68,32 +80,53 @@ std::string us(double v) {
   return fixed(v, v < 10 ? 1 : 0);
 }
 
-void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx) {
+void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx, bool spin) {
   std::vector<std::string> head{"size",      "subs",      "p50",      "p99",
                                 "p99.9",     "max",       "rt p50",   "rt p99",
                                 "floor p50", "floor p99", "copy p50", "copy p99"};
   if (with_iceoryx) head.insert(head.end(), {"iox p50", "iox p99"});
-  head.insert(head.end(), {"p50/floor", "p99/floor", "lost"});
+  if (spin) head.insert(head.end(), {"iox busy p50", "p50/iox busy"});
+  head.insert(head.end(), {"p50/floor", "p99/floor", "lost", "cpu/sub", "wake/fr"});
   tools::Table t(head);
   for (const auto& r : rows) {
-    std::vector<std::string> cells{
-        size_label(r.bytes),        std::to_string(r.subscribers), us(r.fb.receive.p50_us),
-        us(r.fb.receive.p99_us),    us(r.fb.receive.p999_us),      us(r.fb.receive.max_us),
-        us(r.fb.round_trip.p50_us), us(r.fb.round_trip.p99_us),    us(r.floor.receive.p50_us),
-        us(r.floor.receive.p99_us), us(r.copy.receive.p50_us),     us(r.copy.receive.p99_us)};
+    std::vector<std::string> cells{r.frame.label,
+                                   std::to_string(r.subscribers),
+                                   us(r.fb.receive.p50_us),
+                                   us(r.fb.receive.p99_us),
+                                   us(r.fb.receive.p999_us),
+                                   us(r.fb.receive.max_us),
+                                   us(r.fb.round_trip.p50_us),
+                                   us(r.fb.round_trip.p99_us),
+                                   us(r.floor.receive.p50_us),
+                                   us(r.floor.receive.p99_us),
+                                   us(r.copy.receive.p50_us),
+                                   us(r.copy.receive.p99_us)};
     if (with_iceoryx)
       cells.insert(cells.end(), {r.iceoryx ? us(r.iceoryx->receive.p50_us) : "-",
                                  r.iceoryx ? us(r.iceoryx->receive.p99_us) : "-"});
+    if (spin)
+      cells.insert(
+          cells.end(),
+          {r.iceoryx_busy ? us(r.iceoryx_busy->receive.p50_us) : "skipped",
+           r.iceoryx_busy ? fixed(ratio(r.fb.receive.p50_us, r.iceoryx_busy->receive.p50_us), 2)
+                          : "-"});
     cells.insert(cells.end(), {fixed(ratio(r.fb.receive.p50_us, r.floor.receive.p50_us), 2),
                                fixed(ratio(r.fb.receive.p99_us, r.floor.receive.p99_us), 2),
                                std::to_string(r.fb.lost)});
+    const auto cost = broker_cost_cells(r.cost, r.subscribers);
+    cells.insert(cells.end(), cost.begin(), cost.end());
     t.row(cells);
   }
   t.print(std::cout);
   std::cout
       << "Times in us. p50..max: commit -> the subscriber has the frame. rt: commit -> every\n"
          "subscriber released it. floor: bare shm + 32-byte index over a Unix socket.\n"
-         "copy: the frame written through a Unix socket. iox: iceoryx with a WaitSet.\n";
+         "copy: the frame written through a Unix socket. iox: iceoryx with a WaitSet";
+  std::cout << (spin
+                    ? "; iox busy:\niceoryx subscribers busy-polling take(), next to framebroker's "
+                      "with --spin.\n"
+                    : ".\n")
+            << kBrokerCostLegend;
 }
 
 void progress(const std::string& what, const LatencyRun& r) {
@@ -107,24 +140,30 @@ void progress(const std::string& what, const LatencyRun& r) {
 int run_latency_bench(const LatencyOptions& o) {
   return run_guarded([&] {
     const Pin pin = parse_pin(o.pin);
+    const bool spin = o.spin_us >= 0;
     const BenchSetup setup(o.sizes, o.broker);
     const BrokerSide& broker = setup.broker;
-    std::string iceoryx_why;
-    bool iceoryx = o.iceoryx;
+    // Once iceoryx fails it will not come back within this run: the later rows skip it.
+    std::string iceoryx_why, busy_why = o.iceoryx ? "" : "--no-iceoryx";
+    bool iceoryx = o.iceoryx, busy = spin && o.iceoryx;
     std::vector<LatencyRow> rows;
-    for (const uint64_t bytes : setup.sizes) {
+    for (const FrameShape& frame : setup.sizes) {
       for (const int n : o.subscribers) {
         LatencyParams p;
-        p.frame_bytes = bytes;
+        p.frame_bytes = frame.bytes();
+        p.width = frame.width;
+        p.height = frame.height;
         p.subscribers = n;
         p.rate = o.rate;
         p.frames = o.frames;
         p.warmup = o.warmup;
         p.pin = pin;
-        LatencyRow row{bytes, n};
-        const std::string what = size_label(bytes) + " x " + std::to_string(n);
-        std::cerr << "latency " << what << " at " << o.rate << " fps, pin " << o.pin << ":\n";
-        row.fb = fb_latency(broker, p);
+        p.spin_us = std::max<int64_t>(o.spin_us, 0);
+        LatencyRow row{frame, n};
+        const std::string what = frame.label + " x " + std::to_string(n);
+        std::cerr << "latency " << what << " at " << o.rate << " fps, pin " << o.pin
+                  << (spin ? ", spin " + std::to_string(o.spin_us) + " us" : "") << ":\n";
+        row.fb = fb_latency(broker, p, row.cost);
         progress("framebroker", row.fb);
         check_interrupted();
         row.floor = floor_latency(p);
@@ -134,14 +173,24 @@ int run_latency_bench(const LatencyOptions& o) {
         progress("copy", row.copy);
         check_interrupted();
         if (iceoryx) {
-          row.iceoryx = iceoryx_latency(p, iceoryx_why);
+          row.iceoryx = iceoryx_latency(p, IceoryxWait::WaitSet, iceoryx_why);
           if (row.iceoryx) {
             progress("iceoryx", *row.iceoryx);
           } else {
             std::cerr << "  iceoryx: skipped: " << iceoryx_why << "\n";
-            iceoryx = false;  // it will not come back within this run
+            iceoryx = false;
           }
         }
+        if (busy) {
+          row.iceoryx_busy = iceoryx_latency(p, IceoryxWait::BusyPoll, busy_why);
+          if (row.iceoryx_busy) {
+            progress("iceoryx busy-poll", *row.iceoryx_busy);
+          } else {
+            std::cerr << "  iceoryx busy-poll: skipped: " << busy_why << "\n";
+            busy = false;
+          }
+        }
+        if (spin && !row.iceoryx_busy) row.iceoryx_busy_skipped = busy_why;
         rows.push_back(std::move(row));
       }
     }
@@ -150,12 +199,14 @@ int run_latency_bench(const LatencyOptions& o) {
     if (o.json) {
       json j{{"mode", "latency"}, {"rate", o.rate},         {"frames", o.frames},
              {"pin", o.pin},      {"load", load_average()}, {"rows", json::array()}};
+      if (spin) j["spin_us"] = o.spin_us;
       if (!with_iceoryx && o.iceoryx) j["iceoryx_skipped"] = iceoryx_why;
-      for (const auto& r : rows) j["rows"].push_back(to_json(r));
+      for (const auto& r : rows) j["rows"].push_back(to_json(r, spin));
       std::cout << j.dump(2) << "\n";
     } else {
-      print_table(rows, with_iceoryx);
+      print_table(rows, with_iceoryx, spin);
       if (!with_iceoryx && o.iceoryx) std::cout << "iceoryx skipped: " << iceoryx_why << "\n";
+      if (spin && !busy_why.empty()) std::cout << "iceoryx busy-poll skipped: " << busy_why << "\n";
     }
   });
 }

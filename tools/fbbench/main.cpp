@@ -91,18 +91,6 @@ CLI::App* add_soak_command(CLI::App& app, SaveBenchOptions& o, SoakOptions& so) 
   return soak;
 }
 
-// --sizes and --subscribers: the rows of a latency or throughput table.
-void add_matrix(CLI::App* cmd, const char* sizes_flag, std::vector<std::string>& sizes,
-                std::vector<int>& subscribers) {
-  cmd->add_option(sizes_flag, sizes, "frame sizes (K, M = 1024, 1024^2), comma separated")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--subscribers", subscribers, "subscriber counts, comma separated")
-      ->delimiter(',')
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-}
-
 // --pin, --broker and --json.
 void add_run_options(CLI::App* cmd, std::string& pin, std::string& broker, bool& json) {
   cmd->add_option("--pin", pin, kPinHelp)
@@ -110,6 +98,25 @@ void add_run_options(CLI::App* cmd, std::string& pin, std::string& broker, bool&
       ->capture_default_str();
   cmd->add_option("--broker", broker, kBrokerHelp);
   cmd->add_flag("--json", json, "print the results as JSON");
+}
+
+// The options `latency` and `throughput` share (BenchOptions): the rows, the camera's rate, then
+// --pin, --broker and --json. What differs is the sizes flag's name and what a rate may be.
+void add_bench_options(CLI::App* cmd, BenchOptions& o, const std::string& sizes_flag,
+                       const std::string& rate_help, double min_rate) {
+  cmd->add_option(sizes_flag, o.sizes,
+                  "frame sizes, comma separated: bytes (K, M = 1024, 1024^2) for a nearly square "
+                  "Mono16 frame, or WxH pixels (e.g. 64x64)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--subscribers", o.subscribers, "subscriber counts, comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--rate", o.rate, rate_help)
+      ->check(CLI::Range(min_rate, 1'000'000.0))
+      ->capture_default_str();
+  add_run_options(cmd, o.pin, o.broker, o.json);
 }
 
 CLI::App* add_latency_command(CLI::App& app, LatencyOptions& o) {
@@ -122,21 +129,25 @@ CLI::App* add_latency_command(CLI::App& app, LatencyOptions& o) {
       "with the same frames and subscribers, the baselines: the floor (a bare shared-memory\n"
       "segment, a 32-byte slot index over a Unix socket and a 32-byte ack back), copy-over-socket\n"
       "(the frame itself through the socket) and Eclipse iceoryx (RouDi started and stopped by\n"
-      "fbbench) where it is installed.\n\n"
-      "Example:\n"
-      "  fbbench latency --sizes 64K,8M --subscribers 2 --pin same --json");
-  add_matrix(cmd, "--sizes", o.sizes, o.subscribers);
-  cmd->add_option("--rate", o.rate, "frames per second")
-      ->check(CLI::Range(1.0, 100000.0))
-      ->capture_default_str();
+      "fbbench) where it is installed; with --spin also iceoryx with busy-polling subscribers.\n"
+      "Also reported: the broker's wake-ups (voluntary context switches) per frame, per thread,\n"
+      "and its CPU time per frame per subscriber.\n\n"
+      "Examples:\n"
+      "  fbbench latency --sizes 64K,8M --subscribers 2 --pin same --json\n"
+      "  fbbench latency --sizes 8M --subscribers 2 --spin 200");
+  add_bench_options(cmd, o, "--sizes", "the camera's frames per second", 1.0);
   cmd->add_option("--frames", o.frames, "measured frames per run")
       ->check(CLI::Range(uint64_t(10), uint64_t(10'000'000)))
       ->capture_default_str();
   cmd->add_option("--warmup", o.warmup, "frames sent first and not measured")
       ->check(CLI::Range(uint64_t(1), uint64_t(1'000'000)))
       ->capture_default_str();
-  cmd->add_flag("!--no-iceoryx", o.iceoryx, "skip the iceoryx baseline");
-  add_run_options(cmd, o.pin, o.broker, o.json);
+  cmd->add_option("--spin", o.spin_us,
+                  "subscribers busy-poll up to US microseconds for the next frame before sleeping "
+                  "(SubscribeOptions::spin); iceoryx also runs busy-polling, for comparison")
+      ->option_text("US")
+      ->check(CLI::Range(int64_t(0), int64_t(1'000'000)));
+  cmd->add_flag("!--no-iceoryx", o.iceoryx, "skip the iceoryx baselines");
   return cmd;
 }
 
@@ -146,14 +157,18 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
       "How many frames per second reach the subscribers, and what each costs the broker.\n\n"
       "Per size and subscriber count it starts its own framebrokerd (simulated Mono16 camera,\n"
       "pattern `empty`, free-running unless --rate; a 256 MiB ring of 32 to 4096 slots), with\n"
-      "subscriber 1 `every` (the lossless one, whose frames are the fps), subscriber 2 `latest`,\n"
-      "then alternating. Reported: fps, GB/s delivered summed over subscribers, frames dropped,\n"
-      "the broker's CPU time per frame (/proc/<pid>/stat) and its RSS at start and end. The\n"
-      "floor and copy-over-socket baselines run beside it with the same subscribers.\n\n"
+      "subscriber 1 `every`, subscriber 2 `latest`, then alternating. Reported per run: frames\n"
+      "the camera published per second, deliveries per subscriber per second (mean and min over\n"
+      "the subscribers) next to the floor's in the same run and their ratio, frames dropped (the\n"
+      "camera found no free slot), frames each subscriber missed, GB/s delivered (summed over\n"
+      "subscribers), the broker's CPU time per frame and its wake-ups per frame\n"
+      "(/proc/<pid>/task/*), and its RSS at start and end. The floor and copy-over-socket\n"
+      "baselines run beside it with the same subscribers, each of which gets every frame.\n\n"
       "Examples:\n"
+      "  fbbench throughput --size 64x64 --rate 100000\n"
       "  fbbench throughput --size 8M --read all\n"
       "  fbbench throughput --size 8K --rate 50000 --duration 10");
-  add_matrix(cmd, "--size,--sizes", o.sizes, o.subscribers);
+  add_bench_options(cmd, o, "--size,--sizes", "the camera's frames per second; 0 free-runs", 0.0);
   cmd->add_option("--duration", o.seconds, "seconds measured per run (the baselines: at most 10)")
       ->check(CLI::Range(0.2, 86400.0))
       ->capture_default_str();
@@ -162,10 +177,6 @@ CLI::App* add_throughput_command(CLI::App& app, ThroughputOptions& o) {
                   "of every frame it gets")
       ->check(CLI::IsMember({"none", "all"}))
       ->capture_default_str();
-  cmd->add_option("--rate", o.rate, "the camera's frames per second; 0 free-runs")
-      ->check(CLI::Range(0.0, 1'000'000.0))
-      ->capture_default_str();
-  add_run_options(cmd, o.pin, o.broker, o.json);
   return cmd;
 }
 

@@ -3,15 +3,17 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -72,13 +74,80 @@ void drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err) {
   }
 }
 
-pid_t spawn(const std::vector<std::string>& argv, posix_spawn_file_actions_t* actions) {
+// What a child does between fork() and exec: each is a dup2 of `from` (an fd, or -1 to open
+// `path`) onto `to`. Everything is prepared before fork(), since the child of a threaded process
+// may only make async-signal-safe calls.
+struct Redirect {
+  int to;
+  int from = -1;
+  const char* path = nullptr;
+  int flags = 0;
+};
+
+// Makes the calling child die with fbbench (see the top of process.hpp); async-signal-safe.
+// False when fbbench has already gone.
+bool die_with(pid_t parent) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return false;
+  // fbbench may have died before prctl(): then the child has been reparented and no signal comes.
+  return ::getppid() == parent;
+}
+
+// The program argv[0] names: as is when it has a '/', else the first executable in PATH.
+std::string resolve(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  throw std::runtime_error("cannot run " + name + ": not found in PATH");
+}
+
+// fork + exec rather than posix_spawn, which cannot set PR_SET_PDEATHSIG in the child: every
+// child dies with fbbench, even when fbbench is SIGKILLed. An exec failure comes back through a
+// close-on-exec pipe as the child's errno.
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<Redirect>& redirects) {
+  const std::string exe = resolve(argv.at(0));
   auto args = c_argv(argv);
-  pid_t pid = -1;
-  const bool search_path = argv[0].find('/') == std::string::npos;
-  const int rc = search_path ? ::posix_spawnp(&pid, args[0], actions, nullptr, args.data(), environ)
-                             : ::posix_spawn(&pid, args[0], actions, nullptr, args.data(), environ);
-  if (rc != 0) throw std::runtime_error("cannot run " + argv[0] + ": " + errno_text(rc));
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + errno_text(errno));
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int err = 0;
+    if (!die_with(parent)) ::_exit(127);
+    for (const Redirect& r : redirects) {
+      const int fd = r.path ? ::open(r.path, r.flags, 0644) : r.from;
+      if (fd < 0 || ::dup2(fd, r.to) < 0) {
+        err = errno;
+        break;
+      }
+      if (r.path && fd != r.to) ::close(fd);
+    }
+    if (err == 0) {
+      ::execve(exe.c_str(), args.data(), environ);
+      err = errno;
+    }
+    while (::write(report[1], &err, sizeof err) < 0 && errno == EINTR) {
+    }
+    ::_exit(127);
+  }
+  const int fork_errno = errno;
+  ::close(report[1]);
+  if (pid < 0) {
+    ::close(report[0]);
+    throw std::runtime_error("cannot run " + argv[0] + ": fork: " + errno_text(fork_errno));
+  }
+  int child_errno = 0;
+  ssize_t n;
+  while ((n = ::read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  if (n == sizeof child_errno) {
+    wait_status(pid);
+    throw std::runtime_error("cannot run " + argv[0] + ": " + errno_text(child_errno));
+  }
   return pid;
 }
 
@@ -140,7 +209,7 @@ std::string fmt(const char* format, double v) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: posix_spawn with an argv vector (no shell).
+// Child processes: fork + exec with an argv vector (no shell), each dying with fbbench.
 
 ProcResult run_capture(const std::vector<std::string>& argv) {
   int out[2], err[2];
@@ -149,22 +218,15 @@ ProcResult run_capture(const std::vector<std::string>& argv) {
     ::close(out[0]), ::close(out[1]);
     throw std::runtime_error("pipe: " + errno_text(errno));
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   ProcResult r;
   const auto t0 = Clock::now();
   pid_t pid = -1;
   try {
-    pid = spawn(argv, &fa);
+    pid = spawn(argv, {{0, -1, "/dev/null", O_RDONLY}, {1, out[1]}, {2, err[1]}});
   } catch (...) {
-    posix_spawn_file_actions_destroy(&fa);
     for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
     throw;
   }
-  posix_spawn_file_actions_destroy(&fa);
   ::close(out[1]), ::close(err[1]);
   drain_pipes(out[0], err[0], r.out, r.err);
   r.status = wait_status(pid);
@@ -173,19 +235,9 @@ ProcResult run_capture(const std::vector<std::string>& argv) {
 }
 
 pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  try {
-    const pid_t pid = spawn(argv, &fa);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-  } catch (...) {
-    posix_spawn_file_actions_destroy(&fa);
-    throw;
-  }
+  return spawn(argv, {{0, -1, "/dev/null", O_RDONLY},
+                      {1, -1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC},
+                      {2, 1}});
 }
 
 int wait_status(pid_t pid) {
@@ -220,9 +272,11 @@ void stop_process(pid_t pid) {
 
 pid_t fork_child(const std::function<void()>& body,
                  const std::function<void(const char* what)>& on_failure) {
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork: " + errno_text(errno));
   if (pid > 0) return pid;
+  if (!die_with(parent)) ::_exit(1);
   int code = 1;
   try {
     body();
@@ -263,6 +317,65 @@ uint64_t rss_kb(pid_t pid) {
   for (std::string line; std::getline(in, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
   return 0;
+}
+
+namespace {
+
+// The value of "key:\t<n>" in a /proc status file, or 0.
+uint64_t status_field(const std::string& text, const std::string& key) {
+  const size_t at = text.find("\n" + key + ":");
+  return at == std::string::npos ? 0
+                                 : std::strtoull(text.c_str() + at + key.size() + 2, nullptr, 10);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+std::vector<ThreadSample> thread_samples(pid_t pid) {
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  std::vector<ThreadSample> threads;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(task, ec)) {
+    const std::string dir = entry.path().string();
+    const std::string status = read_text(dir + "/status");
+    if (status.empty()) continue;  // it ended
+    ThreadSample t;
+    t.tid = pid_t(std::stol(entry.path().filename().string()));
+    t.name = trim(read_text(dir + "/comm"));
+    t.voluntary = status_field("\n" + status, "voluntary_ctxt_switches");
+    t.involuntary = status_field("\n" + status, "nonvoluntary_ctxt_switches");
+    std::istringstream schedstat(read_text(dir + "/schedstat"));
+    if (!(schedstat >> t.cpu_ns)) {
+      try {
+        t.cpu_ns = cpu_ticks(t.tid) * 1'000'000'000ull / uint64_t(::sysconf(_SC_CLK_TCK));
+      } catch (const std::exception&) {
+        continue;  // it ended
+      }
+    }
+    threads.push_back(std::move(t));
+  }
+  std::sort(threads.begin(), threads.end(), [](auto& a, auto& b) { return a.tid < b.tid; });
+  return threads;
+}
+
+std::vector<ThreadSample> thread_deltas(const std::vector<ThreadSample>& before,
+                                        const std::vector<ThreadSample>& after) {
+  std::vector<ThreadSample> out;
+  for (const ThreadSample& b : after) {
+    ThreadSample d = b;
+    for (const ThreadSample& a : before)
+      if (a.tid == b.tid) {
+        d.voluntary -= std::min(a.voluntary, b.voluntary);
+        d.involuntary -= std::min(a.involuntary, b.involuntary);
+        d.cpu_ns -= std::min(a.cpu_ns, b.cpu_ns);
+      }
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 std::string load_average() {

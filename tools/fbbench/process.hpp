@@ -1,7 +1,12 @@
 // What every fbbench command needs around the measurement: Ctrl-C handling, child processes
-// (posix_spawn with an argv vector, no shell; fork() for the baselines' own producers and
+// (fork + exec with an argv vector, no shell; fork() for the baselines' own producers and
 // consumers, with memory shared before it), temporary directories, finding the project's
 // binaries, and a framebrokerd of its own with one simulated camera.
+//
+// Every child dies with fbbench, even when fbbench is SIGKILLed: it sets PR_SET_PDEATHSIG
+// (SIGKILL) between fork and exec, and leaves at once when fbbench is already gone. The kernel
+// sends that signal when the *thread* that forked exits, so children are started from fbbench's
+// main thread (every caller does so), never from a thread that ends before they do.
 #pragma once
 
 #include <sys/types.h>
@@ -48,7 +53,8 @@ struct ProcResult {
   bool ok() const { return status == 0; }
 };
 
-// Runs argv[0] (looked up in PATH when it has no '/') and captures stdout and stderr.
+// Runs argv[0] (looked up in PATH when it has no '/') and captures stdout and stderr; stdin is
+// /dev/null.
 ProcResult run_capture(const std::vector<std::string>& argv);
 // Starts argv in the background with stdout and stderr going to `log_path`.
 pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_path);
@@ -61,10 +67,11 @@ bool reaped(pid_t pid);
 // SIGTERM, then SIGKILL after 5 s; reaps it.
 void stop_process(pid_t pid);
 
-// Runs `body` in a forked child that never returns into the caller's code: it leaves with _exit(),
-// so none of the caller's exit handlers or destructors run twice: 0 when `body` returns, 1 after
-// `on_failure(what)` when it throws. The child of a threaded process should not allocate, so
-// whatever the two use is made before. Throws std::runtime_error when fork() fails.
+// Runs `body` in a forked child (which dies with fbbench) that never returns into the caller's
+// code: it leaves with _exit(), so none of the caller's exit handlers or destructors run twice: 0
+// when `body` returns, 1 after `on_failure(what)` when it throws. The child of a threaded process
+// should not allocate, so whatever the two use is made before. Throws std::runtime_error when
+// fork() fails.
 pid_t fork_child(const std::function<void()>& body,
                  const std::function<void(const char* what)>& on_failure);
 
@@ -105,6 +112,20 @@ class SharedBoard {
 // resident set in KiB (0 when it cannot be read).
 uint64_t cpu_ticks(pid_t pid);
 uint64_t rss_kb(pid_t pid);
+
+// One thread of a process, from /proc/<pid>/task/<tid>: its name (comm), its voluntary context
+// switches (each one a sleep, so the next run is a wake-up) and involuntary ones (status), and
+// its CPU time in ns (schedstat; from the clock ticks in stat where schedstat is missing).
+struct ThreadSample {
+  pid_t tid = 0;
+  std::string name;
+  uint64_t voluntary = 0, involuntary = 0, cpu_ns = 0;
+};
+// Every thread of `pid`, in tid order; one that ends while it is read is left out.
+std::vector<ThreadSample> thread_samples(pid_t pid);
+// after - before, thread by thread (matched by tid; a thread new in `after` counts from 0).
+std::vector<ThreadSample> thread_deltas(const std::vector<ThreadSample>& before,
+                                        const std::vector<ThreadSample>& after);
 
 // The 1, 5 and 15 minute load averages: other work on the machine skews every number.
 std::string load_average();

@@ -95,6 +95,7 @@ struct Fds {
 struct Control {
   std::atomic<int> ready{0};  // subscriber threads that are set up (or have given up)
   uint64_t t0_ns = 0;         // a free run's first send
+  uint64_t sent = 0;          // a free run's frames
   uint64_t round_trips = 0;
   char error[256] = {};  // why the sender failed
 };
@@ -245,12 +246,17 @@ class Bench {
   }
 
   ThroughputRun throughput() const {
+    // Every subscriber gets every frame (the sender waits for its acks), so each one's count is
+    // its own deliveries.
     ThroughputRun r;
     uint64_t done = 0;
     for (const Tally& t : tallies_) {
       r.delivered += t.frames;
+      r.delivered_by_subscriber.push_back(t.frames);
+      r.missed_by_subscriber.push_back(0);
       done = std::max(done, t.done_ns);
     }
+    r.published = ctl_.sent;
     r.frames = tallies_.front().frames;
     r.seconds = done > ctl_.t0_ns ? double(done - ctl_.t0_ns) / double(kSecond) : 0;
     return r;
@@ -335,17 +341,18 @@ class Floor {
   }
 
   // Frame `seq` goes in its slot once the slot's acks are in, waiting for them until `until` at
-  // most; a frame that finds its slot still in use is lost.
-  void send(uint64_t seq, uint64_t until) {
+  // most; a frame that finds its slot still in use is lost (false).
+  bool send(uint64_t seq, uint64_t until) {
     const size_t slot = seq % slots_;
     while (pending_[slot] > 0 && now_ns() < until) wait_acks(until);
-    if (pending_[slot] > 0) return;
+    if (pending_[slot] > 0) return false;
     const Msg m{uint32_t(slot), 0, seq, now_ns(), 0};
     seq_[slot] = seq;
     t_ns_[slot] = m.t_ns;
     pending_[slot] = int(polls_.size());
     ++busy_;
     for (const pollfd& p : polls_) send_all(p.fd, &m, sizeof m);
+    return true;
   }
 
   void finish() {
@@ -430,12 +437,13 @@ class Copy {
     }
   }
 
-  void send(uint64_t seq, uint64_t /*until*/) {
+  bool send(uint64_t seq, uint64_t /*until*/) {
     Header h{seq, now_ns(), bytes_, 0};
     for (int fd : *fds_) {
       iovec v[2] = {{&h, sizeof h}, {frame_.get(), bytes_}};
       transfer(fd, v, 2, true);
     }
+    return true;
   }
 
   void finish() {}
@@ -500,7 +508,7 @@ ThroughputRun throughput_run(const ThroughputParams& p) {
     Control& ctl = bench.control();
     ctl.t0_ns = now_ns();
     const uint64_t end = ctl.t0_ns + uint64_t(p.seconds * double(kSecond));
-    for (uint64_t seq = 0; now_ns() < end; ++seq) base.send(seq, end);
+    for (uint64_t seq = 0; now_ns() < end; ++seq) ctl.sent += base.send(seq, end);
   });
   return bench.throughput();
 }

@@ -7,6 +7,7 @@
 
 #include "common/table.hpp"
 #include "fbbench/bench_commands.hpp"
+#include "fbbench/bench_report.hpp"
 #include "fbbench/fb_runs.hpp"
 #include "fbbench/process.hpp"
 #include "fbbench/socket_baselines.hpp"
@@ -21,61 +22,96 @@ using tools::fixed;
 constexpr double kBaselineSeconds = 10;
 
 struct ThroughputRow {
-  uint64_t bytes = 0;
+  FrameShape frame;
   int subscribers = 0;
   ThroughputRun fb, floor, copy;
   BrokerCost cost;
 };
 
+std::vector<std::string> subscriber_modes(int n) {
+  std::vector<std::string> modes;
+  for (int i = 0; i < n; ++i) modes.push_back(i % 2 == 0 ? "every" : "latest");
+  return modes;
+}
+
+// A delivery is one frame handed to one subscriber; every per-second figure says what it counts.
 json to_json(const ThroughputRow& r) {
-  return {
-      {"size", size_label(r.bytes)},
-      {"frame_bytes", r.bytes},
-      {"slots", bench_slots(r.bytes)},
-      {"subscribers", r.subscribers},
-      {"seconds", r.fb.seconds},
-      {"fps", r.fb.fps()},
-      {"gbps", r.fb.gbps(r.bytes)},
-      {"delivered", r.fb.delivered},
-      {"dropped", r.fb.dropped},
-      {"broker_cpu_us_per_frame", r.cost.cpu_us_per_frame},
-      {"broker_cpu_us_per_frame_alone", r.cost.cpu_us_per_frame_alone},
-      {"broker_cpu_us_per_frame_per_subscriber", r.cost.per_subscriber(r.subscribers)},
-      {"broker_rss_start_kb", r.cost.rss_start_kb},
-      {"broker_rss_end_kb", r.cost.rss_end_kb},
-      {"copy_fps", r.copy.fps()},
-      {"copy_gbps", r.copy.gbps(r.bytes)},
-      {"floor_fps", r.floor.fps()},
-      {"floor_gbps", r.floor.gbps(r.bytes)},
-      {"fps_vs_copy", r.copy.fps() > 0 ? r.fb.fps() / r.copy.fps() : 0},
-      {"gbps_vs_copy", r.copy.gbps(r.bytes) > 0 ? r.fb.gbps(r.bytes) / r.copy.gbps(r.bytes) : 0},
-      {"gbps_vs_floor",
-       r.floor.gbps(r.bytes) > 0 ? r.fb.gbps(r.bytes) / r.floor.gbps(r.bytes) : 0}};
+  const uint64_t bytes = r.frame.bytes();
+  json j{{"size", r.frame.label},
+         {"width", r.frame.width},
+         {"height", r.frame.height},
+         {"frame_bytes", bytes},
+         {"slots", bench_slots(bytes)},
+         {"subscribers", r.subscribers},
+         {"subscriber_modes", subscriber_modes(r.subscribers)},
+         {"seconds", r.fb.seconds},
+         {"published_per_s", r.fb.published_per_s()},
+         {"deliveries_per_subscriber_per_s", r.fb.deliveries_per_subscriber_per_s()},
+         {"deliveries_per_subscriber_per_s_min", r.fb.min_deliveries_per_subscriber_per_s()},
+         {"floor_deliveries_per_subscriber_per_s", r.floor.deliveries_per_subscriber_per_s()},
+         {"copy_deliveries_per_subscriber_per_s", r.copy.deliveries_per_subscriber_per_s()},
+         {"deliveries_vs_floor",
+          ratio(r.fb.deliveries_per_subscriber_per_s(), r.floor.deliveries_per_subscriber_per_s())},
+         {"deliveries_vs_copy",
+          ratio(r.fb.deliveries_per_subscriber_per_s(), r.copy.deliveries_per_subscriber_per_s())},
+         {"published", r.fb.published},
+         {"delivered", r.fb.delivered},
+         {"delivered_by_subscriber", r.fb.delivered_by_subscriber},
+         {"dropped", r.fb.dropped},
+         {"missed_by_subscriber", r.fb.missed_by_subscriber},
+         {"delivered_gbps", r.fb.gbps(bytes)},
+         {"floor_delivered_gbps", r.floor.gbps(bytes)},
+         {"copy_delivered_gbps", r.copy.gbps(bytes)},
+         {"broker_rss_start_kb", r.cost.rss_start_kb},
+         {"broker_rss_end_kb", r.cost.rss_end_kb}};
+  add_broker_cost(j, r.cost, r.subscribers);
+  return j;
+}
+
+std::string missed_cell(const std::vector<uint64_t>& missed) {
+  std::string cell;
+  for (const uint64_t m : missed) cell += (cell.empty() ? "" : "/") + std::to_string(m);
+  return cell;
 }
 
 void print_table(const std::vector<ThroughputRow>& rows) {
-  tools::Table t({"size", "subs", "fps", "GB/s", "dropped", "cpu us/frame", "alone", "per sub",
-                  "rss MB", "copy fps", "copy GB/s", "floor fps", "floor GB/s", "x copy fps",
-                  "x floor GB/s"});
+  tools::Table t({"size", "subs", "published/s", "per sub/s", "min sub/s", "floor sub/s", "x floor",
+                  "copy sub/s", "dropped", "missed", "GB/s", "floor GB/s", "cpu us/frame", "alone",
+                  "cpu/sub", "wake/fr", "rss MB"});
   for (const auto& r : rows) {
-    const json j = to_json(r);
-    t.row({size_label(r.bytes), std::to_string(r.subscribers), fixed(r.fb.fps(), 0),
-           fixed(r.fb.gbps(r.bytes), 2), std::to_string(r.fb.dropped),
-           fixed(r.cost.cpu_us_per_frame, 2), fixed(r.cost.cpu_us_per_frame_alone, 2),
-           fixed(r.cost.per_subscriber(r.subscribers), 2),
-           fixed(double(r.cost.rss_start_kb) / 1024, 0) + "->" +
-               fixed(double(r.cost.rss_end_kb) / 1024, 0),
-           fixed(r.copy.fps(), 0), fixed(r.copy.gbps(r.bytes), 2), fixed(r.floor.fps(), 0),
-           fixed(r.floor.gbps(r.bytes), 2), fixed(j["fps_vs_copy"].get<double>(), 1),
-           fixed(j["gbps_vs_floor"].get<double>(), 2)});
+    const uint64_t bytes = r.frame.bytes();
+    std::vector<std::string> cells{r.frame.label,
+                                   std::to_string(r.subscribers),
+                                   fixed(r.fb.published_per_s(), 0),
+                                   fixed(r.fb.deliveries_per_subscriber_per_s(), 0),
+                                   fixed(r.fb.min_deliveries_per_subscriber_per_s(), 0),
+                                   fixed(r.floor.deliveries_per_subscriber_per_s(), 0),
+                                   fixed(ratio(r.fb.deliveries_per_subscriber_per_s(),
+                                               r.floor.deliveries_per_subscriber_per_s()),
+                                         2),
+                                   fixed(r.copy.deliveries_per_subscriber_per_s(), 0),
+                                   std::to_string(r.fb.dropped),
+                                   missed_cell(r.fb.missed_by_subscriber),
+                                   fixed(r.fb.gbps(bytes), 2),
+                                   fixed(r.floor.gbps(bytes), 2),
+                                   fixed(r.cost.cpu_us_per_frame, 2),
+                                   fixed(r.cost.cpu_us_per_frame_alone, 2)};
+    const auto cost = broker_cost_cells(r.cost, r.subscribers);
+    cells.insert(cells.end(), cost.begin(), cost.end());
+    cells.push_back(fixed(double(r.cost.rss_start_kb) / 1024, 0) + "->" +
+                    fixed(double(r.cost.rss_end_kb) / 1024, 0));
+    t.row(cells);
   }
   t.print(std::cout);
-  std::cout << "fps: frames the first (every) subscriber got per second; GB/s: summed over\n"
-               "subscribers. cpu us/frame: the broker's CPU time per published frame; alone:\n"
-               "the same with no subscriber (the camera's own cost); per sub: what each\n"
-               "subscriber adds, (cpu - alone) / subscribers.\n"
-               "floor: bare shm + 32-byte index and ack over Unix sockets, every subscriber\n"
-               "gets every frame. copy: each frame written through each subscriber's socket.\n";
+  std::cout << "published/s: frames the camera published per second. A delivery is one frame\n"
+               "handed to one subscriber (subscriber 1 `every`, 2 `latest`, ...): per sub/s is\n"
+               "the mean over subscribers, min sub/s the least. floor and copy: the same per\n"
+               "subscriber for the baselines, whose every subscriber gets every frame; x floor:\n"
+               "per sub/s / floor sub/s. dropped: frames the camera could not publish (no free\n"
+               "slot); missed: frames skipped for each subscriber. GB/s: frame bytes delivered,\n"
+               "summed over subscribers. cpu us/frame: the broker's CPU time per published frame;\n"
+               "alone: the same with no subscriber (the camera's own cost).\n"
+            << kBrokerCostLegend;
 }
 
 }  // namespace
@@ -88,28 +124,34 @@ int run_throughput_bench(const ThroughputOptions& o) {
     const BenchSetup setup(o.sizes, o.broker);
     const BrokerSide& broker = setup.broker;
     std::vector<ThroughputRow> rows;
-    for (const uint64_t bytes : setup.sizes) {
+    for (const FrameShape& frame : setup.sizes) {
       for (const int n : o.subscribers) {
         ThroughputParams p;
-        p.frame_bytes = bytes;
+        p.frame_bytes = frame.bytes();
+        p.width = frame.width;
+        p.height = frame.height;
         p.subscribers = n;
         p.seconds = o.seconds;
         p.read_all = o.read == "all";
         p.pin = pin;
-        ThroughputRow row{bytes, n};
-        std::cerr << "throughput " << size_label(bytes) << " x " << n << ", read " << o.read
-                  << ", pin " << o.pin << ":\n";
+        ThroughputRow row{frame, n};
+        std::cerr << "throughput " << frame.label << " x " << n << ", read " << o.read << ", pin "
+                  << o.pin << ":\n";
         row.fb = fb_throughput(broker, p, o.rate, row.cost);
-        std::cerr << "  framebroker: " << fixed(row.fb.fps(), 0) << " fps, " << row.fb.dropped
-                  << " dropped, broker " << fixed(row.cost.cpu_us_per_frame, 2) << " us/frame\n";
+        std::cerr << "  framebroker: " << fixed(row.fb.published_per_s(), 0)
+                  << " frames/s published, " << fixed(row.fb.deliveries_per_subscriber_per_s(), 0)
+                  << " deliveries/s per subscriber, " << row.fb.dropped << " dropped, broker "
+                  << fixed(row.cost.cpu_us_per_frame, 2) << " us/frame\n";
         check_interrupted();
         ThroughputParams baseline = p;  // a long run is for the broker's RSS; baselines need less
         baseline.seconds = std::min(p.seconds, kBaselineSeconds);
         row.floor = floor_throughput(baseline);
-        std::cerr << "  floor: " << fixed(row.floor.fps(), 0) << " fps\n";
+        std::cerr << "  floor: " << fixed(row.floor.deliveries_per_subscriber_per_s(), 0)
+                  << " deliveries/s per subscriber\n";
         check_interrupted();
         row.copy = copy_throughput(baseline);
-        std::cerr << "  copy: " << fixed(row.copy.fps(), 0) << " fps\n";
+        std::cerr << "  copy: " << fixed(row.copy.deliveries_per_subscriber_per_s(), 0)
+                  << " deliveries/s per subscriber\n";
         check_interrupted();
         rows.push_back(row);
       }
