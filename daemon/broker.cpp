@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -63,7 +64,11 @@ Broker::Broker(asio::io_context& io, std::string instance, std::string socket_pa
       acceptor_(io),
       timer_(io),
       accept_retry_(io),
-      own_uid_(::geteuid()) {}
+      own_uid_(::geteuid()) {
+  // Grown here, not on the first tick inside a measurement: the per-frame paths reuse them.
+  for (auto* v : {&deliver_ids_, &collect_ids_, &wake_ids_}) v->reserve(256);
+  ready_.reserve(kMaxFramesPerDeliver);
+}
 
 void Broker::set_control_group(int gid, std::string name) {
   control_gid_ = gid;
@@ -81,6 +86,7 @@ Stream& Broker::add_stream(StreamConfig config, std::unique_ptr<cameras::Camera>
                                          [this](Stream& s) { deliver(s); });
   auto& ref = *stream;
   ref.share_state_lock(state_);
+  ref.set_release_collector([this](Stream& s) { return collect_releases(s); });
   streams_[name] = std::move(stream);
   return ref;
 }
@@ -111,10 +117,14 @@ void Broker::end_subscription(Subscriptions::Id sub, Ending why) {
 }
 
 void Broker::settle(Subscriptions::Id sub, Stream* s) {
-  if (!s || !s->fanout().has(sub)) subscriptions_.remove(sub);
+  if (s && s->fanout().has(sub)) return;
+  if (const auto* entry = subscriptions_.find(sub))
+    if (auto c = connections_.find(entry->connection); c != connections_.end())
+      if (auto* lanes = c->second->release_lanes()) lanes->unassign(sub);
+  subscriptions_.remove(sub);
 }
 
-Stream* Broker::find_stream(const std::string& name) {
+Stream* Broker::find_stream(std::string_view name) {
   auto it = streams_.find(name);
   return it == streams_.end() ? nullptr : it->second.get();
 }
@@ -201,6 +211,10 @@ void Broker::tick() {
   const double dt = std::chrono::duration<double>(now - last_tick_).count();
   last_tick_ = now;
   for (auto& [name, s] : streams_) s->tick(dt);
+  // Releases nobody asked to hear of at once (a camera that stopped by itself, say) are
+  // collected here at the latest.
+  drain_all_lanes();
+  for (auto& [name, s] : streams_) update_release_wake(*s);
   after_slots_freed();
   for (auto& [id, c] : connections_) {
     if (!c->greeted() && std::chrono::system_clock::now() - c->connected_at() > kHelloLimit) {
@@ -253,6 +267,9 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
     c.send_error(rid, ErrorCode::Malformed, "the first message must be Hello");
     return c.close_after_flush();
   }
+  // Whatever the client wrote to its lanes came before this message (an Unsubscribe, say).
+  drain_lanes(c);
+  if (!c.open()) return;
   switch (env->message_type()) {
     case wire::Message::Hello:
       return on_hello(c, rid, *env->message_as_Hello());
@@ -276,6 +293,8 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
       return on_begin_sequence(c, rid, *env->message_as_BeginSequence());
     case wire::Message::EndSequence:
       return on_end_sequence(c, *env->message_as_EndSequence());
+    case wire::Message::ReleasesWritten:
+      return;  // drained above
     default:
       c.send_error(
           rid, ErrorCode::Malformed,
@@ -297,12 +316,31 @@ void Broker::on_hello(Connection& c, uint32_t rid, const wire::Hello& m) {
   c.greet(str(m.client_name()), str(m.role()));
   spdlog::info("client {} connected: {} ({}, pid {}, uid {})", c.id(), c.client_name(), c.role(),
                c.peer().pid, c.peer().uid);
-  flatbuffers::FlatBufferBuilder fbb;
-  auto body =
-      wire::CreateWelcome(fbb, wire::kProtocolVersion, fbb.CreateString(FRAMEBROKER_VERSION),
-                          fbb.CreateString(instance_), c.id());
-  wire::finish(fbb, rid, wire::Message::Welcome, body);
-  c.send(fbb);
+  std::unique_ptr<ReleaseLanes> lanes;
+  if (m.release_lanes()) {
+    try {
+      lanes = std::make_unique<ReleaseLanes>();
+    } catch (const std::exception& e) {
+      spdlog::warn("client {}: no release lanes ({}); it releases over the socket", c.id(),
+                   e.what());
+    }
+  }
+  const auto welcome = [&](bool with_lanes) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto body =
+        wire::CreateWelcome(fbb, wire::kProtocolVersion, fbb.CreateString(FRAMEBROKER_VERSION),
+                            fbb.CreateString(instance_), c.id(), with_lanes ? shm::kLanes : 0,
+                            with_lanes ? shm::kLaneRecords : 0);
+    wire::finish(fbb, rid, wire::Message::Welcome, body);
+    return fbb;
+  };
+  // Hello is the first message, so nothing waits in the outbound queue and the fd can go.
+  if (lanes && c.send_with_fd(welcome(true), lanes->fd())) {
+    lanes->close_fd();
+    c.set_release_lanes(std::move(lanes));
+    return;
+  }
+  c.send(welcome(false));
 }
 
 void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m) {
@@ -329,11 +367,18 @@ void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m)
   // A late joiner learns the running sequence before any frame.
   if (auto started = s->sequence_started()) fan.queue_message_to(id, started, 0);
 
+  std::optional<ReleaseLanes::Assignment> lane;
+  if (auto* lanes = c.release_lanes()) {
+    lane = lanes->assign(id);
+    lanes->set_wake(id, releases_wanted_at_once(*s));
+  }
+
   const Generation& g = *s->current();
   flatbuffers::FlatBufferBuilder fbb;
-  auto body = wire::CreateSubscribed(fbb, fbb.CreateString(name),
-                                     fbb.CreateString(g.segment->name()), g.gen, g.ring->size(),
-                                     g.segment->slot_bytes(), m.mode(), opt.max_hold, opt.window);
+  auto body =
+      wire::CreateSubscribed(fbb, fbb.CreateString(name), fbb.CreateString(g.segment->name()),
+                             g.gen, g.ring->size(), g.segment->slot_bytes(), m.mode(), opt.max_hold,
+                             opt.window, lane ? lane->lane : 0, lane ? lane->epoch : 0);
   wire::finish(fbb, rid, wire::Message::Subscribed, body);
   c.send(fbb);
   spdlog::info("client {} ({}) subscribed to {} as subscriber {} ({}, max_hold {}, window {})",
@@ -352,15 +397,16 @@ void Broker::on_unsubscribe(Connection& c, const wire::Unsubscribe& m) {
 }
 
 void Broker::on_release(Connection& c, const wire::Release& m) {
-  const std::string name = str(m.stream());
+  const std::string_view name = m.stream() ? m.stream()->string_view() : std::string_view();
   Stream* s = find_stream(name);
   if (!s)
-    return c.send_error(0, ErrorCode::UnknownStream,
-                        "release for unknown stream '" + name + "'; streams: " + stream_names());
+    return c.send_error(
+        0, ErrorCode::UnknownStream,
+        "release for unknown stream '" + std::string(name) + "'; streams: " + stream_names());
   const auto found = subscriptions_.find(c.id(), name);
   if (!found)
     return c.send_error(0, ErrorCode::NotHeld,
-                        "release on " + name + ", which this client holds nothing of");
+                        "release on " + std::string(name) + ", which this client holds nothing of");
   const Subscriptions::Id sub = *found;
   std::string bad;
   size_t bad_count = 0;
@@ -373,25 +419,112 @@ void Broker::on_release(Connection& c, const wire::Release& m) {
                 std::to_string(r->seq()));
     }
   }
-  settle(sub, s);  // an unsubscribed subscriber may have let go of its last frame
   if (bad_count) {
     spdlog::warn("client {} ({} pid {}): {} release(s) of frames it does not hold on {}", c.id(),
                  c.client_name(), c.peer().pid, bad_count, name);
     c.send_error(0, ErrorCode::NotHeld,
-                 "released " + std::to_string(bad_count) + " frame(s) of " + name +
+                 "released " + std::to_string(bad_count) + " frame(s) of " + std::string(name) +
                      " this client does not hold (double release or wrong slot/seq): " + bad);
   }
-  deliver_to(c, *s, sub);
-  if (s->ended()) finish_if_ended(c, *s, sub);
-  after_slots_freed(s);
+  after_release(c, *s, sub);
+}
+
+void Broker::after_release(Connection& c, Stream& s, Subscriptions::Id sub) {
+  settle(sub, &s);  // an unsubscribed subscriber may have let go of its last frame
+  deliver_to(c, s, sub);
+  if (s.ended()) finish_if_ended(c, s, sub);
+  after_slots_freed(&s);
+}
+
+// ---- release lanes ----
+
+void Broker::drain_lanes(Connection& c) {
+  auto* lanes = c.release_lanes();
+  if (!lanes || lanes->dead()) return;
+  // A lane is one subscriber's, and drain_all walks them in order: the subscribers that got
+  // frames back, without allocating.
+  std::array<Subscriptions::Id, shm::kLanes> touched{};
+  size_t n_touched = 0;
+  std::string problem;
+  const auto released = lanes->drain_all(
+      [&](uint64_t sub, const FrameRef& f) {
+        const auto* entry = subscriptions_.find(sub);
+        Stream* s = entry ? find_stream(entry->stream) : nullptr;
+        if (!s || s->fanout().release(sub, f) != ReleaseResult::Ok) return false;
+        if (n_touched == 0 || touched[n_touched - 1] != sub) touched[n_touched++] = sub;
+        return true;
+      },
+      problem);
+  if (!released) lane_violation(c, problem);
+  for (size_t i = 0; i < n_touched; ++i)
+    if (const auto* entry = subscriptions_.find(touched[i]))
+      if (Stream* s = find_stream(entry->stream)) after_release(c, *s, touched[i]);
+}
+
+void Broker::drain_all_lanes() {
+  for (auto& [id, c] : connections_) drain_lanes(*c);
+}
+
+uint32_t Broker::collect_releases(Stream& s) {
+  s.fanout().subscriber_ids(collect_ids_);
+  uint32_t total = 0;
+  std::string problem;
+  for (const uint64_t sub : collect_ids_) {
+    const auto* entry = subscriptions_.find(sub);
+    if (!entry) continue;
+    auto conn = connections_.find(entry->connection);
+    if (conn == connections_.end()) continue;
+    auto* lanes = conn->second->release_lanes();
+    if (!lanes) continue;
+    const auto n = lanes->drain(
+        sub, [&](const FrameRef& f) { return s.fanout().release(sub, f) == ReleaseResult::Ok; },
+        problem);
+    if (!n) {
+      lane_violation(*conn->second, problem);
+      continue;
+    }
+    if (*n) settle(sub, &s);
+    total += *n;
+  }
+  return total;
+}
+
+void Broker::lane_violation(Connection& c, const std::string& problem) {
+  spdlog::warn("client {} ({} pid {}): {}; disconnecting it", c.id(), c.client_name(), c.peer().pid,
+               problem);
+  c.fail(ErrorCode::NotHeld, problem + "; the broker disconnected this client");
+}
+
+bool Broker::releases_wanted_at_once(Stream& s) {
+  return s.ended() || publication_of(s.name()) || !s.camera().running() ||
+         s.config().overflow == Overflow::Block;
+}
+
+void Broker::update_release_wake(Stream& s) {
+  const bool wake = releases_wanted_at_once(s);
+  s.fanout().subscriber_ids(wake_ids_);
+  for (const uint64_t sub : wake_ids_) {
+    const auto* entry = subscriptions_.find(sub);
+    if (!entry) continue;
+    if (auto c = connections_.find(entry->connection); c != connections_.end())
+      if (auto* lanes = c->second->release_lanes()) lanes->set_wake(sub, wake);
+  }
 }
 
 void Broker::after_slots_freed(Stream* only) {
+  if (only) {
+    // A camera's stream has no publication: nothing to look at.
+    if (auto p = publications_.find(only->name()); p != publications_.end()) {
+      publish_committed(*only, p->second);
+      grant_loans(*only, p->second);  // none once it ended
+      reap_ended();
+    }
+    return;
+  }
   for (auto& [stream, p] : publications_) {
-    if (only && only->name() != stream) continue;
     if (auto* s = find_stream(stream)) {
       publish_committed(*s, p);
-      grant_loans(*s, p);  // none once it ended
+      grant_loans(*s, p);
     }
   }
   reap_ended();
@@ -454,10 +587,12 @@ void Broker::on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m
           break;
         }
         s->start(m.frames() < 0 ? std::nullopt : std::optional<uint64_t>(uint64_t(m.frames())));
+        update_release_wake(*s);
         spdlog::info("client {} ({}) started {}", c.id(), c.client_name(), cam);
         break;
       case wire::CameraOp::Stop:
         s->stop();
+        update_release_wake(*s);
         spdlog::info("client {} ({}) stopped {}", c.id(), c.client_name(), cam);
         break;
       case wire::CameraOp::Snap:
@@ -497,6 +632,7 @@ void Broker::start_sequence(Connection& c, Stream& s, const wire::CameraCommand&
     deliver(s);
     throw;
   }
+  update_release_wake(s);
   spdlog::info("client {} ({}) started {}: sequence {} ({}, order {}, {} frames)", c.id(),
                c.client_name(), s.name(), sq->id, sq->spec.axes_text(), sq->spec.order(),
                sq->spec.frames());
@@ -520,7 +656,7 @@ void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
   auto& fbb = deliver_fbb_;
   fbb.Clear();
   ready_.clear();
-  auto stream = fbb.CreateSharedString(s.name());
+  auto stream = fbb.CreateString(s.name());
   const auto send_batch = [&] {
     if (ready_.empty()) return;
     wire::finish(fbb, 0, wire::Message::Deliver,
@@ -528,7 +664,7 @@ void Broker::deliver_to(Connection& c, Stream& s, uint64_t subscriber) {
     c.send(fbb);
     fbb.Clear();
     ready_.clear();
-    stream = fbb.CreateSharedString(s.name());
+    stream = fbb.CreateString(s.name());
   };
   // Batched, but well inside the 1 MiB message limit whatever the tags weigh. A sequence event
   // due before the next frame ends the batch and goes in its place in the order.

@@ -8,6 +8,7 @@
 // service heartbeat) takes it with lock_state() before calling in.
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -58,7 +60,7 @@ class Broker : private MessageHandler {
   // Stops the camera and drops the stream; its subscribers are told and lose their
   // subscriptions (frames they hold stay mapped on their side). False if there is none.
   bool remove_stream(const std::string& name);
-  Stream* find_stream(const std::string& name);
+  Stream* find_stream(std::string_view name);
 
  private:
   // How a subscription ends. Unsubscribed: frames the client holds stay held until it releases
@@ -77,6 +79,25 @@ class Broker : private MessageHandler {
   void on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m);
   void on_unsubscribe(Connection& c, const wire::Unsubscribe& m);
   void on_release(Connection& c, const wire::Release& m);
+  // What follows frames coming back to subscriber `sub` of `s` on the socket thread: it may have
+  // settled, be owed frames, have reached the end of an ended stream, and producers may be lent
+  // the freed slots.
+  void after_release(Connection& c, Stream& s, Subscriptions::Id sub);
+
+  // Release lanes (docs/DESIGN.md, "Release lanes").
+  // Takes what `c` wrote to its lanes; the socket thread calls it before each message of `c`.
+  void drain_lanes(Connection& c);
+  void drain_all_lanes();
+  // The stream's collector (Stream::set_release_collector): its subscribers' lanes, from the
+  // committing thread. Only releases and settles; the caller delivers.
+  uint32_t collect_releases(Stream& s);
+  // A lane broke the rules: the client is told why and disconnected.
+  void lane_violation(Connection& c, const std::string& problem);
+  // Sets the wake flag of every lane of `s`'s subscribers: set when no commit is coming to
+  // collect releases (the camera is idle, the stream is published or ended) or the camera
+  // blocks on a full ring, so each release must reach the broker at once.
+  void update_release_wake(Stream& s);
+  bool releases_wanted_at_once(Stream& s);
   // In broker_status.cpp: the snapshot behind fbctl status/streams/slots/...
   void on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m);
   flatbuffers::Offset<wire::SlotMap> slot_map(flatbuffers::FlatBufferBuilder& fbb, Stream& s);
@@ -89,8 +110,13 @@ class Broker : private MessageHandler {
     uint64_t connection = 0;  // 0 once the producer has gone: the stream has ended
     std::string client;
     pid_t pid = 0;
-    std::unordered_set<uint64_t> loans;  // (gen << 32 | slot) on loan to the producer
-    uint32_t credits = 0;                // loans to keep outstanding
+    // (gen << 32 | slot) on loan to the producer: at most kMaxCredits, so a flat vector whose
+    // capacity stays (no node per loan).
+    std::vector<uint64_t> loans;
+    bool lent(uint64_t k) const { return std::find(loans.begin(), loans.end(), k) != loans.end(); }
+    void give_back(uint64_t k) { std::erase(loans, k); }
+    cameras::FrameInfo scratch;  // reused for each commit: its tag strings keep their capacity
+    uint32_t credits = 0;        // loans to keep outstanding
     std::vector<std::pair<std::string, std::string>> tags;
     bool blocking = true;
     bool ended() const { return connection == 0; }
@@ -99,7 +125,7 @@ class Broker : private MessageHandler {
   void on_commit(Connection& c, const wire::Commit& m);
   void on_begin_sequence(Connection& c, uint32_t rid, const wire::BeginSequence& m);
   void on_end_sequence(Connection& c, const wire::EndSequence& m);
-  Publication* publication_of(const std::string& stream);
+  Publication* publication_of(std::string_view stream);
   // Lends the producer free slots up to its credit (a blocking one no further than the slowest
   // `every` subscriber can take without missing a frame).
   void grant_loans(Stream& s, Publication& p);
@@ -139,10 +165,10 @@ class Broker : private MessageHandler {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_tick_ = started_;
 
-  std::map<std::string, std::unique_ptr<Stream>> streams_;
+  std::map<std::string, std::unique_ptr<Stream>, std::less<>> streams_;
   std::map<uint64_t, std::shared_ptr<Connection>> connections_;
   Subscriptions subscriptions_;
-  std::map<std::string, Publication> publications_;
+  std::map<std::string, Publication, std::less<>> publications_;
   uint64_t max_publish_bytes_ = 0;  // 0: a quarter of RAM
   int publish_gid_ = -1;
   std::string publish_group_;
@@ -156,9 +182,11 @@ class Broker : private MessageHandler {
   std::string control_group_;
   uid_t own_uid_;
   // Reused for every Deliver, so that a frame costs no allocation here.
-  flatbuffers::FlatBufferBuilder deliver_fbb_{4096};
+  // Sized for the largest batch (512 KiB and one more frame's meta) so it never grows mid-run.
+  flatbuffers::FlatBufferBuilder deliver_fbb_{640 * 1024};
   std::vector<flatbuffers::Offset<wire::FrameReady>> ready_;
   std::vector<uint64_t> deliver_ids_;
+  std::vector<uint64_t> collect_ids_, wake_ids_;
 
   // broker_discover.cpp's thread. Last: it is joined before the state its reply needs goes.
   struct Discovery;

@@ -58,7 +58,7 @@ void Broker::set_publish_limits(int gid, std::string group, uint64_t max_ring_by
   max_publish_bytes_ = max_ring_bytes;
 }
 
-Broker::Publication* Broker::publication_of(const std::string& stream) {
+Broker::Publication* Broker::publication_of(std::string_view stream) {
   auto it = publications_.find(stream);
   return it == publications_.end() ? nullptr : &it->second;
 }
@@ -195,25 +195,26 @@ void Broker::grant_loans(Stream& s, Publication& p) {
   while (loan_batch_.size() < want) {
     const auto loan = s.loan_ahead(g.segment->slot_bytes());
     if (!loan) break;
-    p.loans.insert(key(loan->gen, loan->slot));
+    p.loans.push_back(key(loan->gen, loan->slot));
     loan_batch_.push_back(loan->slot);
   }
   if (loan_batch_.empty()) return;
   flatbuffers::FlatBufferBuilder& fbb = deliver_fbb_;
   fbb.Clear();
-  auto body = wire::CreateLoaned(fbb, fbb.CreateSharedString(s.name()), g.gen,
-                                 fbb.CreateVector(loan_batch_));
+  auto body =
+      wire::CreateLoaned(fbb, fbb.CreateString(s.name()), g.gen, fbb.CreateVector(loan_batch_));
   wire::finish(fbb, 0, wire::Message::Loaned, body);
   conn->second->send(fbb);
 }
 
 void Broker::on_commit(Connection& c, const wire::Commit& m) {
-  const std::string name = str(m.stream());
+  const std::string_view name = m.stream() ? m.stream()->string_view() : std::string_view();
   Publication* p = publication_of(name);
   Stream* s = find_stream(name);
   if (!p || !s || p->connection != c.id())
-    return c.send_error(0, ErrorCode::NotLoaned,
-                        "commit on '" + name + "', which this client does not publish");
+    return c.send_error(
+        0, ErrorCode::NotLoaned,
+        "commit on '" + std::string(name) + "', which this client does not publish");
   if (m.dropped() > kMaxDroppedPerCommit)
     return c.send_error(
         0, ErrorCode::InvalidValue,
@@ -229,7 +230,7 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
     if (first_error == ErrorCode::None) first_error = code;
     if (++bad_count <= 4) bad += (bad.empty() ? "" : "; ") + why;
   };
-  cameras::FrameInfo info;
+  cameras::FrameInfo& info = p->scratch;
   info.format = fmt;
   if (m.frames()) {
     for (const auto* f : *m.frames()) {
@@ -237,7 +238,7 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
       auto where = [f] {
         return "gen " + std::to_string(f->gen()) + " slot " + std::to_string(f->slot());
       };
-      if (!p->loans.count(key(f->gen(), f->slot()))) {
+      if (!p->lent(key(f->gen(), f->slot()))) {
         refuse(ErrorCode::NotLoaned, where() + " is not on loan to this client (committed twice?)");
         continue;
       }
@@ -271,18 +272,22 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
         }
       }
       info.sequence_index = index;
-      p->loans.erase(key(f->gen(), f->slot()));
+      p->give_back(key(f->gen(), f->slot()));
       info.camera_frame_id = f->camera_frame_id();
       info.hw_timestamp_ns =
           f->has_hw_timestamp() ? std::optional<uint64_t>(f->hw_timestamp_ns()) : std::nullopt;
       info.exposure_us = f->exposure_us();
       info.source_stream = origin;
       info.source_seq = f->source_seq();
-      info.tags.clear();
-      if (!p->tags.empty() || f->tags()) {
-        info.tags = p->tags;
-        if (f->tags())
-          for (const auto* t : *f->tags()) info.tags.emplace_back(str(t->key()), str(t->value()));
+      // Assigned in place: with as many tags as last time, the strings keep their capacity.
+      const auto* own = f->tags();
+      info.tags.resize(p->tags.size() + (own ? own->size() : 0));
+      std::copy(p->tags.begin(), p->tags.end(), info.tags.begin());
+      for (size_t i = 0; own && i < own->size(); ++i) {
+        const auto* t = own->Get(flatbuffers::uoffset_t(i));
+        auto& [k, v] = info.tags[p->tags.size() + i];
+        k = t->key() ? t->key()->string_view() : std::string_view();
+        v = t->value() ? t->value()->string_view() : std::string_view();
       }
       const uint64_t bytes = f->bytes() ? f->bytes() : fmt.frame_bytes();
       s->commit(cameras::Loan{g.segment->writable_slot(f->slot()).first(bytes), f->slot(), g.gen},
@@ -296,7 +301,7 @@ void Broker::on_commit(Connection& c, const wire::Commit& m) {
     spdlog::warn("client {} ({} pid {}): {} bad commit(s) on {}: {}", c.id(), c.client_name(),
                  c.peer().pid, bad_count, name, bad);
     c.send_error(0, first_error,
-                 std::to_string(bad_count) + " frame(s) of " + name +
+                 std::to_string(bad_count) + " frame(s) of " + std::string(name) +
                      " refused, nothing changed for them: " + bad);
   }
 }

@@ -85,6 +85,8 @@ flatbuffers::Offset<wire::SequenceStatus> sequence_status(flatbuffers::FlatBuffe
 
 void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m) {
   const auto t0 = Clock::now();
+  // Counts and holders as the clients see them: what they released is taken first.
+  drain_all_lanes();
   Stream* mapped = nullptr;
   if (m.slots_of() && m.slots_of()->size() > 0) {
     mapped = find_stream(m.slots_of()->str());

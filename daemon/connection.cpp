@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -170,6 +171,18 @@ void Connection::send_error(uint32_t request_id, wire::ErrorCode code, const std
   flatbuffers::FlatBufferBuilder fbb;
   wire::build_error(fbb, request_id, code, message);
   send(fbb);
+}
+
+void Connection::fail(wire::ErrorCode code, const std::string& message) {
+  if (on_socket_thread()) {
+    send_error(0, code, message);
+    return close_after_flush();
+  }
+  if (broken_ || closing_ || std::exchange(fail_posted_, true)) return;
+  asio::post(socket_thread_, [self = shared_from_this(), code, message] {
+    std::lock_guard lock(self->state_);
+    if (self->open_) self->fail(code, message);
+  });
 }
 
 void Connection::write_more() {

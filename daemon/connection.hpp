@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "framebroker/internal/wire.hpp"
+#include "release_lanes.hpp"
 
 namespace framebroker::daemon {
 
@@ -72,6 +73,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_after_flush();
   // Closes at once; on_closed follows.
   void close(const std::string& reason);
+  // Sends the error, then closes: from any thread (a camera thread draining a release lane that
+  // broke the rules calls it).
+  void fail(wire::ErrorCode code, const std::string& message);
   // Best-effort synchronous goodbye for shutdown (never blocks).
   void say_goodbye(wire::ErrorCode code, const std::string& message);
 
@@ -88,6 +92,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string& client_name() const { return client_name_; }
   const std::string& role() const { return role_; }
   std::chrono::system_clock::time_point connected_at() const { return connected_at_; }
+
+  // The client's release lanes, when it asked for them at Hello (nullptr: it releases over the
+  // socket only).
+  ReleaseLanes* release_lanes() { return lanes_.get(); }
+  void set_release_lanes(std::unique_ptr<ReleaseLanes> lanes) { lanes_ = std::move(lanes); }
 
  private:
   bool on_socket_thread() const { return socket_thread_.running_in_this_thread(); }
@@ -111,11 +120,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;
   bool broken_ = false;        // a close is on its way to the socket thread
   bool write_posted_ = false;  // a write_more is on its way to the socket thread
+  bool fail_posted_ = false;   // a fail() is on its way to the socket thread
   std::string close_reason_;
   bool greeted_ = false;
   std::string client_name_ = "?";
   std::string role_;
   std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
+  std::unique_ptr<ReleaseLanes> lanes_;
 };
 
 }  // namespace framebroker::daemon

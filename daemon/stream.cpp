@@ -81,6 +81,7 @@ void Stream::wait_for_bell() {
 }
 
 Stream::~Stream() {
+  collect_releases_ = nullptr;  // the broker may be tearing down what it would look at
   camera_->stop();
   drain();
   fanout_.clear_latest();
@@ -274,9 +275,12 @@ std::optional<cameras::Loan> Stream::loan(size_t bytes) {
   Generation& g = *current_;
   std::optional<uint32_t> slot;
   if (bytes <= g.segment->slot_bytes()) {
-    slot = config_.overflow == Overflow::Block && !snapping_
-               ? g.ring->loan_wait(config_.block_timeout)
-               : g.ring->loan();
+    slot = g.ring->loan();
+    if (!slot && collect_if_unlocked()) slot = g.ring->loan();
+    // Subscribers of a blocking stream tell the broker of each release (their lanes' wake flag
+    // is set), so the socket thread frees the slot this waits for.
+    if (!slot && config_.overflow == Overflow::Block && !snapping_)
+      slot = g.ring->loan_wait(config_.block_timeout);
   }
   if (!slot) {
     // The frame is lost, but it still costs a seq so that every loss is a gap.
@@ -285,6 +289,14 @@ std::optional<cameras::Loan> Stream::loan(size_t bytes) {
     return std::nullopt;
   }
   return cameras::Loan{g.segment->writable_slot(*slot).first(bytes), *slot, g.gen};
+}
+
+bool Stream::collect_if_unlocked() {
+  if (!state_ || !collect_releases_ || snapping_ || committed_on_socket_thread_) return false;
+  std::unique_lock lock(*state_, std::try_to_lock);
+  if (!lock.owns_lock() || collect_releases_(*this) == 0) return false;
+  if (on_frames_) on_frames_(*this);  // a `latest` subscriber may be owed a newer frame
+  return true;
 }
 
 void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
@@ -296,6 +308,7 @@ void Stream::commit(const cameras::Loan& loan, const cameras::FrameInfo& info) {
   g.segment->records()[loan.slot] = {seq, loan.data.size()};
   g.ring->commit(loan.slot);
   g.commits.push(FrameRef{g.gen, loan.slot, seq});
+  g.segment->count_published(seq + 1);
   published_.fetch_add(1);
   // Delivering here saves a wake-up per frame, but makes the camera thread do all the work; at
   // high rates the socket thread drains instead, in batches, in parallel with the camera (and
@@ -348,11 +361,20 @@ void Stream::build_meta(const cameras::Loan& loan, const cameras::FrameInfo& inf
   auto& fbb = meta_fbb_;
   fbb.Clear();
   const auto& f = info.format;
-  std::vector<flatbuffers::Offset<meta::Tag>> tags;
+  auto& tags = tag_offsets_;
+  tags.clear();
   for (const auto& [k, v] : info.tags)
     tags.push_back(meta::CreateTag(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  // Sorted by key for lookups, stably (a frame's own tag follows an advertised one of the same
+  // key) and in place: CreateVectorOfSortedTables' stable_sort takes a temporary buffer.
+  const auto before = [&fbb](flatbuffers::Offset<meta::Tag> a, flatbuffers::Offset<meta::Tag> b) {
+    return flatbuffers::GetTemporaryPointer(fbb, a)->KeyCompareLessThan(
+        flatbuffers::GetTemporaryPointer(fbb, b));
+  };
+  for (size_t i = 1; i < tags.size(); ++i)
+    for (size_t j = i; j > 0 && before(tags[j], tags[j - 1]); --j) std::swap(tags[j], tags[j - 1]);
   auto stream = fbb.CreateString(config_.name);
-  auto tag_vec = tags.empty() ? 0 : fbb.CreateVectorOfSortedTables(&tags);
+  auto tag_vec = tags.empty() ? 0 : fbb.CreateVector(tags);
   // Index and position in the sequence: from the frame's position (its seq counts every loss),
   // or as a publisher gave it.
   const Sequence* sq = sequence_.get();
@@ -422,6 +444,7 @@ void Stream::drain() {
 
 void Stream::drain_up_to(size_t max) {
   drain_pending_.store(false);
+  if (collect_releases_) collect_releases_(*this);
   size_t published = 0;
   FrameRef f;
   while (published < max && current_ && current_->commits.pop(f)) {

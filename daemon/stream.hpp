@@ -31,6 +31,7 @@
 
 #include "cameras/camera.hpp"
 #include "fanout.hpp"
+#include "framebroker/frame_meta_generated.h"
 #include "framebroker/internal/segment.hpp"
 #include "framebroker/sequence.hpp"
 #include "latency_histogram.hpp"
@@ -135,6 +136,13 @@ class Stream : public cameras::FrameSink, private RefCounter {
   // `every` subscriber has room for; the rest wait, READY and unpublished, in commit order).
   void drain_up_to(size_t max);
   size_t pending_commits() { return current_ ? current_->commits.read_available() : 0; }
+  // Takes back what subscribers released through their release lanes and returns how many
+  // frames came back. Called under the state lock at the start of every drain (so a commit
+  // collects before it publishes: releases need not wake anyone), and by a camera thread that
+  // finds no free slot. It must not drain this stream.
+  void set_release_collector(std::function<uint32_t(Stream&)> collect) {
+    collect_releases_ = std::move(collect);
+  }
   // The lock that guards the fanout and everything on_frames touches: from now
   // on the camera thread drains itself when it can take it, and the bell's
   // drain takes it too.
@@ -170,12 +178,16 @@ class Stream : public cameras::FrameSink, private RefCounter {
                   uint64_t mono_ns);
   void retire_if_unreferenced(uint32_t gen);
   void wait_for_bell();
+  // On the camera thread, when the ring is full: collects released frames if the state lock is
+  // free this instant (never waits for it). True if any came back.
+  bool collect_if_unlocked();
   uint32_t slot_count_for(uint64_t slot_bytes) const;
 
   std::string instance_;
   StreamConfig config_;
   std::unique_ptr<cameras::Camera> camera_;
   std::function<void(Stream&)> on_frames_;
+  std::function<uint32_t(Stream&)> collect_releases_;
 
   std::unique_ptr<Generation> current_;
   std::map<uint32_t, std::unique_ptr<Generation>> retired_;  // still referenced
@@ -195,6 +207,7 @@ class Stream : public cameras::FrameSink, private RefCounter {
   int bell_fd_ = -1;  // eventfd: camera thread -> socket thread
   boost::asio::posix::stream_descriptor bell_;
   flatbuffers::FlatBufferBuilder meta_fbb_{1024};
+  std::vector<flatbuffers::Offset<meta::Tag>> tag_offsets_;  // build_meta's, reused
 
   // The sequence; written on the socket thread while the camera is idle (or by a publisher's
   // socket-thread commits), read by build_meta.

@@ -165,6 +165,7 @@ Subscription Client::subscribe(const std::string& stream, const SubscribeOptions
   // Frames may follow Subscribed at once: register the stream before asking.
   if (!core_->add_subscription(stream))
     throw Error(Errc::InvalidArgument, "this client is already subscribed to " + stream);
+  core_->set_spin(stream, o.spin);
   try {
     auto reply = core_->request(fbb, id, wire::Message::Subscribed, kRequestTimeout);
     const auto* s = reply.envelope()->message_as_Subscribed();

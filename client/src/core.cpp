@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "framebroker/runtime.hpp"
@@ -47,6 +48,13 @@ int connect_unix(const std::string& path) {
   return fd;
 }
 
+// FRAMEBROKER_RELEASE_LANES=off makes this client release over the socket only, as clients
+// before the lanes did (fbbench compares the two).
+bool lanes_wanted() {
+  const char* v = std::getenv("FRAMEBROKER_RELEASE_LANES");
+  return !v || (std::strcmp(v, "off") != 0 && std::strcmp(v, "0") != 0);
+}
+
 Errc errc_for(wire::ErrorCode code) {
   switch (code) {
     case wire::ErrorCode::ProtocolMismatch:
@@ -69,13 +77,27 @@ std::shared_ptr<Core> Core::connect(const ConnectOptions& options) {
   flatbuffers::FlatBufferBuilder fbb;
   const std::string name = options.client_name.empty() ? program_name() : options.client_name;
   auto hello = wire::CreateHello(fbb, wire::kProtocolVersion, fbb.CreateString(name),
-                                 fbb.CreateString(options.role));
+                                 fbb.CreateString(options.role), lanes_wanted());
   const uint32_t id = core->next_request_id();
   wire::finish(fbb, id, wire::Message::Hello, hello);
   auto reply = core->request(fbb, id, wire::Message::Welcome, std::chrono::seconds(5));
   const auto* welcome = reply.envelope()->message_as_Welcome();
   core->instance_ = welcome->instance() ? welcome->instance()->str() : "";
   core->broker_version_ = welcome->broker_version() ? welcome->broker_version()->str() : "";
+  if (welcome->release_lanes() > 0) {
+    const int lanes_fd = core->take_passed_fd();
+    try {
+      if (lanes_fd < 0) throw std::runtime_error("the broker passed no release lanes");
+      core->lanes_ = std::make_unique<LaneWriter>(lanes_fd);
+    } catch (const std::exception& e) {
+      // Releases then go over the socket, as for any client without lanes.
+      std::lock_guard lock(core->state_mu_);
+      core->async_errors_.push_back(e.what());
+    }
+  }
+  flatbuffers::FlatBufferBuilder nudge;
+  wire::finish(nudge, 0, wire::Message::ReleasesWritten, wire::CreateReleasesWritten(nudge));
+  core->nudge_message_.assign(nudge.GetBufferPointer(), nudge.GetBufferPointer() + nudge.GetSize());
   return core;
 }
 
@@ -155,9 +177,13 @@ std::optional<SequenceEnd> Core::sequence_end(const std::string& stream) {
 }
 
 void Core::send(const flatbuffers::FlatBufferBuilder& fbb) {
+  send_bytes({fbb.GetBufferPointer(), fbb.GetSize()});
+}
+
+void Core::send_bytes(std::span<const uint8_t> bytes) {
   std::lock_guard lock(send_mu_);
-  const uint8_t* p = fbb.GetBufferPointer();
-  size_t left = fbb.GetSize();
+  const uint8_t* p = bytes.data();
+  size_t left = bytes.size();
   while (left > 0) {
     ssize_t n = ::send(fd_, p, left, MSG_NOSIGNAL);
     if (n < 0) {
@@ -229,7 +255,7 @@ bool Core::add_subscription(const std::string& stream) {
 }
 
 void Core::remove_subscription(const std::string& stream) {
-  std::deque<Item> unread;
+  internal::RingQueue<Item> unread;
   {
     std::lock_guard lock(state_mu_);
     auto it = pending_.find(stream);
@@ -237,8 +263,9 @@ void Core::remove_subscription(const std::string& stream) {
     unread = std::move(it->second.items);
     pending_.erase(it);
   }
-  for (auto& item : unread)
-    if (const auto& h = item.frame) release(h->stream, h->gen, h->slot, h->seq);
+  // Through the lane when they have one: the broker takes the lane before the Unsubscribe.
+  for (; !unread.empty(); unread.pop_front())
+    if (auto& h = unread.front().frame) release(std::move(h));
   set_release_budget(stream, 0);
   flatbuffers::FlatBufferBuilder fbb;
   wire::finish(fbb, 0, wire::Message::Unsubscribe,
@@ -256,6 +283,8 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
   // Past the deadline the socket is still read once without waiting: next(0) takes what has
   // arrived (an event loop calls it when the socket turns readable).
   bool read_once = false;
+  std::chrono::microseconds spin{0};
+  std::shared_ptr<shm::Segment> ring;  // kept mapped while pump watches its counter
   for (;;) {
     uint64_t seen;
     {
@@ -286,18 +315,34 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
       if (it->second.ended) return std::nullopt;
       if (lost_) throw_lost();
       seen = dispatched_;
+      spin = p.spin;
+      if (spin.count() > 0 && !p.segments.empty()) ring = p.segments.rbegin()->second;
     }
     if (Clock::now() >= deadline && read_once) return std::nullopt;
     read_once = true;
-    pump(deadline, seen);
+    pump(deadline, seen, spin, ring.get());
   }
 }
 
-void Core::pump(Clock::time_point deadline, uint64_t seen) {
+void Core::pump(Clock::time_point deadline, uint64_t seen, std::chrono::microseconds spin,
+                const shm::Segment* ring) {
   std::lock_guard rl(read_mu_);
   {
     std::lock_guard lock(state_mu_);
     if (dispatched_ != seen || lost_) return;  // news arrived while we waited for read_mu_
+  }
+  if (const size_t want = in_flight_budget_.load(); want > reader_prepared_) {
+    reader_.prepare(want);  // each frame in flight may pin a message of its own
+    reader_prepared_ = want;
+  }
+  if (spin.count() > 0) {
+    flush_releases();  // a spinning reader does not linger: it has a core to itself
+    if (spin_until_readable(ring, std::min(deadline, Clock::now() + spin))) {
+      auto area = reader_.write_area();
+      const ssize_t n = receive(area);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      return dispatch_batch(n);
+    }
   }
   reader_waiting_.store(true);
   // Releases linger while frames keep coming (the last wait was shorter than the linger): the
@@ -365,6 +410,26 @@ bool Core::wait_readable(Clock::time_point until) {
   return ::ppoll(&pfd, 1, &ts, nullptr) > 0;
 }
 
+bool Core::spin_until_readable(const shm::Segment* ring, Clock::time_point until) {
+  const auto readable = [this] {
+    pollfd pfd{fd_, POLLIN, 0};
+    return ::poll(&pfd, 1, 0) > 0;
+  };
+  uint64_t published = ring ? ring->published_count() : 0;
+  bool hot = false;  // a frame was committed: its Deliver is on its way
+  for (uint32_t i = 0;; ++i) {
+    if (ring && ring->published_count() != published) {
+      published = ring->published_count();
+      hot = true;
+    }
+    // Without news from the counter the socket is still looked at now and then: not every
+    // message follows a commit.
+    if ((hot || (i & 1023) == 0) && readable()) return true;
+    if ((i & 63) == 0 && Clock::now() >= until) return false;
+    __builtin_ia32_pause();
+  }
+}
+
 bool Core::releases_pending() {
   std::lock_guard lock(release_mu_);
   return release_count_ > 0;
@@ -376,7 +441,7 @@ void Core::dispatch(const wire::Received& msg) {
   if (const auto* l = env->message_as_Loaned()) {
     auto& q = loans_[l->stream() ? l->stream()->str() : ""];
     if (l->slots())
-      for (const uint32_t slot : *l->slots()) q.emplace_back(l->gen(), slot);
+      for (const uint32_t slot : *l->slots()) q.push_back({l->gen(), slot});
     return;
   }
   if (env->message_type() == wire::Message::SequenceStarted ||
@@ -388,6 +453,13 @@ void Core::dispatch(const wire::Received& msg) {
     return;
   }
   if (env->request_id() != 0) {
+    // Frames of a new subscription may come in this very batch: they need its lane already.
+    if (const auto* s = env->message_as_Subscribed())
+      if (auto it = pending_.find(s->stream() ? s->stream()->string_view() : "");
+          it != pending_.end()) {
+        it->second.lane = s->release_lane();
+        it->second.epoch = s->release_epoch();
+      }
     replies_[env->request_id()] = msg;
     return;
   }
@@ -451,31 +523,31 @@ void Core::on_deliver(const wire::Received& msg) {
   const auto* deliver = msg.envelope()->message_as_Deliver();
   if (!deliver || !deliver->frames()) return;
   for (const auto* f : *deliver->frames()) {
-    const std::string stream = f->stream() ? f->stream()->str() : "";
+    const std::string_view stream = f->stream() ? f->stream()->string_view() : "";
     auto it = pending_.find(stream);
     const auto* m = f->meta_nested_root();
     if (it == pending_.end() || !m) {  // unsubscribed meanwhile: give it straight back
       std::lock_guard rl(release_mu_);
-      releases_[stream].emplace_back(f->seq(), f->gen(), f->slot());
-      ++release_count_;
+      queue_release(stream, f->gen(), f->slot(), f->seq());
       gave_back_ = true;
       continue;
     }
-    auto h = std::make_unique<FrameHandle>();
+    auto h = new_handle();
     try {
-      h->segment = segment_for(it->second, stream, f->gen());
+      h->segment = segment_for(it->second, it->first, f->gen());
       if (f->slot() >= h->segment->slots()) throw std::runtime_error("slot out of range");
     } catch (const std::exception& e) {  // give the frame back; tell the caller later
       std::lock_guard rl(release_mu_);
-      releases_[stream].emplace_back(f->seq(), f->gen(), f->slot());
-      ++release_count_;
-      async_errors_.push_back("frame " + std::to_string(f->seq()) + " of " + stream +
+      queue_release(stream, f->gen(), f->slot(), f->seq());
+      async_errors_.push_back("frame " + std::to_string(f->seq()) + " of " + std::string(stream) +
                               " could not be mapped: " + e.what());
       continue;
     }
     h->message = msg;
     h->meta = m;
     h->stream = stream;
+    h->lane = it->second.lane;
+    h->epoch = it->second.epoch;
     h->gen = f->gen();
     h->slot = f->slot();
     h->seq = f->seq();
@@ -487,12 +559,62 @@ void Core::on_deliver(const wire::Received& msg) {
   }
 }
 
+std::unique_ptr<FrameHandle> Core::new_handle() {
+  {
+    std::lock_guard lock(release_mu_);
+    if (!handles_.empty()) {
+      auto h = std::move(handles_.back());
+      handles_.pop_back();
+      return h;
+    }
+  }
+  return std::make_unique<FrameHandle>();
+}
+
+void Core::queue_release(std::string_view stream, uint32_t gen, uint32_t slot, uint64_t seq) {
+  auto it = releases_.find(stream);
+  if (it == releases_.end()) it = releases_.emplace(std::string(stream), 0).first;
+  it->second.emplace_back(seq, gen, slot);
+  ++release_count_;
+}
+
+void Core::release(std::unique_ptr<FrameHandle> h) {
+  bool flush;
+  {
+    std::lock_guard lock(release_mu_);
+    const auto written = lanes_ && h->lane
+                             ? lanes_->write(h->lane, h->epoch, h->gen, h->slot, h->seq)
+                             : LaneWriter::Result::Full;
+    if (written == LaneWriter::Result::Full)
+      queue_release(h->stream, h->gen, h->slot, h->seq);
+    else if (written == LaneWriter::Result::WrittenNudge && !std::exchange(nudge_, true))
+      ++release_count_;
+    flush =
+        release_count_ > 0 && (release_count_ >= release_batch_.load() || reader_waiting_.load());
+    // Back to the pool, holding nothing: the message and segment go now, the string keeps its
+    // capacity for the next frame.
+    h->core.reset();
+    h->segment.reset();
+    h->message.bytes.reset();
+    h->sequence.reset();
+    h->meta = nullptr;
+    if (handles_.size() < kPooledHandles) handles_.push_back(std::move(h));
+  }
+  if (flush) {
+    try {
+      flush_releases();
+    } catch (const Error&) {
+      // Lost broker: it dropped the hold already.
+    }
+  }
+}
+
 void Core::release(const std::string& stream, uint32_t gen, uint32_t slot, uint64_t seq) {
   size_t count;
   {
     std::lock_guard lock(release_mu_);
-    releases_[stream].emplace_back(seq, gen, slot);
-    count = ++release_count_;
+    queue_release(stream, gen, slot, seq);
+    count = release_count_;
   }
   if (count >= release_batch_.load() || reader_waiting_.load()) {
     try {
@@ -503,36 +625,65 @@ void Core::release(const std::string& stream, uint32_t gen, uint32_t slot, uint6
   }
 }
 
+void Core::set_spin(const std::string& stream, std::chrono::microseconds spin) {
+  std::lock_guard lock(state_mu_);
+  if (auto it = pending_.find(stream); it != pending_.end()) it->second.spin = spin;
+}
+
 void Core::set_release_budget(const std::string& stream, uint32_t frames) {
+  {
+    // Room for every frame the broker may send ahead, and the sequence events among them.
+    std::lock_guard lock(state_mu_);
+    if (auto it = pending_.find(stream); it != pending_.end())
+      it->second.items.reserve(size_t(frames) * 2 + 16);
+  }
   std::lock_guard lock(release_mu_);
   if (frames == 0)
     release_budgets_.erase(stream);
   else
     release_budgets_[stream] = frames;
   size_t batch = kReleaseBatch;
+  size_t in_flight = 0;
   // Half the budget: the broker still has room to send while these wait.
-  for (const auto& [s, budget] : release_budgets_) batch = std::min<size_t>(batch, budget / 2);
+  for (const auto& [s, budget] : release_budgets_) {
+    batch = std::min<size_t>(batch, budget / 2);
+    in_flight += budget;
+  }
   release_batch_ = std::max<size_t>(batch, 1);
+  // Handles for every frame that may be in flight, and a few for frames read ahead.
+  in_flight_budget_ = in_flight + 8;
+  while (handles_.size() < std::min<size_t>(in_flight + 8, kPooledHandles))
+    handles_.push_back(std::make_unique<FrameHandle>());
 }
 
 void Core::flush_releases() {
-  std::map<std::string, std::vector<wire::SlotRef>> batch;
+  std::lock_guard flushing(flush_mu_);
+  bool nudge;
   {
     std::lock_guard lock(release_mu_);
     if (release_count_ == 0) return;
-    batch.swap(releases_);
+    releases_.swap(flushing_);  // both keep their entries: no allocation next time
     release_count_ = 0;
+    nudge = std::exchange(nudge_, false);
   }
+  bool lost;
   {
     std::lock_guard lock(state_mu_);
-    if (lost_) return;
+    lost = lost_;
   }
-  for (auto& [stream, refs] : batch) {
-    flatbuffers::FlatBufferBuilder fbb(64 + refs.size() * sizeof(wire::SlotRef));
+  for (auto& [stream, refs] : flushing_) {
+    if (refs.empty() || lost) {
+      refs.clear();
+      continue;
+    }
+    auto& fbb = release_fbb_;
+    fbb.Clear();
     auto body = wire::CreateRelease(fbb, fbb.CreateString(stream), fbb.CreateVectorOfStructs(refs));
     wire::finish(fbb, 0, wire::Message::Release, body);
+    refs.clear();
     send(fbb);
   }
+  if (nudge && !lost) send_bytes(nudge_message_);
 }
 
 std::vector<std::string> Core::take_async_errors() {

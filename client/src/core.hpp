@@ -17,13 +17,16 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "framebroker/error.hpp"
+#include "framebroker/internal/ring_queue.hpp"
 #include "framebroker/internal/segment.hpp"
 #include "framebroker/internal/wire.hpp"
 #include "framebroker/options.hpp"
 #include "framebroker/sequence.hpp"
+#include "lane_writer.hpp"
 
 namespace framebroker::detail {
 
@@ -39,6 +42,7 @@ struct FrameHandle {
   uint64_t seq = 0;
   std::span<const std::byte> pixels;
   std::shared_ptr<const Sequence> sequence;  // the one it belongs to, if announced
+  uint32_t lane = 0, epoch = 0;              // its subscription's release lane (0: none)
 };
 
 class Core : public std::enable_shared_from_this<Core> {
@@ -61,8 +65,13 @@ class Core : public std::enable_shared_from_this<Core> {
   std::optional<std::unique_ptr<FrameHandle>> next_frame(const std::string& stream,
                                                          Clock::time_point deadline);
 
+  // Gives a frame back: through its subscription's release lane when it has one, else batched
+  // over the socket. The handle goes back to the pool.
+  void release(std::unique_ptr<FrameHandle> h);
   void release(const std::string& stream, uint32_t gen, uint32_t slot, uint64_t seq);
   void flush_releases();
+  // Busy-polls for up to `spin` before next() on `stream` sleeps on the socket.
+  void set_spin(const std::string& stream, std::chrono::microseconds spin);
   // How many frames of `stream` the broker lets this client have in flight (max_hold, or a
   // latest subscriber's window): releases never wait for a batch the broker would stall on.
   void set_release_budget(const std::string& stream, uint32_t frames);
@@ -99,7 +108,9 @@ class Core : public std::enable_shared_from_this<Core> {
     std::optional<SequenceEnd> finished;
   };
   struct Pending {
-    std::deque<Item> items;
+    internal::RingQueue<Item> items;
+    uint32_t lane = 0, epoch = 0;  // from Subscribed
+    std::chrono::microseconds spin{0};
     std::shared_ptr<const Sequence> announced;  // the last SequenceStarted read off the socket
     std::shared_ptr<const Sequence> sequence;   // as of the last item taken
     std::optional<SequenceEnd> sequence_end;
@@ -108,16 +119,26 @@ class Core : public std::enable_shared_from_this<Core> {
   };
 
   Core(int fd, std::string socket_path) : fd_(fd), socket_path_(std::move(socket_path)) {}
+  void send_bytes(std::span<const uint8_t> bytes);
   // recv() that also takes an fd passed with SCM_RIGHTS.
   ssize_t receive(std::span<uint8_t> into);
   // Reads one batch from the socket, waiting until deadline. Returns at once
   // when another thread dispatched something since the caller looked
   // (`seen` is the dispatch count the caller saw under state_mu_).
-  void pump(Clock::time_point deadline, uint64_t seen);
+  // With `spin`, busy-polls for that long first (watching `ring`'s publish counter).
+  void pump(Clock::time_point deadline, uint64_t seen,
+            std::chrono::microseconds spin = std::chrono::microseconds(0),
+            const shm::Segment* ring = nullptr);
   // poll() for the socket until `until`; true when it is readable (or closed).
   bool wait_readable(Clock::time_point until);
   // Takes the messages in the `n` bytes just received (n <= 0: the connection ended).
   void dispatch_batch(ssize_t n);
+  // Busy-polls the socket (and the ring's publish counter, which moves first) until data
+  // arrives or `until`; true when there is something to read.
+  bool spin_until_readable(const shm::Segment* ring, Clock::time_point until);
+  std::unique_ptr<FrameHandle> new_handle();
+  // Queues a socket Release (the fallback of the lanes); the caller holds release_mu_.
+  void queue_release(std::string_view stream, uint32_t gen, uint32_t slot, uint64_t seq);
   bool releases_pending();
   void dispatch(const wire::Received& msg);
   void on_deliver(const wire::Received& msg);
@@ -135,22 +156,36 @@ class Core : public std::enable_shared_from_this<Core> {
   Clock::duration last_wait_ = Clock::duration::max();  // of the last pump, for data to come
 
   std::mutex state_mu_;  // guards everything below
-  std::map<std::string, Pending> pending_;
+  std::map<std::string, Pending, std::less<>> pending_;
   std::map<uint32_t, wire::Received> replies_;
   std::vector<std::string> async_errors_;
-  std::map<std::string, std::deque<std::pair<uint32_t, uint32_t>>> loans_;  // by stream
+  std::map<std::string, internal::RingQueue<std::pair<uint32_t, uint32_t>>> loans_;  // by stream
   int passed_fd_ = -1;
   uint64_t dispatched_ = 0;  // batches read so far
   bool lost_ = false;
   std::string lost_reason_;
 
-  std::mutex release_mu_;
-  std::map<std::string, std::vector<wire::SlotRef>> releases_;
-  size_t release_count_ = 0;
+  std::mutex release_mu_;  // guards lanes_ writes, releases_, release_count_, nudge_, handles_
+  std::unique_ptr<LaneWriter> lanes_;
+  std::vector<std::unique_ptr<FrameHandle>> handles_;  // returned handles, reused
+  static constexpr size_t kPooledHandles = 1024;
+  // Socket releases waiting to go, by stream. Entries and their capacity stay (flush empties the
+  // vectors), so a release allocates nothing once each stream has been seen.
+  std::map<std::string, std::vector<wire::SlotRef>, std::less<>> releases_;
+  size_t release_count_ = 0;  // socket releases waiting, plus 1 for a nudge
+  bool nudge_ = false;        // a ReleasesWritten is owed
+  std::mutex flush_mu_;       // one flush at a time; guards what follows
+  std::map<std::string, std::vector<wire::SlotRef>, std::less<>> flushing_;
+  flatbuffers::FlatBufferBuilder release_fbb_{1024};
+  std::vector<uint8_t> nudge_message_;               // ReleasesWritten, built once
   std::map<std::string, uint32_t> release_budgets_;  // by stream
   static constexpr size_t kReleaseBatch = 32;
   std::atomic<size_t> release_batch_{kReleaseBatch};  // flush at this many pending releases
   std::atomic<bool> reader_waiting_{false};
+  // Frames this connection may have in flight, summed over its subscriptions: the receive
+  // buffers and frame handles are made for that many up front (pump prepares the reader).
+  std::atomic<size_t> in_flight_budget_{0};
+  size_t reader_prepared_ = 0;          // guarded by read_mu_
   std::atomic<bool> gave_back_{false};  // on_deliver gave frames of a closed subscription back
 };
 

@@ -23,8 +23,9 @@ Frame::~Frame() {
 
 void Frame::release() {
   if (!h_) return;
-  auto h = std::move(h_);
-  h->core->release(h->stream, h->gen, h->slot, h->seq);
+  // The core stays alive through the call even when this frame held its last reference.
+  const auto core = h_->core;
+  core->release(std::move(h_));
 }
 
 uint64_t Frame::seq() const {

@@ -284,6 +284,7 @@ RawClient::RawClient(const std::string& socket_path) {
 
 RawClient::~RawClient() {
   ::close(fd_);
+  if (passed_fd_ >= 0) ::close(passed_fd_);
 }
 
 void RawClient::send_bytes(const void* data, size_t n) {
@@ -296,11 +297,11 @@ void RawClient::send_bytes(const void* data, size_t n) {
   }
 }
 
-void RawClient::hello(uint32_t version) {
+void RawClient::hello(uint32_t version, bool release_lanes) {
   namespace wire = framebroker::wire;
   flatbuffers::FlatBufferBuilder fbb;
-  auto body =
-      wire::CreateHello(fbb, version, fbb.CreateString("raw-test"), fbb.CreateString("test"));
+  auto body = wire::CreateHello(fbb, version, fbb.CreateString("raw-test"),
+                                fbb.CreateString("test"), release_lanes);
   wire::finish(fbb, 1, wire::Message::Hello, body);
   send(fbb);
 }
@@ -319,7 +320,19 @@ std::optional<framebroker::wire::Received> RawClient::receive(std::chrono::milli
     pollfd pfd{fd_, POLLIN, 0};
     if (::poll(&pfd, 1, int(left.count())) <= 0) continue;
     auto area = reader_.write_area();
-    ssize_t n = ::recv(fd_, area.data(), area.size(), 0);
+    iovec iov{area.data(), area.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(fd_, &mh, MSG_CMSG_CLOEXEC);
+    for (cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&mh) : nullptr; cm; cm = CMSG_NXTHDR(&mh, cm))
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+        if (passed_fd_ >= 0) ::close(passed_fd_);
+        std::memcpy(&passed_fd_, CMSG_DATA(cm), sizeof(int));
+      }
     if (n <= 0) {
       closed_ = true;
       continue;

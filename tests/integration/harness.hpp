@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "framebroker/client.hpp"
@@ -117,7 +118,9 @@ class RawClient {
   void send(const flatbuffers::FlatBufferBuilder& fbb) {
     send_bytes(fbb.GetBufferPointer(), fbb.GetSize());
   }
-  void hello(uint32_t version = framebroker::wire::kProtocolVersion);
+  void hello(uint32_t version = framebroker::wire::kProtocolVersion, bool release_lanes = false);
+  // The last fd the broker passed (SCM_RIGHTS), now the caller's; -1 when none came.
+  int take_passed_fd() { return std::exchange(passed_fd_, -1); }
   // Next message, or nullopt on timeout or EOF (see closed()).
   std::optional<framebroker::wire::Received> receive(std::chrono::milliseconds timeout = 5s);
   // Next message of a type, skipping Deliver messages.
@@ -128,6 +131,7 @@ class RawClient {
 
  private:
   int fd_ = -1;
+  int passed_fd_ = -1;
   bool closed_ = false;
   framebroker::wire::FrameReader reader_;
 };

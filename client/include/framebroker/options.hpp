@@ -1,6 +1,7 @@
 // Options for connecting and subscribing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -24,6 +25,10 @@ struct SubscribeOptions {
   uint32_t max_hold = 0;     // Every: frames held + queued at most; 0 = slots - 4
   uint32_t window = 0;       // Latest: frames in flight at most; 0 = 1
   bool from_latest = false;  // deliver the cached newest frame first
+  // next() busy-polls the ring's publish counter for up to this long before it sleeps on the
+  // socket: lower latency for a subscriber that has a core to itself (a closed-loop
+  // controller), at the price of that core. 0: never spin.
+  std::chrono::microseconds spin{0};
 };
 
 }  // namespace framebroker

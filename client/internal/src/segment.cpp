@@ -52,8 +52,10 @@ std::string layout_problem(const SegmentHeader& h, uint64_t object_bytes,
   if (h.data_offset % page != 0)
     return "data_offset = " + num(h.data_offset) + " is not a multiple of the page size " +
            num(page);
-  if (h.records_offset < sizeof(SegmentHeader) || h.records_offset % alignof(SlotRecord) != 0)
-    return "records_offset = " + num(h.records_offset) + " overlaps the header or is misaligned";
+  // The header page holds the publish counter too: the records start on a later page.
+  if (h.records_offset < page || h.records_offset % alignof(SlotRecord) != 0)
+    return "records_offset = " + num(h.records_offset) +
+           " overlaps the header page or is misaligned";
   uint64_t records_end = 0;
   if (__builtin_mul_overflow(uint64_t(h.slots), sizeof(SlotRecord), &records_end) ||
       __builtin_add_overflow(records_end, h.records_offset, &records_end) ||

@@ -80,3 +80,16 @@ std::shared_ptr<std::vector<uint8_t>> FrameReader::buffer_for(size_t size) {
 }
 
 }  // namespace framebroker::wire
+
+namespace framebroker::wire {
+
+void FrameReader::prepare(size_t buffers) {
+  pool_.reserve(kPoolBuffers);
+  while (pool_.size() < std::min(buffers, kPoolBuffers)) {
+    auto b = std::make_shared<std::vector<uint8_t>>();
+    b->reserve(kFirstCapacity);
+    pool_.push_back(std::move(b));
+  }
+}
+
+}  // namespace framebroker::wire

@@ -38,6 +38,12 @@ struct SegmentHeader {
   char stream[64];
 };
 
+// In the header page, after the header: seq + 1 of the last frame committed, written by the broker
+// at each commit. A spinning subscriber watches it instead of polling its socket (it says only
+// "look now"; what a subscriber gets still comes over the wire).
+constexpr size_t kPublishCounterOffset = 2048;
+static_assert(sizeof(SegmentHeader) <= kPublishCounterOffset);
+
 // Written by the broker at commit, for inspection tools; clients trust the
 // wire, not these.
 struct SlotRecord {
@@ -94,12 +100,19 @@ class Segment {
   }
   std::span<std::byte> writable_slot(uint32_t i);  // broker only
   SlotRecord* records();                           // broker only
+  void count_published(uint64_t seq_plus_one) {    // broker only
+    __atomic_store_n(publish_counter(), seq_plus_one, __ATOMIC_RELEASE);
+  }
+  uint64_t published_count() const { return __atomic_load_n(publish_counter(), __ATOMIC_ACQUIRE); }
 
  private:
   Segment(std::string name, boost::interprocess::mapped_region region, const SegmentHeader& header,
           bool writable)
       : name_(std::move(name)), region_(std::move(region)), header_(header), writable_(writable) {}
   void* base() const { return region_.get_address(); }
+  uint64_t* publish_counter() const {
+    return reinterpret_cast<uint64_t*>(static_cast<char*>(base()) + kPublishCounterOffset);
+  }
 
   std::string name_;
   boost::interprocess::mapped_region region_;

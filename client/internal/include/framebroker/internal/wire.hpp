@@ -64,6 +64,9 @@ class FrameReader {
   static constexpr size_t kPooledMessageBytes = 64 * 1024;
   // A new pooled buffer's capacity (most messages fit; a larger one grows it, once).
   static constexpr size_t kFirstCapacity = 16 * 1024;
+  // Makes pooled buffers up to `buffers` (at most kPoolBuffers) now, so that a reader expecting
+  // that many messages to be held at once does not allocate when they first are.
+  void prepare(size_t buffers);
   // Buffers in the pool (for tests and inspection).
   size_t pooled() const { return pool_.size(); }
 
