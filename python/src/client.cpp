@@ -130,8 +130,11 @@ dict or JSON text (e.g. a useq MDASequence). A bad spec raises ValueError.)")
       .def(
           "subscribe",
           [](Client& c, const std::string& stream, const std::string& mode, uint32_t max_hold,
-             uint32_t window, bool from_latest) {
-            const SubscribeOptions o{mode_of(mode), max_hold, window, from_latest};
+             uint32_t window, bool from_latest, double spin) {
+            if (!(spin >= 0 && spin <= 1))
+              throw py::value_error("spin is in seconds, from 0 to 1 (e.g. 0.0002)");
+            const SubscribeOptions o{mode_of(mode), max_hold, window, from_latest,
+                                     std::chrono::microseconds(int64_t(spin * 1e6))};
             std::optional<Subscription> sub;
             {
               py::gil_scoped_release unlocked;
@@ -140,12 +143,13 @@ dict or JSON text (e.g. a useq MDASequence). A bad spec raises ValueError.)")
             return wrap_subscription(std::move(*sub));
           },
           py::arg("stream"), py::arg("mode") = "every", py::arg("max_hold") = 0,
-          py::arg("window") = 1, py::arg("from_latest") = false,
+          py::arg("window") = 1, py::arg("from_latest") = false, py::arg("spin") = 0.0,
           R"(Subscribe to `stream`.
 
 mode="every": every frame while you keep up, in seq order; at most `max_hold` held and queued
 (0: the ring's slots - 4). mode="latest": always the newest, at most `window` in flight.
-from_latest: deliver the cached newest frame first.)")
+from_latest: deliver the cached newest frame first. spin: seconds next() busy-polls before it
+sleeps (lower latency for a process that has a core to itself; 0: never).)")
       .def(
           "status",
           [](Client& c, const std::string& slots_of) {

@@ -57,6 +57,22 @@ def test_every_frame_and_every_pixel_at_500_fps(broker):
     assert cam["dropped"] == 0
 
 
+def test_a_spinning_subscriber_gets_every_frame_and_a_bad_spin_is_refused(broker):
+    client = fb.connect(socket=broker.socket)
+    with pytest.raises(ValueError, match="seconds"):
+        client.subscribe("cam", spin=5)
+    with client.subscribe("cam", mode="every", spin=0.0005) as sub:
+        client.camera("cam").start(frames=300)
+        seqs = []
+        for frame in sub:
+            assert numpy.array_equal(frame.array, counter_frame(frame.camera_frame_id, 64, 48))
+            seqs.append(frame.seq)
+            frame.release()
+            if len(seqs) == 300:
+                break
+    assert seqs == list(range(seqs[0], seqs[0] + 300))
+
+
 def test_arrays_are_the_slot_read_only_and_outlive_subscription_and_broker(make_broker):
     broker = make_broker(counter_camera(start=True))
     client = fb.connect(socket=broker.socket)

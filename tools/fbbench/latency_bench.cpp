@@ -1,5 +1,6 @@
 // fbbench latency: per frame size and subscriber count, framebroker's commit -> receive latency
 // next to the floor, copy-over-socket and iceoryx, each measured in this same run.
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,10 @@ struct LatencyRow {
   FrameShape frame;
   int subscribers = 0;
   LatencyRun fb, floor, copy;
+  // framebroker again, its subscribers releasing over the socket as before the release lanes
+  // (FRAMEBROKER_RELEASE_LANES=off): the baseline of the wake-ups per frame.
+  LatencyRun fb_socket_releases;
+  BrokerCost cost_socket_releases;
   std::optional<LatencyRun> iceoryx, iceoryx_busy;
   std::string iceoryx_busy_skipped;  // with --spin, why there is no busy-poll figure
   BrokerCost cost;
@@ -59,6 +64,13 @@ json to_json(const LatencyRow& r, bool spin) {
          {"p50_vs_floor", ratio(r.fb.receive.p50_us, r.floor.receive.p50_us)},
          {"p99_vs_floor", ratio(r.fb.receive.p99_us, r.floor.receive.p99_us)}};
   add_broker_cost(j, r.cost, r.subscribers);
+  j["socket_releases_p50_us"] = r.fb_socket_releases.receive.p50_us;
+  j["socket_releases_p99_us"] = r.fb_socket_releases.receive.p99_us;
+  j["socket_releases_wakeups_per_frame"] = r.cost_socket_releases.socket_wakeups_per_frame();
+  j["socket_releases_cpu_us_per_frame_per_subscriber"] =
+      r.cost_socket_releases.per_subscriber(r.subscribers);
+  j["wakeups_vs_socket_releases"] =
+      ratio(r.cost.socket_wakeups_per_frame(), r.cost_socket_releases.socket_wakeups_per_frame());
   if (r.iceoryx) {
     j["iceoryx_p50_us"] = r.iceoryx->receive.p50_us;
     j["iceoryx_p99_us"] = r.iceoryx->receive.p99_us;
@@ -86,7 +98,8 @@ void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx, bool sp
                                 "floor p50", "floor p99", "copy p50", "copy p99"};
   if (with_iceoryx) head.insert(head.end(), {"iox p50", "iox p99"});
   if (spin) head.insert(head.end(), {"iox busy p50", "p50/iox busy"});
-  head.insert(head.end(), {"p50/floor", "p99/floor", "lost", "cpu/sub", "wake/fr"});
+  head.insert(head.end(),
+              {"p50/floor", "p99/floor", "lost", "cpu/sub", "wake/fr", "sock p50", "sock wake/fr"});
   tools::Table t(head);
   for (const auto& r : rows) {
     std::vector<std::string> cells{r.frame.label,
@@ -115,6 +128,8 @@ void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx, bool sp
                                std::to_string(r.fb.lost)});
     const auto cost = broker_cost_cells(r.cost, r.subscribers);
     cells.insert(cells.end(), cost.begin(), cost.end());
+    cells.insert(cells.end(), {us(r.fb_socket_releases.receive.p50_us),
+                               fixed(r.cost_socket_releases.socket_wakeups_per_frame(), 2)});
     t.row(cells);
   }
   t.print(std::cout);
@@ -126,7 +141,9 @@ void print_table(const std::vector<LatencyRow>& rows, bool with_iceoryx, bool sp
                     ? "; iox busy:\niceoryx subscribers busy-polling take(), next to framebroker's "
                       "with --spin.\n"
                     : ".\n")
-            << kBrokerCostLegend;
+            << kBrokerCostLegend
+            << "sock: framebroker with its subscribers releasing over the socket, as before the\n"
+               "release lanes (FRAMEBROKER_RELEASE_LANES=off).\n";
 }
 
 void progress(const std::string& what, const LatencyRun& r) {
@@ -165,6 +182,16 @@ int run_latency_bench(const LatencyOptions& o) {
                   << (spin ? ", spin " + std::to_string(o.spin_us) + " us" : "") << ":\n";
         row.fb = fb_latency(broker, p, row.cost);
         progress("framebroker", row.fb);
+        check_interrupted();
+        ::setenv("FRAMEBROKER_RELEASE_LANES", "off", 1);  // read by each Client::connect
+        try {
+          row.fb_socket_releases = fb_latency(broker, p, row.cost_socket_releases);
+        } catch (...) {
+          ::unsetenv("FRAMEBROKER_RELEASE_LANES");
+          throw;
+        }
+        ::unsetenv("FRAMEBROKER_RELEASE_LANES");
+        progress("framebroker, socket releases", row.fb_socket_releases);
         check_interrupted();
         row.floor = floor_latency(p);
         progress("floor", row.floor);
