@@ -247,6 +247,18 @@ std::vector<std::string> idle_counter_camera(int fps, int slots) {
               ",slots=" + std::to_string(slots) + ",start=false"};
 }
 
+void others_lose_nothing(Broker& b, const std::function<void()>& attack) {
+  auto bystander = b.fbctl_async({"watch", "cam", "--frames", "400", "--verify-counter", "--json"});
+  ASSERT_TRUE(b.wait_status(
+      [&](const nlohmann::json& s) { return !subscribers(s, bystander->pid()).empty(); }));
+  attack();
+  expect_lossless(watch_summary(*bystander), 400);
+  EXPECT_TRUE(b.process().running());
+  const nlohmann::json s = b.status();
+  EXPECT_EQ(stream_of(s, "cam")["dropped"], 0);
+  EXPECT_TRUE(slot_invariant_holds(s));
+}
+
 bool wait_held(Broker& b, int frames) {
   return b.wait_status([&](const nlohmann::json& s) {
     for (const auto& x : subscribers(s))

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -101,6 +102,9 @@ const nlohmann::json& stream_of(const nlohmann::json& status, const std::string&
 bool slot_invariant_holds(const nlohmann::json& status);
 // A client of the test's broker.
 framebroker::Client connect_to(const Broker& b);
+// Runs `attack` while a lossless subscriber (fbctl watch) takes 400 frames of stream "cam": it
+// must lose none, the broker must still run and no slot may be unaccounted for.
+void others_lose_nothing(Broker& b, const std::function<void()>& attack);
 // Broker arguments for one idle sim camera "cam", 32x16 Mono16, counter pattern.
 std::vector<std::string> idle_counter_camera(int fps = 1000, int slots = 64);
 // Waits until some subscriber holds `frames` frames (a stuck holder has filled its max_hold).

@@ -50,19 +50,6 @@ std::optional<wire::SlotRef> first_delivered(RawClient& c) {
   return std::nullopt;
 }
 
-// Runs `attack` while an every subscriber watches; it must lose nothing.
-void others_lose_nothing(Broker& b, const std::function<void()>& attack) {
-  auto bystander = b.fbctl_async({"watch", "cam", "--frames", "400", "--verify-counter", "--json"});
-  ASSERT_TRUE(
-      b.wait_status([&](const json& s) { return !subscribers(s, bystander->pid()).empty(); }));
-  attack();
-  expect_lossless(watch_summary(*bystander), 400);
-  EXPECT_TRUE(b.process().running());
-  const json s = b.status();
-  EXPECT_EQ(stream_of(s, "cam")["dropped"], 0);
-  EXPECT_TRUE(slot_invariant_holds(s));
-}
-
 }  // namespace
 
 TEST(BadInput, DoubleReleaseAndForeignSlotsAreRefusedWithoutChangingCounts) {

@@ -101,20 +101,6 @@ int held_by(Broker& b, const std::string& client) {
   return -1;
 }
 
-// Runs `attack` while a lossless subscriber watches (it has lanes of its own): it must lose
-// nothing, and the broker must end up with no slot unaccounted for.
-void others_lose_nothing(Broker& b, const std::function<void()>& attack) {
-  auto bystander = b.fbctl_async({"watch", "cam", "--frames", "400", "--verify-counter", "--json"});
-  ASSERT_TRUE(
-      b.wait_status([&](const json& s) { return !subscribers(s, bystander->pid()).empty(); }));
-  attack();
-  expect_lossless(watch_summary(*bystander), 400);
-  EXPECT_TRUE(b.process().running());
-  const json s = b.status();
-  EXPECT_EQ(stream_of(s, "cam")["dropped"], 0);
-  EXPECT_TRUE(slot_invariant_holds(s));
-}
-
 }  // namespace
 
 TEST(ReleaseLanes, AReleaseThroughTheLaneFreesTheFrame) {
