@@ -193,3 +193,36 @@ TEST(ReleaseLanes, ClientsWithAndWithoutLanesBothGetEveryFrame) {
   expect_lossless(watch_summary(*with_lanes), 300);
   EXPECT_TRUE(b.wait_status([](const json& s) { return slot_invariant_holds(s); }));
 }
+
+TEST(ReleaseLanes, SubscriptionsBeyondTheLanesReleaseOverTheSocket) {
+  // One connection, one subscription more than it has lanes: the last one is given none and
+  // its releases go over the socket. Every subscription must still get every frame (each ring
+  // holds all 60, so reading one stream after another misses nothing).
+  const int streams = int(shm::kLanes) + 1;
+  std::vector<std::string> args{"--no-default-camera"};
+  for (int i = 0; i < streams; ++i) {
+    args.push_back("--camera");
+    args.push_back("sim:name=c" + std::to_string(i) +
+                   ",Width=16,Height=16,Pattern=counter,FrameRate=200,slots=80,start=false");
+  }
+  Broker b(args);
+  auto client = connect_to(b);
+  std::vector<framebroker::Subscription> subs;
+  for (int i = 0; i < streams; ++i) subs.push_back(client.subscribe("c" + std::to_string(i)));
+  for (int i = 0; i < streams; ++i) client.camera("c" + std::to_string(i)).start(60);
+  for (int i = 0; i < streams; ++i) {
+    std::vector<uint64_t> seqs;
+    while (seqs.size() < 60) {
+      auto f = subs[size_t(i)].next(5s);
+      ASSERT_TRUE(f) << "c" << i << " stopped after " << seqs.size() << " frames";
+      seqs.push_back(f->seq());
+    }  // each frame is released as it goes out of scope
+    EXPECT_EQ(seqs.back() - seqs.front(), 59u) << "c" << i << " lost frames";
+  }
+  client.status();  // a request sends the socket releases still batched, as any would
+  EXPECT_TRUE(b.wait_status([](const json& s) {
+    for (const auto& sub : s["subscribers"])
+      if (sub["held"] != 0) return false;
+    return slot_invariant_holds(s);
+  }));
+}
