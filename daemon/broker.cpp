@@ -509,6 +509,9 @@ void Broker::update_release_wake(Stream& s) {
     if (auto c = connections_.find(entry->connection); c != connections_.end())
       if (auto* lanes = c->second->release_lanes()) lanes->set_wake(sub, wake);
   }
+  // What was written before the flag went up would otherwise wait for the tick: a viewer that
+  // let go of its frame just before the camera stopped is owed the newest one now.
+  if (wake && collect_releases(s)) deliver(s);
 }
 
 void Broker::after_slots_freed(Stream* only) {
