@@ -18,39 +18,21 @@ void Fanout::drop_ref(const FrameRef& f) {
   refs_.drop_ref(f);
 }
 
-void Fanout::FrameQueue::reserve(size_t n) {
-  if (n <= buf_.size()) return;
-  std::vector<FrameRef> grown(n);
-  for (size_t i = 0; i < size_; ++i) grown[i] = (*this)[i];
-  buf_ = std::move(grown);
-  head_ = 0;
-}
+namespace {
 
-void Fanout::FrameQueue::push_back(const FrameRef& f) {
-  if (size_ == buf_.size()) reserve(std::max<size_t>(8, buf_.size() * 2));
-  buf_[(head_ + size_) % buf_.size()] = f;
-  ++size_;
-}
-
-void Fanout::FrameQueue::pop_front() {
-  head_ = (head_ + 1) % buf_.size();
-  if (--size_ == 0) head_ = 0;
-}
-
-bool Fanout::FrameQueue::contains(const FrameRef& f) const {
-  for (size_t i = 0; i < size_; ++i)
-    if ((*this)[i] == f) return true;
+bool queued(const internal::RingQueue<FrameRef>& q, const FrameRef& f) {
+  for (size_t i = 0; i < q.size(); ++i)
+    if (q[i] == f) return true;
   return false;
 }
 
-uint32_t Fanout::FrameQueue::count_slot(uint32_t gen, uint32_t slot) const {
+uint32_t queued_on(const internal::RingQueue<FrameRef>& q, uint32_t gen, uint32_t slot) {
   uint32_t n = 0;
-  for (size_t i = 0; i < size_; ++i) {
-    const auto& f = (*this)[i];
-    n += f.gen == gen && f.slot == slot;
-  }
+  for (size_t i = 0; i < q.size(); ++i) n += q[i].gen == gen && q[i].slot == slot;
   return n;
 }
+
+}  // namespace
 
 const Fanout::HoldTable* Fanout::Subscriber::table(uint32_t gen) const {
   for (const auto& t : tables)
@@ -189,7 +171,7 @@ void Fanout::top_up_latest(Subscriber& s) {
 }
 
 bool Fanout::holds(const Subscriber& s, const FrameRef& f) {
-  return s.held_slot(f.gen, f.slot) || s.queue.contains(f);
+  return s.held_slot(f.gen, f.slot) || queued(s.queue, f);
 }
 
 void Fanout::drop_queue(Subscriber& s) {
@@ -280,7 +262,7 @@ std::vector<Holder> Fanout::holders(uint32_t gen, uint32_t slot) const {
   for (const auto& [id, s] : subs_) {
     if (s.held_slot(gen, slot))
       out.push_back({id, false});
-    else if (s.queue.count_slot(gen, slot))
+    else if (queued_on(s.queue, gen, slot))
       out.push_back({id, true});
   }
   return out;
@@ -290,7 +272,7 @@ uint32_t Fanout::refs_on(uint32_t gen, uint32_t slot) const {
   uint32_t n = (latest_ && latest_->gen == gen && latest_->slot == slot) ? 1 : 0;
   for (const auto& [id, s] : subs_) {
     n += uint32_t(s.held_slot(gen, slot));
-    n += s.queue.count_slot(gen, slot);
+    n += queued_on(s.queue, gen, slot);
   }
   return n;
 }

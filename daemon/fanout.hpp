@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "framebroker/internal/ring_queue.hpp"
+
 namespace framebroker::daemon {
 
 struct FrameRef {
@@ -123,27 +125,6 @@ class Fanout {
   uint32_t refs_on(uint32_t gen, uint32_t slot) const;
 
  private:
-  // Frames queued to one subscriber, oldest first: a ring that keeps its storage, so that queuing
-  // and sending a frame allocate nothing (it grows only past its capacity, which subscribe and
-  // set_slots set to the ring's slot count, more than a subscriber can have in flight).
-  class FrameQueue {
-   public:
-    bool empty() const { return size_ == 0; }
-    size_t size() const { return size_; }
-    const FrameRef& front() const { return buf_[head_]; }
-    const FrameRef& operator[](size_t i) const { return buf_[(head_ + i) % buf_.size()]; }
-    void push_back(const FrameRef& f);
-    void pop_front();
-    void clear() { head_ = size_ = 0; }
-    void reserve(size_t n);
-    bool contains(const FrameRef& f) const;
-    uint32_t count_slot(uint32_t gen, uint32_t slot) const;
-
-   private:
-    std::vector<FrameRef> buf_;
-    size_t head_ = 0, size_ = 0;
-  };
-
   // What one subscriber holds of one generation, indexed by slot (kNotHeld or the seq held
   // there; all kNotHeld when count is 0). A subscriber has one per generation it has held frames
   // of (two across a generation change); an emptied table is reused for the next generation.
@@ -159,7 +140,9 @@ class Fanout {
     SubscriberOptions requested;  // as asked (0 = default)
     SubscriberOptions opt;        // in force for the current slot count
     bool active = true;
-    FrameQueue queue;
+    // Oldest first. Its capacity (set at subscribe and set_slots to the ring's slot count, more
+    // than a subscriber can have in flight) stays, so queuing a frame allocates nothing.
+    internal::RingQueue<FrameRef> queue;
     std::deque<std::pair<uint64_t, Message>> messages;  // (before_seq, message)
     std::vector<HoldTable> tables;
     uint32_t held = 0;           // slots held, over all tables

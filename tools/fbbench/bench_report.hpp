@@ -14,6 +14,16 @@ inline double ratio(double a, double b) {
   return b > 0 ? a / b : 0;
 }
 
+// The keys that open every latency and throughput row: which frames, how many subscribers.
+inline nlohmann::json row_head(const FrameShape& frame, int subscribers) {
+  return {{"size", frame.label},
+          {"width", frame.width},
+          {"height", frame.height},
+          {"frame_bytes", frame.bytes()},
+          {"slots", bench_slots(frame.bytes())},
+          {"subscribers", subscribers}};
+}
+
 // The broker's cost over the measured window: CPU per frame (alone: no subscriber; per
 // subscriber: what each adds), the socket thread's wake-ups per frame and every thread's totals.
 inline void add_broker_cost(nlohmann::json& row, const BrokerCost& c, int subscribers) {

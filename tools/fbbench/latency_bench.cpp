@@ -35,34 +35,28 @@ struct LatencyRow {
 };
 
 json to_json(const LatencyRow& r, bool spin) {
-  const uint64_t bytes = r.frame.bytes();
-  json j{{"size", r.frame.label},
-         {"width", r.frame.width},
-         {"height", r.frame.height},
-         {"frame_bytes", bytes},
-         {"slots", bench_slots(bytes)},
-         {"subscribers", r.subscribers},
-         {"frames", r.fb.receive.count},
-         {"lost", r.fb.lost},
-         {"p50_us", r.fb.receive.p50_us},
-         {"p99_us", r.fb.receive.p99_us},
-         {"p999_us", r.fb.receive.p999_us},
-         {"max_us", r.fb.receive.max_us},
-         {"p50_by_subscriber_us", r.fb.p50_by_subscriber_us},
-         {"round_trip_p50_us", r.fb.round_trip.p50_us},
-         {"round_trip_p99_us", r.fb.round_trip.p99_us},
-         {"round_trip_p999_us", r.fb.round_trip.p999_us},
-         {"round_trip_max_us", r.fb.round_trip.max_us},
-         {"floor_p50_us", r.floor.receive.p50_us},
-         {"floor_p99_us", r.floor.receive.p99_us},
-         {"floor_p999_us", r.floor.receive.p999_us},
-         {"floor_round_trip_p50_us", r.floor.round_trip.p50_us},
-         {"floor_round_trip_p99_us", r.floor.round_trip.p99_us},
-         {"copy_p50_us", r.copy.receive.p50_us},
-         {"copy_p99_us", r.copy.receive.p99_us},
-         {"copy_lost", r.copy.lost},
-         {"p50_vs_floor", ratio(r.fb.receive.p50_us, r.floor.receive.p50_us)},
-         {"p99_vs_floor", ratio(r.fb.receive.p99_us, r.floor.receive.p99_us)}};
+  json j = row_head(r.frame, r.subscribers);
+  j.update(json{{"frames", r.fb.receive.count},
+                {"lost", r.fb.lost},
+                {"p50_us", r.fb.receive.p50_us},
+                {"p99_us", r.fb.receive.p99_us},
+                {"p999_us", r.fb.receive.p999_us},
+                {"max_us", r.fb.receive.max_us},
+                {"p50_by_subscriber_us", r.fb.p50_by_subscriber_us},
+                {"round_trip_p50_us", r.fb.round_trip.p50_us},
+                {"round_trip_p99_us", r.fb.round_trip.p99_us},
+                {"round_trip_p999_us", r.fb.round_trip.p999_us},
+                {"round_trip_max_us", r.fb.round_trip.max_us},
+                {"floor_p50_us", r.floor.receive.p50_us},
+                {"floor_p99_us", r.floor.receive.p99_us},
+                {"floor_p999_us", r.floor.receive.p999_us},
+                {"floor_round_trip_p50_us", r.floor.round_trip.p50_us},
+                {"floor_round_trip_p99_us", r.floor.round_trip.p99_us},
+                {"copy_p50_us", r.copy.receive.p50_us},
+                {"copy_p99_us", r.copy.receive.p99_us},
+                {"copy_lost", r.copy.lost},
+                {"p50_vs_floor", ratio(r.fb.receive.p50_us, r.floor.receive.p50_us)},
+                {"p99_vs_floor", ratio(r.fb.receive.p99_us, r.floor.receive.p99_us)}});
   add_broker_cost(j, r.cost, r.subscribers);
   j["socket_releases_p50_us"] = r.fb_socket_releases.receive.p50_us;
   j["socket_releases_p99_us"] = r.fb_socket_releases.receive.p99_us;

@@ -37,33 +37,29 @@ std::vector<std::string> subscriber_modes(int n) {
 // A delivery is one frame handed to one subscriber; every per-second figure says what it counts.
 json to_json(const ThroughputRow& r) {
   const uint64_t bytes = r.frame.bytes();
-  json j{{"size", r.frame.label},
-         {"width", r.frame.width},
-         {"height", r.frame.height},
-         {"frame_bytes", bytes},
-         {"slots", bench_slots(bytes)},
-         {"subscribers", r.subscribers},
-         {"subscriber_modes", subscriber_modes(r.subscribers)},
-         {"seconds", r.fb.seconds},
-         {"published_per_s", r.fb.published_per_s()},
-         {"deliveries_per_subscriber_per_s", r.fb.deliveries_per_subscriber_per_s()},
-         {"deliveries_per_subscriber_per_s_min", r.fb.min_deliveries_per_subscriber_per_s()},
-         {"floor_deliveries_per_subscriber_per_s", r.floor.deliveries_per_subscriber_per_s()},
-         {"copy_deliveries_per_subscriber_per_s", r.copy.deliveries_per_subscriber_per_s()},
-         {"deliveries_vs_floor",
-          ratio(r.fb.deliveries_per_subscriber_per_s(), r.floor.deliveries_per_subscriber_per_s())},
-         {"deliveries_vs_copy",
-          ratio(r.fb.deliveries_per_subscriber_per_s(), r.copy.deliveries_per_subscriber_per_s())},
-         {"published", r.fb.published},
-         {"delivered", r.fb.delivered},
-         {"delivered_by_subscriber", r.fb.delivered_by_subscriber},
-         {"dropped", r.fb.dropped},
-         {"missed_by_subscriber", r.fb.missed_by_subscriber},
-         {"delivered_gbps", r.fb.gbps(bytes)},
-         {"floor_delivered_gbps", r.floor.gbps(bytes)},
-         {"copy_delivered_gbps", r.copy.gbps(bytes)},
-         {"broker_rss_start_kb", r.cost.rss_start_kb},
-         {"broker_rss_end_kb", r.cost.rss_end_kb}};
+  json j = row_head(r.frame, r.subscribers);
+  j.update(json{
+      {"subscriber_modes", subscriber_modes(r.subscribers)},
+      {"seconds", r.fb.seconds},
+      {"published_per_s", r.fb.published_per_s()},
+      {"deliveries_per_subscriber_per_s", r.fb.deliveries_per_subscriber_per_s()},
+      {"deliveries_per_subscriber_per_s_min", r.fb.min_deliveries_per_subscriber_per_s()},
+      {"floor_deliveries_per_subscriber_per_s", r.floor.deliveries_per_subscriber_per_s()},
+      {"copy_deliveries_per_subscriber_per_s", r.copy.deliveries_per_subscriber_per_s()},
+      {"deliveries_vs_floor",
+       ratio(r.fb.deliveries_per_subscriber_per_s(), r.floor.deliveries_per_subscriber_per_s())},
+      {"deliveries_vs_copy",
+       ratio(r.fb.deliveries_per_subscriber_per_s(), r.copy.deliveries_per_subscriber_per_s())},
+      {"published", r.fb.published},
+      {"delivered", r.fb.delivered},
+      {"delivered_by_subscriber", r.fb.delivered_by_subscriber},
+      {"dropped", r.fb.dropped},
+      {"missed_by_subscriber", r.fb.missed_by_subscriber},
+      {"delivered_gbps", r.fb.gbps(bytes)},
+      {"floor_delivered_gbps", r.floor.gbps(bytes)},
+      {"copy_delivered_gbps", r.copy.gbps(bytes)},
+      {"broker_rss_start_kb", r.cost.rss_start_kb},
+      {"broker_rss_end_kb", r.cost.rss_end_kb}});
   add_broker_cost(j, r.cost, r.subscribers);
   return j;
 }

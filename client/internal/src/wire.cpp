@@ -79,10 +79,6 @@ std::shared_ptr<std::vector<uint8_t>> FrameReader::buffer_for(size_t size) {
   return b;
 }
 
-}  // namespace framebroker::wire
-
-namespace framebroker::wire {
-
 void FrameReader::prepare(size_t buffers) {
   pool_.reserve(kPoolBuffers);
   while (pool_.size() < std::min(buffers, kPoolBuffers)) {
