@@ -197,13 +197,27 @@ void Broker::accept() {
       });
       return;
     }
-    std::lock_guard lock(state_);
-    auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket),
-                                             next_connection_id_++, state_, io_.get_executor());
-    connections_[conn->id()] = conn;
-    conn->start();
+    adopt(std::move(socket));
     accept();
   });
+}
+
+void Broker::adopt(Connection::Socket socket) {
+  std::lock_guard lock(state_);
+  auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket),
+                                           next_connection_id_++, state_, io_.get_executor());
+  conn->set_queue_limit(limits_.queued_bytes);
+  const bool over = connections_.size() >= limits_.clients;
+  connections_[conn->id()] = conn;
+  conn->start();
+  if (over) {
+    spdlog::warn("client {} (pid {}) refused: {} clients connected (max_clients)", conn->id(),
+                 conn->peer().pid, limits_.clients);
+    conn->send_error(0, ErrorCode::LimitReached,
+                     "the broker serves at most " + std::to_string(limits_.clients) +
+                         " clients at once (max_clients in its config); try again later");
+    conn->close_after_flush();
+  }
 }
 
 void Broker::tick() {
@@ -357,6 +371,14 @@ void Broker::on_subscribe(Connection& c, uint32_t rid, const wire::Subscribe& m)
   const auto existing = subscriptions_.find(c.id(), name);
   if (existing && fan.active(*existing))
     return c.send_error(rid, ErrorCode::AlreadySubscribed, "already subscribed to " + name);
+  if (!existing) {
+    size_t mine = 0;
+    subscriptions_.for_connection(c.id(), [&](auto, const auto&) { ++mine; });
+    if (mine >= limits_.subscriptions)
+      return c.send_error(rid, ErrorCode::LimitReached,
+                          "a client may have at most " + std::to_string(limits_.subscriptions) +
+                              " subscriptions (max_subscriptions in the broker's config)");
+  }
   const Subscriptions::Id id = existing ? *existing : subscriptions_.add(c.id(), name);
   SubscriberOptions opt;
   opt.mode = m.mode() == wire::Mode::Latest ? SubscriberMode::Latest : SubscriberMode::Every;

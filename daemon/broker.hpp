@@ -44,6 +44,9 @@ class Broker : private MessageHandler {
   // belongs to systemd and stays at shutdown.
   void listen_on(int fd);
   const std::string& socket_path() const { return socket_path_; }
+  // Serves a socket already connected to a client, as if accepted (the fuzz target drives the
+  // broker through a socketpair this way).
+  void adopt(Connection::Socket socket);
   // Limits camera control (set, start, stop, snap) to members of group `gid` (-1: anyone who can
   // connect). Root and the broker's own user are always allowed. `name` is for the messages.
   void set_control_group(int gid, std::string name);
@@ -56,6 +59,14 @@ class Broker : private MessageHandler {
   // client may ask for to `max_ring_bytes` (0: a quarter of the machine's memory).
   // Published streams' segments belong to `segment_group` (-1: the broker's), as cameras' do.
   void set_publish_limits(int gid, std::string group, uint64_t max_ring_bytes, int segment_group);
+
+  // What one client may take: refusals are LimitReached errors that name the config key.
+  struct ClientLimits {
+    size_t clients = 256;                                       // max_clients
+    size_t subscriptions = 64;                                  // max_subscriptions (per client)
+    size_t queued_bytes = Connection::kDefaultQueueLimit;       // max_queued_mb (per client)
+  };
+  void set_client_limits(const ClientLimits& limits) { limits_ = limits; }
 
   // Stops the camera and drops the stream; its subscribers are told and lose their
   // subscriptions (frames they hold stay mapped on their side). False if there is none.
@@ -169,6 +180,7 @@ class Broker : private MessageHandler {
   std::map<uint64_t, std::shared_ptr<Connection>> connections_;
   Subscriptions subscriptions_;
   std::map<std::string, Publication, std::less<>> publications_;
+  ClientLimits limits_;
   uint64_t max_publish_bytes_ = 0;  // 0: a quarter of RAM
   int publish_gid_ = -1;
   std::string publish_group_;

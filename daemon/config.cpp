@@ -100,13 +100,15 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
   static const std::set<std::string> known = {"instance",      "runtime_dir",   "socket",
                                               "log_level",     "camera",        "default_camera",
                                               "lock_memory",   "group",         "control_group",
-                                              "publish_group", "max_publish_mb"};
+                                              "publish_group", "max_publish_mb",
+                                              "max_clients",   "max_subscriptions",
+                                              "max_queued_mb"};
   for (const auto& [k, v] : tbl) {
     if (!known.count(std::string(k.str())))
       throw ConfigError(path + ": unknown key '" + std::string(k.str()) +
                         "' (known: instance, runtime_dir, socket, log_level, default_camera, "
                         "lock_memory, group, control_group, publish_group, max_publish_mb, "
-                        "[[camera]])");
+                        "max_clients, max_subscriptions, max_queued_mb, [[camera]])");
   }
   auto str_or = [&](const char* key, std::string& out) {
     if (auto v = tbl[key].value<std::string>(); v && out.empty()) out = *v;
@@ -126,6 +128,21 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
                         "the RAM)");
     if (config.max_publish_mb == 0) config.max_publish_mb = uint64_t(*v);
   }
+  // The file sets a limit the flags left at its default.
+  auto limit = [&](const char* key, uint64_t& out, uint64_t fallback, const char* what) {
+    if (!tbl.contains(key)) return;
+    const auto v = tbl[key].value<int64_t>();
+    if (!v || *v < 1 || *v > 1'000'000)
+      throw ConfigError(path + ": " + key + " must be a whole number from 1 to 1000000 (" + what +
+                        ")");
+    if (out == fallback) out = uint64_t(*v);
+  };
+  const BrokerConfig defaults;
+  limit("max_clients", config.max_clients, defaults.max_clients, "connected clients");
+  limit("max_subscriptions", config.max_subscriptions, defaults.max_subscriptions,
+        "subscriptions per client");
+  limit("max_queued_mb", config.max_queued_mb, defaults.max_queued_mb,
+        "MiB a client may leave unread before it is disconnected");
   if (auto v = tbl["log_level"].value<std::string>(); v && config.log_level == "info")
     config.log_level = *v;
   if (auto v = tbl["default_camera"].value<bool>()) config.default_camera = *v;

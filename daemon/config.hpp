@@ -45,6 +45,10 @@ struct BrokerConfig {
   int publish_group_id = -1;  // resolved by finalize()
   // The largest ring one publishing client may ask for, in MiB (0: a quarter of the RAM).
   uint64_t max_publish_mb = 0;
+  // Per broker and per client: what one misbehaving program may take (refusals name the key).
+  uint64_t max_clients = 256;
+  uint64_t max_subscriptions = 64;  // per client
+  uint64_t max_queued_mb = 16;      // a client that leaves more unread is disconnected
   std::vector<CameraConfig> cameras;
 };
 

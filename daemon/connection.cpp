@@ -119,7 +119,7 @@ void Connection::send(std::span<const uint8_t> message) {
     if (n > 0) data += n, size -= size_t(n);
   }
   out_.insert(out_.end(), data, data + size);
-  if (out_.size() > kHardLimit) {
+  if (out_.size() > queue_limit_) {
     spdlog::warn("client {} ({} pid {}) stopped reading: {} bytes queued; disconnecting", id_,
                  client_name_, peer_.pid, out_.size());
     return close_soon("stopped reading its socket");

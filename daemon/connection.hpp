@@ -53,8 +53,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Frames below this many queued bytes flow; above it they wait (queued).
   static constexpr size_t kSoftLimit = 256 * 1024;
-  // Above this the client is not reading: it is disconnected.
-  static constexpr size_t kHardLimit = 16 * 1024 * 1024;
+  // Above this many queued bytes (by default) the client is not reading: it is disconnected.
+  static constexpr size_t kDefaultQueueLimit = 16 * 1024 * 1024;
 
   Connection(MessageHandler& handler, Socket socket, uint64_t id, std::mutex& state,
              boost::asio::io_context::executor_type socket_thread);
@@ -78,6 +78,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void fail(wire::ErrorCode code, const std::string& message);
   // Best-effort synchronous goodbye for shutdown (never blocks).
   void say_goodbye(wire::ErrorCode code, const std::string& message);
+
+  void set_queue_limit(size_t bytes) { queue_limit_ = bytes; }
 
   uint64_t id() const { return id_; }
   const PeerCredentials& peer() const { return peer_; }
@@ -115,6 +117,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   PeerCredentials peer_;
   wire::FrameReader reader_;
   std::vector<uint8_t> out_, writing_;
+  size_t queue_limit_ = kDefaultQueueLimit;
   Clock::time_point write_started_{};
   bool open_ = true;
   bool closing_ = false;

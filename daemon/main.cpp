@@ -42,6 +42,8 @@ void apply_access(Broker& broker, const BrokerConfig& config) {
   broker.set_control_group(config.control_group_id, config.control_group);
   broker.set_publish_limits(config.publish_group_id, config.publish_group,
                             config.max_publish_mb << 20, config.group_id);
+  broker.set_client_limits({config.max_clients, config.max_subscriptions,
+                            config.max_queued_mb << 20});
 }
 
 // STATUS= for systemd, and WATCHDOG=1 from the event loop, so that a stuck loop stops the pings.
@@ -117,9 +119,15 @@ int run(const CommandLine& cli, BrokerConfig config) {
       config.publish_group = next.publish_group;
       config.publish_group_id = next.publish_group_id;
       config.max_publish_mb = next.max_publish_mb;
+      config.max_clients = next.max_clients;
+      config.max_subscriptions = next.max_subscriptions;
+      config.max_queued_mb = next.max_queued_mb;
       apply_access(broker, config);
-      spdlog::info("reload: control_group = '{}', publish_group = '{}', max_publish_mb = {}",
-                   config.control_group, config.publish_group, config.max_publish_mb);
+      spdlog::info(
+          "reload: control_group = '{}', publish_group = '{}', max_publish_mb = {}, max_clients "
+          "= {}, max_subscriptions = {}, max_queued_mb = {}",
+          config.control_group, config.publish_group, config.max_publish_mb, config.max_clients,
+          config.max_subscriptions, config.max_queued_mb);
       spdlog::info("reload: done; {}", broker.summary());
     } catch (const std::exception& e) {
       spdlog::error("reload: {}; the running configuration stays", e.what());
@@ -188,6 +196,18 @@ int main(int argc, char** argv) {
   app.add_option("--max-publish-mb", config.max_publish_mb,
                  "the largest ring a publishing client may ask for, in MiB; default: a quarter of "
                  "the RAM");
+  app.add_option("--max-clients", config.max_clients,
+                 "clients connected at once; one more is refused with an error")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  app.add_option("--max-subscriptions", config.max_subscriptions,
+                 "subscriptions one client may have")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  app.add_option("--max-queued-mb", config.max_queued_mb,
+                 "MiB of messages a client may leave unread before it is disconnected")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
