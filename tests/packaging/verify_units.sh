@@ -102,3 +102,16 @@ rundir=$root/run/framebroker
 got=$(stat -c '%a %u %g' "$rundir")
 [[ $got == "750 $uid $gid" ]] || fail "/run/framebroker is '$got', expected '750 $uid $gid'"
 echo "ok: tmpfiles.d creates /run/framebroker 0750 framebroker:framebroker"
+
+# ---- systemd-analyze security ---------------------------------------------------------------
+# The service's exposure (0 best .. 10 worst) must stay at or below 2.5: --threshold is in
+# tenths. Offline, so systemd need not run here.
+if out=$(systemd-analyze security --offline=true --threshold=25 --no-pager \
+  "$tmp/units/framebrokerd.service" 2>&1); then
+  echo "ok: $(grep -o 'Overall exposure level.*' <<<"$out")"
+elif grep -q 'Overall exposure level' <<<"$out"; then
+  printf '%s\n' "$out" >&2
+  fail "framebrokerd.service's exposure is above 2.5 (see above)"
+else
+  skip "systemd-analyze security --offline does not work here: $out"
+fi
