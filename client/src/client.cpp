@@ -156,23 +156,11 @@ Client Client::connect(const ConnectOptions& options) {
 }
 
 Subscription Client::subscribe(const std::string& stream, const SubscribeOptions& o) {
-  flatbuffers::FlatBufferBuilder fbb;
-  auto body = wire::CreateSubscribe(fbb, fbb.CreateString(stream),
-                                    o.mode == Mode::Latest ? wire::Mode::Latest : wire::Mode::Every,
-                                    o.max_hold, o.window, o.from_latest);
-  const uint32_t id = core_->next_request_id();
-  wire::finish(fbb, id, wire::Message::Subscribe, body);
   // Frames may follow Subscribed at once: register the stream before asking.
   if (!core_->add_subscription(stream))
     throw Error(Errc::InvalidArgument, "this client is already subscribed to " + stream);
-  core_->set_spin(stream, o.spin);
   try {
-    auto reply = core_->request(fbb, id, wire::Message::Subscribed, kRequestTimeout);
-    const auto* s = reply.envelope()->message_as_Subscribed();
-    StreamInfo info{str(s->stream()), str(s->segment()), s->gen(),   s->slots(), s->slot_bytes(),
-                    o.mode,           s->max_hold(),     s->window()};
-    core_->set_release_budget(stream, o.mode == Mode::Latest ? s->window() : s->max_hold());
-    return Subscription(core_, std::move(info));
+    return Subscription(core_, core_->subscribe(stream, o));
   } catch (...) {
     core_->remove_subscription(stream);
     throw;

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <algorithm>
+#include <thread>
 
 #include <cerrno>
 #include <cstdlib>
@@ -20,6 +21,7 @@ namespace {
 
 // How long releases wait for more before they go (see pump).
 constexpr auto kReleaseLinger = std::chrono::microseconds(250);
+constexpr auto kSubscribeTimeout = std::chrono::seconds(10);
 
 std::string program_name() {
   char buf[256] = {};
@@ -73,32 +75,173 @@ std::shared_ptr<Core> Core::connect(const ConnectOptions& options) {
       options.socket_path.empty() ? resolve_socket_path(options.instance) : options.socket_path;
   int fd = connect_unix(path);
   std::shared_ptr<Core> core(new Core(fd, path));
-
-  flatbuffers::FlatBufferBuilder fbb;
-  const std::string name = options.client_name.empty() ? program_name() : options.client_name;
-  auto hello = wire::CreateHello(fbb, wire::kProtocolVersion, fbb.CreateString(name),
-                                 fbb.CreateString(options.role), lanes_wanted());
-  const uint32_t id = core->next_request_id();
-  wire::finish(fbb, id, wire::Message::Hello, hello);
-  auto reply = core->request(fbb, id, wire::Message::Welcome, std::chrono::seconds(5));
-  const auto* welcome = reply.envelope()->message_as_Welcome();
-  core->instance_ = welcome->instance() ? welcome->instance()->str() : "";
-  core->broker_version_ = welcome->broker_version() ? welcome->broker_version()->str() : "";
-  if (welcome->release_lanes() > 0) {
-    const int lanes_fd = core->take_passed_fd();
-    try {
-      if (lanes_fd < 0) throw std::runtime_error("the broker passed no release lanes");
-      core->lanes_ = std::make_unique<LaneWriter>(lanes_fd);
-    } catch (const std::exception& e) {
-      // Releases then go over the socket, as for any client without lanes.
-      std::lock_guard lock(core->state_mu_);
-      core->async_errors_.push_back(e.what());
-    }
-  }
+  core->options_ = options;
   flatbuffers::FlatBufferBuilder nudge;
   wire::finish(nudge, 0, wire::Message::ReleasesWritten, wire::CreateReleasesWritten(nudge));
   core->nudge_message_.assign(nudge.GetBufferPointer(), nudge.GetBufferPointer() + nudge.GetSize());
+  core->hello();
   return core;
+}
+
+void Core::hello() {
+  flatbuffers::FlatBufferBuilder fbb;
+  const std::string name = options_.client_name.empty() ? program_name() : options_.client_name;
+  auto hello = wire::CreateHello(fbb, wire::kProtocolVersion, fbb.CreateString(name),
+                                 fbb.CreateString(options_.role), lanes_wanted());
+  const uint32_t id = next_request_id();
+  wire::finish(fbb, id, wire::Message::Hello, hello);
+  auto reply = request(fbb, id, wire::Message::Welcome, std::chrono::seconds(5));
+  const auto* welcome = reply.envelope()->message_as_Welcome();
+  {
+    std::lock_guard lock(state_mu_);
+    instance_ = welcome->instance() ? welcome->instance()->str() : "";
+  }
+  broker_version_ = welcome->broker_version() ? welcome->broker_version()->str() : "";
+  if (welcome->release_lanes() > 0) {
+    const int lanes_fd = take_passed_fd();
+    try {
+      if (lanes_fd < 0) throw std::runtime_error("the broker passed no release lanes");
+      auto lanes = std::make_unique<LaneWriter>(lanes_fd);
+      std::lock_guard lock(release_mu_);
+      lanes_ = std::move(lanes);
+    } catch (const std::exception& e) {
+      // Releases then go over the socket, as for any client without lanes.
+      std::lock_guard lock(state_mu_);
+      async_errors_.push_back(e.what());
+    }
+  }
+}
+
+StreamInfo Core::subscribe(const std::string& stream, const SubscribeOptions& o) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = wire::CreateSubscribe(fbb, fbb.CreateString(stream),
+                                    o.mode == Mode::Latest ? wire::Mode::Latest : wire::Mode::Every,
+                                    o.max_hold, o.window, o.from_latest);
+  const uint32_t id = next_request_id();
+  wire::finish(fbb, id, wire::Message::Subscribe, body);
+  {
+    std::lock_guard lock(state_mu_);
+    if (auto it = pending_.find(stream); it != pending_.end()) {
+      it->second.options = o;
+      it->second.spin = o.spin;
+    }
+  }
+  auto reply = request(fbb, id, wire::Message::Subscribed, kSubscribeTimeout);
+  const auto* s = reply.envelope()->message_as_Subscribed();
+  const auto text = [](const flatbuffers::String* t) { return t ? t->str() : std::string(); };
+  StreamInfo info{text(s->stream()), text(s->segment()), s->gen(),
+                  s->slots(),        s->slot_bytes(),    o.mode,
+                  s->max_hold(),     s->window()};
+  set_release_budget(stream, o.mode == Mode::Latest ? s->window() : s->max_hold());
+  std::lock_guard lock(state_mu_);
+  if (auto it = pending_.find(stream); it != pending_.end()) it->second.info = info;
+  return info;
+}
+
+StreamInfo Core::stream_info(const std::string& stream) {
+  std::lock_guard lock(state_mu_);
+  auto it = pending_.find(stream);
+  return it == pending_.end() ? StreamInfo{} : it->second.info;
+}
+
+std::optional<BrokerRestart> Core::restart(const std::string& stream) {
+  std::lock_guard lock(state_mu_);
+  auto it = pending_.find(stream);
+  return it == pending_.end() ? std::nullopt : it->second.restart;
+}
+
+bool Core::reconnect(Clock::time_point deadline) {
+  std::unique_lock guard(reconnect_mu_, deadline);
+  if (!guard.owns_lock()) return false;  // another thread is at it
+  for (;;) {
+    const auto now = Clock::now();
+    {
+      std::lock_guard lock(state_mu_);
+      if (!lost_) return true;  // another thread reconnected meanwhile
+      if (!outage_) {
+        outage_ = true;
+        lost_at_ = next_attempt_ = now;
+        backoff_ = options_.reconnect_backoff_min;
+        lost_why_ = lost_reason_.empty() ? "the connection ended" : lost_reason_;
+      }
+      if (options_.reconnect_give_up.count() > 0 && now - lost_at_ >= options_.reconnect_give_up)
+        throw Error(Errc::BrokerLost,
+                    "lost the broker at " + socket_path_ + ": " + lost_why_ +
+                        "; it did not come back within " +
+                        std::to_string(options_.reconnect_give_up.count()) + " ms" +
+                        (last_try_error_.empty() ? "" : " (last try: " + last_try_error_ + ")"));
+    }
+    if (next_attempt_ > now) {
+      if (next_attempt_ > deadline) {
+        std::this_thread::sleep_until(deadline);
+        return false;
+      }
+      std::this_thread::sleep_until(next_attempt_);
+      continue;
+    }
+    next_attempt_ = now + backoff_;
+    backoff_ = std::min<Clock::duration>(backoff_ * 2, options_.reconnect_backoff_max);
+    try {
+      reconnect_once();
+      outage_ = false;
+      last_try_error_.clear();
+      return true;
+    } catch (const Error& e) {
+      last_try_error_ = e.what();
+    }
+    if (Clock::now() >= deadline) return false;
+  }
+}
+
+void Core::reconnect_once() {
+  const int fd = connect_unix(socket_path_);  // throws BrokerNotRunning while it is away
+  {
+    // Nobody reads, sends or releases while the connection is swapped.
+    std::scoped_lock all(read_mu_, flush_mu_, send_mu_, state_mu_, release_mu_);
+    ::close(fd_);
+    fd_ = fd;
+    reader_ = wire::FrameReader();  // messages still held keep their buffers
+    reader_prepared_ = 0;
+    last_wait_ = Clock::duration::max();
+    lanes_.reset();
+    for (auto& [stream, refs] : releases_) refs.clear();
+    for (auto& [stream, refs] : flushing_) refs.clear();
+    release_count_ = 0;
+    nudge_ = false;
+    replies_.clear();
+    loans_.clear();
+    if (passed_fd_ >= 0) ::close(passed_fd_);
+    passed_fd_ = -1;
+    lost_ = false;
+    lost_reason_.clear();
+    ++session_;  // frames of the old broker now release to nowhere
+    for (auto& [stream, p] : pending_) {
+      // Its new Subscribed queues the restart, in its place before the new broker's frames.
+      p.lane = p.epoch = 0;
+      p.segments.clear();  // frames still held keep their mappings
+      p.announced.reset();
+      p.ended = false;
+      p.resubscribing = true;
+      p.restart_reason = lost_why_;
+      p.lost_at = lost_at_;
+    }
+  }
+  try {
+    hello();
+    std::vector<std::pair<std::string, SubscribeOptions>> streams;
+    {
+      std::lock_guard lock(state_mu_);
+      for (const auto& [stream, p] : pending_) streams.emplace_back(stream, p.options);
+    }
+    for (const auto& [stream, options] : streams) subscribe(stream, options);
+  } catch (const Error& e) {
+    // Lost again, or the new broker refused: the next try starts over.
+    std::lock_guard lock(state_mu_);
+    lost_ = true;
+    if (lost_reason_.empty()) lost_reason_ = e.what();
+    ::shutdown(fd_, SHUT_RDWR);
+    throw;
+  }
 }
 
 Core::~Core() {
@@ -287,6 +430,7 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
   std::shared_ptr<shm::Segment> ring;  // kept mapped while pump watches its counter
   for (;;) {
     uint64_t seen;
+    bool lost;
     {
       std::lock_guard lock(state_mu_);
       auto it = pending_.find(stream);
@@ -295,7 +439,14 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
       bool sequence_finished = false;
       while (!p.items.empty() && !p.items.front().frame) {  // sequence events, in their place
         Item& e = p.items.front();
-        if (e.started) {
+        if (e.restarted) {
+          e.restarted->had_frame = std::exchange(p.had_frame, false);
+          e.restarted->last_seq_before = p.last_seq;
+          p.restart = std::move(e.restarted);
+          p.mark_next = true;
+          p.sequence.reset();  // the old broker's sequence is over
+          p.sequence_end.reset();
+        } else if (e.started) {
           p.sequence = std::move(e.started);
           p.sequence_end.reset();
         } else {
@@ -310,13 +461,22 @@ std::optional<std::unique_ptr<FrameHandle>> Core::next_frame(const std::string& 
         auto h = std::move(p.items.front().frame);
         p.items.pop_front();
         h->core = shared_from_this();
+        p.had_frame = true;
+        p.last_seq = h->seq;
+        h->after_restart = std::exchange(p.mark_next, false);
+        if (h->after_restart && p.restart) p.restart->first_seq_after = h->seq;
         return h;
       }
       if (it->second.ended) return std::nullopt;
-      if (lost_) throw_lost();
+      if (lost_ && !options_.reconnect) throw_lost();
+      lost = lost_;
       seen = dispatched_;
       spin = p.spin;
       if (spin.count() > 0 && !p.segments.empty()) ring = p.segments.rbegin()->second;
+    }
+    if (lost) {
+      if (!reconnect(deadline)) return std::nullopt;
+      continue;
     }
     if (Clock::now() >= deadline && read_once) return std::nullopt;
     read_once = true;
@@ -457,8 +617,17 @@ void Core::dispatch(const wire::Received& msg) {
     if (const auto* s = env->message_as_Subscribed())
       if (auto it = pending_.find(s->stream() ? s->stream()->string_view() : "");
           it != pending_.end()) {
-        it->second.lane = s->release_lane();
-        it->second.epoch = s->release_epoch();
+        auto& p = it->second;
+        p.lane = s->release_lane();
+        p.epoch = s->release_epoch();
+        if (std::exchange(p.resubscribing, false)) {
+          BrokerRestart r;
+          r.count = ++p.restarts;
+          r.outage =
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - p.lost_at);
+          r.reason = p.restart_reason;
+          p.items.push_back({nullptr, nullptr, std::nullopt, std::move(r)});
+        }
       }
     replies_[env->request_id()] = msg;
     return;
@@ -551,6 +720,7 @@ void Core::on_deliver(const wire::Received& msg) {
     h->gen = f->gen();
     h->slot = f->slot();
     h->seq = f->seq();
+    h->session = session_;
     auto slot = h->segment->slot(f->slot());
     h->pixels = slot.first(std::min<uint64_t>(m->bytes(), slot.size()));
     const auto& announced = it->second.announced;
@@ -582,7 +752,9 @@ void Core::release(std::unique_ptr<FrameHandle> h) {
   bool flush;
   {
     std::lock_guard lock(release_mu_);
-    const auto written = lanes_ && h->lane
+    // A frame of a broker since lost has nobody to go back to.
+    const auto written = h->session != session_ ? LaneWriter::Result::Written
+                         : lanes_ && h->lane
                              ? lanes_->write(h->lane, h->epoch, h->gen, h->slot, h->seq)
                              : LaneWriter::Result::Full;
     if (written == LaneWriter::Result::Full)

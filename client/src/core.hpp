@@ -26,6 +26,7 @@
 #include "framebroker/internal/wire.hpp"
 #include "framebroker/options.hpp"
 #include "framebroker/sequence.hpp"
+#include "framebroker/subscription.hpp"
 #include "lane_writer.hpp"
 
 namespace framebroker::detail {
@@ -43,6 +44,9 @@ struct FrameHandle {
   std::span<const std::byte> pixels;
   std::shared_ptr<const Sequence> sequence;  // the one it belongs to, if announced
   uint32_t lane = 0, epoch = 0;              // its subscription's release lane (0: none)
+  uint64_t session = 0;        // the connection it came over (Core::session_): an older one's
+                               // release goes nowhere, its broker is gone
+  bool after_restart = false;  // the first frame after a reconnect
 };
 
 class Core : public std::enable_shared_from_this<Core> {
@@ -60,6 +64,13 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // False when the stream is already subscribed on this connection.
   bool add_subscription(const std::string& stream);
+  // Asks the broker for a subscription of `stream` (added with add_subscription) and remembers
+  // `options`: a reconnect subscribes again with them.
+  StreamInfo subscribe(const std::string& stream, const SubscribeOptions& options);
+  // The subscription as the broker last confirmed it (changes with a reconnect).
+  StreamInfo stream_info(const std::string& stream);
+  // The latest broker restart next_frame() passed for `stream`.
+  std::optional<BrokerRestart> restart(const std::string& stream);
   void remove_subscription(const std::string& stream);
   // Pops a delivered frame of `stream`, reading the socket until `deadline`.
   std::optional<std::unique_ptr<FrameHandle>> next_frame(const std::string& stream,
@@ -106,6 +117,7 @@ class Core : public std::enable_shared_from_this<Core> {
     std::unique_ptr<FrameHandle> frame;
     std::shared_ptr<const Sequence> started;
     std::optional<SequenceEnd> finished;
+    std::optional<BrokerRestart> restarted;  // subscribed again to a new broker
   };
   struct Pending {
     internal::RingQueue<Item> items;
@@ -116,9 +128,28 @@ class Core : public std::enable_shared_from_this<Core> {
     std::optional<SequenceEnd> sequence_end;
     bool ended = false;  // EndOfStream came: no frame follows those queued
     std::map<uint32_t, std::shared_ptr<shm::Segment>> segments;  // by gen
+    // Reconnecting (ConnectOptions::reconnect).
+    SubscribeOptions options;              // as subscribed: a reconnect asks again with them
+    StreamInfo info;                       // as the broker last confirmed it
+    bool resubscribing = false;            // its next Subscribed queues a restart item
+    uint32_t restarts = 0;                 // restart items queued so far
+    std::string restart_reason;            // why the connection ended, for that item
+    Clock::time_point lost_at;             // when it ended
+    bool had_frame = false;                // next_frame() returned a frame of the current broker
+    uint64_t last_seq = 0;                 // of the last frame next_frame() returned
+    bool mark_next = false;                // the next frame returned is the first after a restart
+    std::optional<BrokerRestart> restart;  // the latest restart passed
   };
 
   Core(int fd, std::string socket_path) : fd_(fd), socket_path_(std::move(socket_path)) {}
+  // Says Hello on the current connection; takes the release lanes the broker passes.
+  void hello();
+  // With options_.reconnect, after the connection ended: connects again (waiting out the
+  // back-off, until `deadline`), says Hello and subscribes every stream again. False when
+  // `deadline` came first; throws Error(BrokerLost) once options_.reconnect_give_up passed.
+  bool reconnect(Clock::time_point deadline);
+  // One try: a new socket replaces the dead one, then Hello and the subscriptions. Throws.
+  void reconnect_once();
   void send_bytes(std::span<const uint8_t> bytes);
   // recv() that also takes an fd passed with SCM_RIGHTS.
   ssize_t receive(std::span<uint8_t> into);
@@ -148,6 +179,16 @@ class Core : public std::enable_shared_from_this<Core> {
 
   int fd_;
   std::string socket_path_, instance_, broker_version_;
+  ConnectOptions options_;
+
+  // Reconnecting; reconnect_mu_ guards what follows it (session_ changes under every mutex
+  // below as well, so any of them is enough to read it).
+  std::timed_mutex reconnect_mu_;
+  uint64_t session_ = 0;  // connections made after the first
+  bool outage_ = false;   // lost_at_ and the back-off are set for the current loss
+  Clock::time_point lost_at_, next_attempt_;
+  Clock::duration backoff_{};
+  std::string lost_why_, last_try_error_;
   std::atomic<uint32_t> last_request_id_{0};
 
   std::mutex send_mu_;

@@ -72,6 +72,9 @@ std::optional<uint32_t> Frame::index(char axis) const {
   if (at == std::string_view::npos || at >= index->size()) return std::nullopt;
   return index->Get(flatbuffers::uoffset_t(at));
 }
+bool Frame::after_restart() const {
+  return h_->after_restart;
+}
 int64_t Frame::sequence_position() const {
   return h_->meta->sequence_position();
 }

@@ -219,7 +219,10 @@ std::vector<std::string> Publisher::take_async_errors() {
 Publisher Client::advertise(const std::string& stream, const PublishOptions& options) {
   // A connection of its own: the broker passes the segment's fd with its reply, which it can
   // only do while nothing else waits to be sent to this connection.
-  auto core = detail::Core::connect(connect_options_);
+  // It does not reconnect: its ring died with the broker (see publisher.hpp).
+  auto publisher_options = connect_options_;
+  publisher_options.reconnect = false;
+  auto core = detail::Core::connect(publisher_options);
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<meta::Tag>> tags;
   for (const auto& [k, v] : options.tags)

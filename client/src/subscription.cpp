@@ -19,7 +19,12 @@ std::optional<Frame> Subscription::next(std::chrono::milliseconds timeout) {
     if (core_->ended(info_.stream)) core_->flush_releases();
     return std::nullopt;
   }
+  if ((*h)->after_restart) info_ = core_->stream_info(info_.stream);  // the new broker's
   return Frame(std::move(*h));
+}
+
+std::optional<BrokerRestart> Subscription::restart() const {
+  return core_->restart(info_.stream);
 }
 
 MappedRing Subscription::ring() const {

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "fbbench/bench_commands.hpp"
+#include "fbbench/restart_bench.hpp"
 #include "fbbench/save_bench.hpp"
 
 using namespace framebroker::fbbench;
@@ -236,6 +237,93 @@ CLI::App* add_chain_publisher_command(CLI::App& app, ChainPublisherOptions& o) {
   return cmd;
 }
 
+CLI::App* add_restart_command(CLI::App& app, RestartOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "restart",
+      "How long a broker restart interrupts its subscribers (ConnectOptions::reconnect).\n"
+      "Starts its own framebrokerd (simulated Mono16 camera, started with it) and --clients\n"
+      "reconnecting subscriber processes (every, latest, alternating), then per cycle: kill -9\n"
+      "the broker, start it again, check that the killed broker's /dev/shm segments are gone,\n"
+      "and time the restart until every subscriber has a frame of the new broker (the baseline:\n"
+      "until the new broker accepts connections). Exit 1 when a stale segment is left.\n\n"
+      "Example:\n"
+      "  fbbench restart --cycles 20 --clients 4 --json");
+  cmd->add_option("--cycles", o.cycles, "kill -9 and restart this many times")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  cmd->add_option("--clients", o.clients, "reconnecting subscriber processes")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--rate", o.rate, "the camera's frames per second")
+      ->check(CLI::Range(1.0, 100000.0))
+      ->capture_default_str();
+  cmd->add_option("--size", o.side, "square frame side (Mono16)")
+      ->check(CLI::Range(16, 4096))
+      ->capture_default_str();
+  cmd->add_option("--broker", o.broker, kBrokerHelp);
+  cmd->add_flag("--json", o.json, "print the results as JSON");
+  return cmd;
+}
+
+// The subscriber processes `fbbench restart` starts; not for users.
+CLI::App* add_restart_client_command(CLI::App& app, RestartClientOptions& o) {
+  auto* cmd = app.add_subcommand("restart-client", "");
+  cmd->group("");  // hidden from --help
+  cmd->add_option("--socket", o.socket)->required();
+  cmd->add_option("--stream", o.stream)->required();
+  cmd->add_option("--board", o.board)->required();
+  cmd->add_option("--index", o.index)->required();
+  cmd->add_flag("--latest", o.latest);
+  return cmd;
+}
+
+CLI::App* add_storm_command(CLI::App& app, StormOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "storm",
+      "Subscribers killed at random points next to a lossless fbsave: does a crash give its\n"
+      "slots back at once, and does the saver lose nothing? Starts its own framebrokerd (a\n"
+      "Mono16 counter camera), an fbsave (raw, removed at the end) and --victims subscriber\n"
+      "processes in random modes that connect, subscribe, hold, release and reconnect in random\n"
+      "order. Each is SIGKILLed at a random moment (some as they connect, some first SIGSTOPped\n"
+      "for up to 200 ms and resumed) and replaced. Every 100 kills the slot invariant is checked\n"
+      "and no subscriber of a dead process may be listed. At the end: leaked slots and the\n"
+      "saver's missed frames (both must be 0; exit 1 otherwise).\n\n"
+      "Example:\n"
+      "  fbbench storm --kills 1000 --json");
+  cmd->add_option("--kills", o.kills, "subscriber processes to kill")
+      ->check(CLI::Range(uint64_t(1), uint64_t(10'000'000)))
+      ->capture_default_str();
+  cmd->add_option("--victims", o.victims, "victim processes alive at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--rate", o.rate, "the camera's frames per second")
+      ->check(CLI::Range(1.0, 10000.0))
+      ->capture_default_str();
+  cmd->add_option("--size", o.side, "square frame side (Mono16)")
+      ->check(CLI::Range(16, 4096))
+      ->capture_default_str();
+  cmd->add_option("--slots", o.slots, "slots in the camera's ring")
+      ->check(CLI::Range(16, 65536))
+      ->capture_default_str();
+  cmd->add_option("--seed", o.seed, "random seed (0: from the clock; the report prints it)");
+  cmd->add_option("--dir", o.dir, "directory fbsave writes in (default as for `fbbench save`)");
+  cmd->add_option("--fbsave", o.fbsave, "fbsave binary (default: next to fbbench)");
+  cmd->add_option("--broker", o.broker, kBrokerHelp);
+  cmd->add_flag("--json", o.json, "print the result as JSON");
+  return cmd;
+}
+
+// A victim of `fbbench storm`; not for users.
+CLI::App* add_storm_victim_command(CLI::App& app, StormVictimOptions& o) {
+  auto* cmd = app.add_subcommand("storm-victim", "");
+  cmd->group("");  // hidden from --help
+  cmd->add_option("--socket", o.socket)->required();
+  cmd->add_option("--stream", o.stream)->required();
+  cmd->add_option("--mode", o.mode)->required();
+  cmd->add_option("--seed", o.seed);
+  return cmd;
+}
+
 // fbbench python, for the help: main() hands its arguments to python3 before parsing.
 CLI::App* add_python_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
@@ -298,6 +386,10 @@ int main(int argc, char** argv) {
   ChainPublisherOptions chain_publisher_options;
   auto* chain_publisher = add_chain_publisher_command(app, chain_publisher_options);
   auto* python = add_python_command(app);
+  RestartOptions restart_options;
+  auto* restart = add_restart_command(app, restart_options);
+  RestartClientOptions restart_client_options;
+  auto* restart_client = add_restart_client_command(app, restart_client_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -309,6 +401,11 @@ int main(int argc, char** argv) {
   }
   if (python->parsed()) return run_python_bench(python->remaining(), json);
   if (chain->parsed()) return run_chain_bench(chain_options);
+  if (restart->parsed()) {
+    restart_options.json = restart_options.json || json;
+    return run_restart_bench(restart_options);
+  }
+  if (restart_client->parsed()) return run_restart_client(restart_client_options);
   if (chain_publisher->parsed()) return run_chain_publisher(chain_publisher_options);
   if (latency->parsed()) return run_latency_bench(latency_options);
   if (throughput->parsed()) return run_throughput_bench(throughput_options);

@@ -132,7 +132,8 @@ nlohmann::json SequencePlanes::json(const SequenceInfo& s, const MissedSeqs& mis
 void MissedSeqs::add(uint64_t first, uint64_t count) {
   if (count == 0) return;
   count_ += count;
-  if (!ranges_.empty() && ranges_.back().first + ranges_.back().second == first)
+  if (!std::exchange(cut_, false) && !ranges_.empty() &&
+      ranges_.back().first + ranges_.back().second == first)
     ranges_.back().second += count;
   else
     ranges_.emplace_back(first, count);
@@ -142,6 +143,14 @@ nlohmann::json MissedSeqs::ranges_json() const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [first, n] : ranges_) out.push_back({first, n});
   return out;
+}
+
+nlohmann::json discontinuity_json(const Discontinuity& d) {
+  return {{"frame", d.frame},
+          {"last_seq_before", d.had_frame ? nlohmann::json(d.last_seq_before) : nullptr},
+          {"first_seq_after", d.first_seq_after},
+          {"outage_ms", d.outage_ms},
+          {"reason", d.reason}};
 }
 
 nlohmann::json summary_json(const char* format, const DatasetInfo& info, uint64_t written,

@@ -43,6 +43,8 @@ void format_provenance(char (&out)[kProvenanceMax], const FrameRecord& f);
 class MissedSeqs {
  public:
   void add(uint64_t first, uint64_t count);
+  // The next add() starts a range of its own even when adjacent (a new broker's seqs).
+  void cut() { cut_ = true; }
   uint64_t count() const { return count_.load(); }
   // [first, count], in seq order, adjacent ones merged.
   const std::vector<std::pair<uint64_t, uint64_t>>& ranges() const { return ranges_; }
@@ -51,6 +53,7 @@ class MissedSeqs {
  private:
   std::atomic<uint64_t> count_{0};
   std::vector<std::pair<uint64_t, uint64_t>> ranges_;
+  bool cut_ = false;
 };
 
 // The `,"position":P,"index":{"t":T,"c":C,"z":Z}` members of a sequence frame's index line (the

@@ -49,6 +49,7 @@ int IndexedWriter::write_summary_errno(bool final) {
       summary_json(format_, info_, frames_written(), index_.lines(), missed_, final, error_);
   m["dtype"] = numpy_dtype(info_);
   if (info_.sequence) m["sequence"] = planes_.json(*info_.sequence, missed_, final);
+  if (!discontinuities_.empty()) m["discontinuities"] = discontinuities_;
   add_summary_fields(m);
   return write_file_atomic(summary_path_, m.dump(1) + "\n", final);
 }

@@ -18,6 +18,10 @@ namespace framebroker::fbsave {
 class IndexedWriter : public Writer {
  public:
   void missed(uint64_t first_seq, uint64_t count) final { missed_.add(first_seq, count); }
+  void discontinuity(const Discontinuity& d) final {
+    missed_.cut();
+    discontinuities_.push_back(discontinuity_json(d));
+  }
   void finish() final;
   Totals totals() const final {
     const uint64_t n = frames_written();
@@ -52,6 +56,7 @@ class IndexedWriter : public Writer {
   FrameIndex index_;
   MissedSeqs missed_;
   SequencePlanes planes_;  // in a sequence: the planes written
+  nlohmann::json discontinuities_ = nlohmann::json::array();
   bool began_ = false, finished_ = false, failed_ = false;
   std::string error_;
 

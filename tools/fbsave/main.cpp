@@ -29,6 +29,7 @@ void print_summary(const SaveSummary& s, bool json) {
                                 {"last_seq", s.last_seq ? nlohmann::json(*s.last_seq) : nullptr},
                                 {"sequences", s.sequences},
                                 {"frames_outside_sequences", s.outside_sequences},
+                                {"broker_restarts", s.restarts},
                                 {"error", s.error.empty() ? nlohmann::json(nullptr)
                                                           : nlohmann::json(s.error)}}
                      .dump()
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
       "  fbsave sim0 -o run1.ome.tif --frames 1000 --start\n"
       "  fbsave sim0 -o run1/ --format raw\n"
       "  fbsave sim0 -o stack.ome.zarr          # then: fbctl start sim0 --axes t=3,c=2,z=20\n"
-      "  fbsave sim0 -o runs.zarr --sequences all\n\n"
+      "  fbsave sim0 -o runs.zarr --sequences all\n"
+      "  fbsave sim0 -o long.ome.zarr --reconnect   # survives a framebrokerd restart\n\n"
       "A sequence (t, c, z) is saved with its dimensions: Zarr (t, c, z, y, x), OME-TIFF pages in\n"
       "acquisition order with SizeT/C/Z, raw with each frame's index; each frame goes where its\n"
       "index says, and the planes no frame came for are listed in the metadata. By default fbsave\n"
@@ -97,6 +99,15 @@ int main(int argc, char** argv) {
   app.add_option("--socket", o.socket,
                  "broker socket (default: $FRAMEBROKER_SOCKET or the instance's)");
   app.add_option("--instance", o.instance, "broker instance")->capture_default_str();
+  app.add_flag("--reconnect", o.reconnect,
+               "survive a broker restart: reconnect (back-off 20 ms to 500 ms) and go on writing "
+               "the same dataset, which lists each outage under \"discontinuities\" (the new "
+               "broker's seqs start again)");
+  app.add_option("--reconnect-timeout", o.reconnect_timeout_s,
+                 "with --reconnect: give up (exit 3) after the broker was away S seconds; 0: "
+                 "wait for it forever")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -185,6 +185,11 @@ class WriterThread {
     if (thread_.joinable()) thread_.join();
   }
   Writer& writer() { return *writer_; }
+  // The next frame marked after_restart() follows this outage (call before pushing it).
+  void restarted(const Discontinuity& d) {
+    std::lock_guard lock(restarts_mu_);
+    restarts_.push_back(d);
+  }
 
  private:
   void run() {
@@ -217,6 +222,23 @@ class WriterThread {
   void write_batch(const std::deque<Frame>& batch) {
     records_.clear();
     for (const Frame& f : batch) {
+      if (f.after_restart()) {  // a new broker: its seqs start again
+        flush_records();
+        std::optional<Discontinuity> d;
+        {
+          std::lock_guard lock(restarts_mu_);
+          if (!restarts_.empty()) {
+            d = std::move(restarts_.front());
+            restarts_.pop_front();
+          }
+        }
+        if (d) {
+          d->frame = frames_given_;
+          writer_->discontinuity(*d);
+        }
+        last_seq_.reset();
+      }
+      ++frames_given_;
       if (last_seq_ && f.seq() > *last_seq_ + 1) {
         flush_records();
         writer_->missed(*last_seq_ + 1, f.seq() - *last_seq_ - 1);
@@ -249,6 +271,9 @@ class WriterThread {
   SaveSummary& summary_;
   std::atomic<bool>& failed_;
   std::optional<uint64_t> last_seq_;
+  uint64_t frames_given_ = 0;  // to the writer
+  std::mutex restarts_mu_;
+  std::deque<Discontinuity> restarts_;
   std::vector<FrameRecord> records_;  // reused
   FrameQueue queue_;
   std::thread thread_;
@@ -333,6 +358,8 @@ SaveSummary run_save(const SaveOptions& o) {
   co.instance = o.instance;
   co.client_name = "fbsave";
   co.role = "saver";
+  co.reconnect = o.reconnect;
+  co.reconnect_give_up = std::chrono::milliseconds(int64_t(o.reconnect_timeout_s * 1000));
   auto client = Client::connect(co);
   auto sub = client.subscribe(o.stream, {.mode = Mode::Every});
   auto props = camera_properties(client, o.stream);
@@ -356,9 +383,13 @@ SaveSummary run_save(const SaveOptions& o) {
   const auto end = o.duration_s ? t0 + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(*o.duration_s))
                                 : Clock::time_point::max();
+  // After a broker restart: the seqs accounted for before it, and the new broker's first seq.
+  uint64_t covered_before = 0;
+  std::optional<uint64_t> session_first;
   auto covered = [&] {  // seqs accounted for: written or missed
     if (!summary.last_seq) return uint64_t(0);
-    return *summary.last_seq - expected_first.value_or(*summary.first_seq) + 1;
+    return covered_before + *summary.last_seq -
+           session_first.value_or(expected_first.value_or(*summary.first_seq)) + 1;
   };
 
   // A dataset for the frame `f` (of the sequence `sq`, or of none).
@@ -397,7 +428,7 @@ SaveSummary run_save(const SaveOptions& o) {
     wt->join();
     auto& w = wt->writer();
     // Frames announced for this acquisition that never came are missed too.
-    if (ds_last && summary.error.empty() && !g_stop) {
+    if (ds_last && summary.error.empty() && !g_stop && summary.restarts == 0) {
       uint64_t end_seq = 0;
       if (seq && sq_end && sq_end->id == seq->id)
         end_seq = seq->first_seq + sq_end->frames + sq_end->missed;
@@ -440,6 +471,26 @@ SaveSummary run_save(const SaveOptions& o) {
             break;
           }
         }
+        if (f->after_restart()) {
+          const auto r = sub.restart();
+          covered_before = covered();
+          session_first = f->seq();
+          ++summary.restarts;
+          Discontinuity d;
+          if (r) {
+            d.had_frame = r->had_frame;
+            d.last_seq_before = r->last_seq_before;
+            d.outage_ms = uint64_t(r->outage.count());
+            d.reason = "broker restarted: " + r->reason;
+          } else {
+            d.reason = "broker restarted";
+          }
+          d.first_seq_after = f->seq();
+          if (!o.json)
+            std::fprintf(stderr, "\nfbsave: the broker restarted (%s); %llu ms away, going on\n",
+                         d.reason.c_str(), (unsigned long long)d.outage_ms);
+          wt->restarted(d);
+        }
         if (!summary.first_seq) summary.first_seq = f->seq();
         summary.last_seq = f->seq();
         ds_last = f->seq();
@@ -453,8 +504,13 @@ SaveSummary run_save(const SaveOptions& o) {
       } else if (o.start && now - last_frame > std::chrono::milliseconds(250)) {
         // A finite acquisition that ended with frames lost at its end.
         bool running = false;
-        for (const auto& c : client.status().cameras)
-          if (c.name == o.stream) running = c.running;
+        try {
+          for (const auto& c : client.status().cameras)
+            if (c.name == o.stream) running = c.running;
+        } catch (const Error& e) {
+          if (!o.reconnect || e.code() != Errc::BrokerLost) throw;
+          running = true;  // away: next() reconnects
+        }
         if (!running) break;
       }
       if (progress && wt && now - last_progress > std::chrono::milliseconds(500)) {

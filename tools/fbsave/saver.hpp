@@ -37,6 +37,10 @@ struct SaveOptions {
   bool overwrite = false;
   bool json = false;
   std::string socket, instance = "default";
+  // Go on across a broker restart (ConnectOptions::reconnect), into the same dataset, which lists
+  // each outage as a discontinuity; give up after reconnect_timeout_s away (0: never).
+  bool reconnect = false;
+  double reconnect_timeout_s = 0;
 };
 
 struct SaveSummary {
@@ -45,6 +49,7 @@ struct SaveSummary {
   std::optional<uint64_t> first_seq, last_seq;
   std::vector<uint64_t> sequences;  // the ids of the sequences saved
   uint64_t outside_sequences = 0;   // --sequences all: frames skipped, outside any sequence
+  uint64_t restarts = 0;            // broker restarts gone through (--reconnect)
   double elapsed_s = 0;
   std::string error;  // empty when the save ended well
 };

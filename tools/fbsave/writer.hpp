@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace framebroker::fbsave {
 
 enum class Compression { None, Lz4, Zstd };
@@ -108,6 +110,18 @@ struct FrameRecord {
   uint32_t t = 0, c = 0, z = 0;
 };
 
+// Where the frames stop following each other: fbsave --reconnect lost the broker and went on
+// with a new one, whose seqs start again. Frames of the old broker after last_seq_before, and of
+// the new one before first_seq_after, were never received (how many is not known).
+struct Discontinuity {
+  uint64_t frame = 0;  // the dataset's frames before it (the first frame after it has this index)
+  bool had_frame = false;        // false: no frame came from the old broker in this dataset
+  uint64_t last_seq_before = 0;  // the last seq from the old broker
+  uint64_t first_seq_after = 0;  // the first from the new one
+  uint64_t outage_ms = 0;        // from losing the broker to subscribed again
+  std::string reason;            // "broker restarted: <why the connection ended>"
+};
+
 struct Totals {
   uint64_t written = 0;  // frames in the output
   uint64_t missed = 0;   // seqs the saver never received
@@ -125,12 +139,20 @@ class Writer {
   }
   // Seqs [first_seq, first_seq + count) will never arrive.
   virtual void missed(uint64_t first_seq, uint64_t count) = 0;
+  // The frames that follow come from a restarted broker (seqs start again); listed in the
+  // metadata as "discontinuities". Missed seqs after it are the new broker's.
+  // (Every format overrides it; the default, for test doubles, ignores it.)
+  virtual void discontinuity(const Discontinuity&) {}
   // Rewrites the metadata so that a kill -9 now leaves a readable dataset.
   virtual void checkpoint() = 0;
   // Flushes everything and writes the final metadata (idempotent).
   virtual void finish() = 0;
   virtual Totals totals() const = 0;
 };
+
+// A discontinuity as its metadata entry: {frame, last_seq_before (null: none), first_seq_after,
+// outage_ms, reason}.
+nlohmann::json discontinuity_json(const Discontinuity& d);
 
 std::unique_ptr<Writer> make_zarr_writer(const std::string& path);
 std::unique_ptr<Writer> make_tiff_writer(const std::string& path);

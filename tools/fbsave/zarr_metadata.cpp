@@ -127,12 +127,19 @@ void FrameTable::set_sequence(const SequenceInfo& s) {
 
 void FrameTable::add(const FrameRecord& f) {
   pending_.push_back({f.seq, f.camera_frame_id, f.mono_ns, f.realtime_ns, f.hw_timestamp_ns,
-                      f.source_seq, f.position, f.t, f.c, f.z});
+                      f.source_seq, f.position, f.t, f.c, f.z, session_});
   if (source_stream_.empty() && !f.source_stream.empty()) source_stream_ = f.source_stream;
 }
 
 void FrameTable::missed(uint64_t first_seq, uint64_t count) {
   missed_.add(first_seq, count);
+}
+
+void FrameTable::discontinuity(const Discontinuity& d) {
+  missed_.cut();
+  session_ranges_.push_back(missed_.ranges().size());
+  ++session_;
+  discontinuities_.push_back(discontinuity_json(d));
 }
 
 void FrameTable::advance(uint64_t frames_on_disk) {
@@ -168,11 +175,18 @@ void FrameTable::advance(uint64_t frames_on_disk) {
     pending_.pop_front();
     ++serialized_;
   }
+  // Seqs of an earlier broker than the first frame not on disk are all below the horizon.
   const uint64_t horizon = pending_.empty() ? UINT64_MAX : pending_.front().seq;
+  const uint32_t horizon_session = pending_.empty() ? UINT32_MAX : pending_.front().session;
   const auto& ranges = missed_.ranges();
   while (missed_range_ < ranges.size()) {
     const auto [first, count] = ranges[missed_range_];
-    while (missed_offset_ < count && first + missed_offset_ < horizon) {
+    const auto range_session =
+        uint32_t(std::upper_bound(session_ranges_.begin(), session_ranges_.end(), missed_range_) -
+                 session_ranges_.begin());
+    if (range_session > horizon_session) break;
+    const uint64_t limit = range_session < horizon_session ? UINT64_MAX : horizon;
+    while (missed_offset_ < count && first + missed_offset_ < limit) {
       if (missed_listed_ > 0) missed_text_.push_back(',');
       append_number(missed_text_, first + missed_offset_);
       ++missed_offset_;
@@ -215,6 +229,7 @@ void FrameTable::append_attribute(const DatasetInfo& info, bool complete, TextPi
       {"source_stream", source_stream_.empty() ? json(nullptr) : json(source_stream_)},
   };
   if (missed_listed_ > kMissedRangesAbove) fb["missed_ranges"] = missed_ranges();
+  if (!discontinuities_.empty()) fb["discontinuities"] = discontinuities_;
   if (sequence_) {
     fb["frames_expected"] = sequence_->planes();
     fb["sequence"] = planes_.json(*sequence_, missed_, complete);

@@ -63,6 +63,8 @@ class FrameTable {
   void add(const FrameRecord& f);
   // Seqs [first_seq, first_seq + count) will never arrive.
   void missed(uint64_t first_seq, uint64_t count);
+  // The frames added from now on are a restarted broker's (seqs start again).
+  void discontinuity(const Discontinuity& d);
   // The first `frames_on_disk` frames are on disk: serializes them, and the missed seqs below the
   // first frame that is not (so every seq up to there is accounted for).
   void advance(uint64_t frames_on_disk);
@@ -82,6 +84,7 @@ class FrameTable {
     int64_t source_seq;
     int64_t position;
     uint32_t t, c, z;
+    uint32_t session;  // broker restarts before it
   };
   nlohmann::json missed_ranges() const;
 
@@ -98,6 +101,9 @@ class FrameTable {
   uint64_t missed_offset_ = 0;  // the first missed_offset_ of ranges()[missed_range_]
   uint64_t missed_listed_ = 0;
   std::string missed_text_;
+  uint32_t session_ = 0;                // discontinuities so far
+  std::vector<size_t> session_ranges_;  // per discontinuity: its first missed range
+  nlohmann::json discontinuities_ = nlohmann::json::array();
 };
 
 // Zarr v2: the group's .zgroup, the array's .zarray with `frames` frames, and the group's .zattrs

@@ -113,6 +113,7 @@ class ZarrWriter final : public Writer {
   void begin(const DatasetInfo& info) override;
   void write(const FrameRecord& frame) override;
   void missed(uint64_t first_seq, uint64_t count) override;
+  void discontinuity(const Discontinuity& d) override;
   void checkpoint() override;
   void finish() override;
   Totals totals() const override {
@@ -303,6 +304,10 @@ void ZarrWriter::write(const FrameRecord& f) {
 
 void ZarrWriter::missed(uint64_t first_seq, uint64_t count) {
   table_.missed(first_seq, count);
+}
+
+void ZarrWriter::discontinuity(const Discontinuity& d) {
+  table_.discontinuity(d);
 }
 
 void ZarrWriter::run_worker() {

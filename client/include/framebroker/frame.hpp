@@ -54,7 +54,12 @@ class Frame {
   std::optional<uint32_t> index(char axis) const;
   int64_t sequence_position() const;  // -1 outside a sequence
 
-  // Gives the slot back to the broker (batched with other releases).
+  // The first frame after the library reconnected to a restarted broker
+  // (ConnectOptions::reconnect; Subscription::restart() says more).
+  bool after_restart() const;
+
+  // Gives the slot back to the broker (batched with other releases). For a frame of a broker
+  // that has since been lost: nothing to give back (its pixels stayed readable).
   void release();
 
  private:

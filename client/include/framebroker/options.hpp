@@ -13,6 +13,19 @@ struct ConnectOptions {
   std::string instance = "default";
   std::string client_name;  // shown by fbctl; empty: the program's name
   std::string role = "client";
+
+  // Survive a broker restart (off: next() throws Error(BrokerLost) once the broker is gone).
+  // On: after the connection ends, next() connects again with back-off (reconnect_backoff_min,
+  // doubling up to reconnect_backoff_max, only while some thread waits in next()), says Hello
+  // again and subscribes again every Subscription with the options it was made with; the first
+  // frame from the new broker has Frame::after_restart() set and Subscription::restart() says
+  // what happened (the new broker's seqs start again). Frames held from the old broker stay
+  // readable; releasing them does nothing. A Publisher does not reconnect (see publisher.hpp).
+  bool reconnect = false;
+  std::chrono::milliseconds reconnect_backoff_min{20};
+  std::chrono::milliseconds reconnect_backoff_max{500};
+  // After the broker has been away this long, next() throws Error(BrokerLost); 0: never.
+  std::chrono::milliseconds reconnect_give_up{0};
 };
 
 enum class Mode {

@@ -94,6 +94,8 @@ class Loan {
   std::span<std::byte> pixels_;
 };
 
+// A Publisher does not reconnect, even with ConnectOptions::reconnect: its ring dies with the
+// broker, so after a broker restart its calls throw Error(BrokerLost); advertise again.
 class Publisher {
  public:
   // Made by Client::advertise. It has a connection of its own.

@@ -36,6 +36,18 @@ struct StreamInfo {
   uint32_t window = 0;
 };
 
+// What Subscription::restart() tells after the library reconnected to a restarted broker
+// (ConnectOptions::reconnect). The new broker numbers its frames afresh: seqs start again, so
+// first_seq_after may be lower than last_seq_before.
+struct BrokerRestart {
+  uint32_t count = 0;                   // restarts this subscription went through so far
+  bool had_frame = false;               // next() returned a frame of the old broker
+  uint64_t last_seq_before = 0;         // the last seq next() returned from the old broker
+  uint64_t first_seq_after = 0;         // the first seq from the new one (set with that frame)
+  std::chrono::milliseconds outage{0};  // from losing the broker to subscribed again
+  std::string reason;                   // why the old connection ended
+};
+
 class Subscription {
  public:
   Subscription(std::shared_ptr<detail::Core> core, StreamInfo info);
@@ -45,7 +57,9 @@ class Subscription {
 
   // The next frame, or nullopt when none came within `timeout`, the stream has ended, or a
   // sequence just finished (sequence_end() then says how). Throws Error(BrokerLost) once the
-  // broker is gone and no frame is left.
+  // broker is gone and no frame is left, unless ConnectOptions::reconnect: then it connects
+  // again while the caller waits (nullopt while the broker is away) and goes on with the new
+  // broker's frames.
   std::optional<Frame> next(std::chrono::milliseconds timeout);
   // The stream's acquisition sequence as of the frames next() has returned: set when its
   // SequenceStarted passes (before its first frame, or first of all for a late joiner); nullptr
@@ -55,6 +69,10 @@ class Subscription {
   // True once a published stream's producer went away and every frame it made was taken: no
   // frame will follow (frames still held stay readable).
   bool ended() const;
+  // With ConnectOptions::reconnect: the latest broker restart this subscription went through
+  // (set when next() passes it, just before the first frame of the new broker, which has
+  // Frame::after_restart()); nullopt before any. info() then describes the new subscription.
+  std::optional<BrokerRestart> restart() const;
 
   const StreamInfo& info() const { return info_; }
   // The stream's shared-memory segment as this process maps it (every Frame's pixels lie in
@@ -63,6 +81,7 @@ class Subscription {
   // The connection's socket, for an event loop (poll, asyncio, QSocketNotifier): it turns
   // readable when the broker sent something. Take frames with next(0) until it returns
   // nothing before waiting on it again (frames already read stay queued inside the library).
+  // After a reconnect it is another fd: look it up again after a frame with after_restart().
   int fileno() const;
 
  private:
