@@ -47,7 +47,7 @@ CameraConfig update_camera(Broker& broker, const CameraConfig& old, const Camera
     if (property_value(old, k) != v) changed.emplace_back(k, v);
   for (const auto& [k, v] : old.properties)
     if (std::none_of(next.properties.begin(), next.properties.end(),
-                     [&](const auto& p) { return p.first == k; }))
+                     [&key = k](const auto& p) { return p.first == key; }))
       warn_left("camera " + next.stream.name + " property " + k + "=" + v,
                 "removed from the file; a camera keeps its current value");
   if (changed.empty()) return applied;
@@ -67,7 +67,7 @@ CameraConfig update_camera(Broker& broker, const CameraConfig& old, const Camera
     } catch (const std::exception& e) {
       spdlog::error("reload: camera {}: cannot set {} = {}: {}", next.stream.name, k, v, e.what());
       auto& props = applied.properties;
-      std::erase_if(props, [&](const auto& p) { return p.first == k; });
+      std::erase_if(props, [&key = k](const auto& p) { return p.first == key; });
       if (auto was = property_value(old, k); !was.empty()) props.emplace_back(k, was);
     }
   }

@@ -34,6 +34,8 @@ packages=(
   python3 python3-numpy python3-tifffile python3-zarr python3-numcodecs
   # the Python client (a pybind11 module) and its tests
   pybind11-dev python3-dev python3-pytest
+  # tools/fuzz.sh: libFuzzer targets are built with clang (its runtime: libclang-rt-14-dev)
+  clang libclang-rt-14-dev
 )
 
 missing=()
