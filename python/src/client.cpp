@@ -207,22 +207,34 @@ format is not valid or the ring is too large.)")
   m.def(
       "connect",
       [](std::optional<std::string> socket, const std::string& instance,
-         std::optional<std::string> name, const std::string& role) {
+         std::optional<std::string> name, const std::string& role, bool reconnect,
+         std::optional<double> reconnect_timeout) {
+        if (reconnect_timeout && !(*reconnect_timeout > 0))
+          throw py::value_error("reconnect_timeout is in seconds and > 0 (None: wait forever)");
         ConnectOptions o;
         o.socket_path = socket.value_or("");
         o.instance = instance;
         o.client_name = name.value_or("");
         o.role = role;
+        o.reconnect = reconnect;
+        if (reconnect_timeout)
+          o.reconnect_give_up = std::chrono::milliseconds(int64_t(*reconnect_timeout * 1000));
         py::gil_scoped_release unlocked;
         return std::make_shared<Client>(Client::connect(o));
       },
       py::arg("socket") = py::none(), py::arg("instance") = "default", py::arg("name") = py::none(),
-      py::arg("role") = "client",
+      py::arg("role") = "client", py::kw_only(), py::arg("reconnect") = false,
+      py::arg("reconnect_timeout") = py::none(),
       R"(Connect to framebrokerd.
 
 socket: the broker's socket (default: $FRAMEBROKER_SOCKET, else the instance's in the runtime
 directory). name: shown by `fbctl subscribers` (default: the program's). Raises
-BrokerNotRunning naming the socket when nothing listens there.)");
+BrokerNotRunning naming the socket when nothing listens there.
+
+reconnect=True survives a broker restart: sub.next() returns None while the broker is away,
+reconnects (back-off 20 ms to 500 ms), subscribes again, and the first frame of the new broker
+has frame.after_restart (sub.restart says more; its seqs start again). reconnect_timeout:
+seconds after which next() raises BrokerLost (None: wait for the broker forever).)");
 }
 
 }  // namespace framebroker::python

@@ -22,6 +22,7 @@ struct PyFrame {
   int64_t sequence_position = -1;
   std::string sequence_axes;
   std::array<uint32_t, 4> sequence_index{};
+  bool after_restart = false;
 
   explicit PyFrame(Frame&& f)
       : frame(std::make_shared<Frame>(std::move(f))),
@@ -33,6 +34,7 @@ struct PyFrame {
         slot(frame->slot()),
         pixel_type(frame->pixel_type()),
         stream(frame->stream()) {
+    after_restart = frame->after_restart();
     sequence_position = frame->sequence_position();
     if (sequence_position < 0) return;
     const meta::FrameMeta& m = frame->meta();
@@ -235,6 +237,9 @@ view of it) still alive keeps the slot until it goes too, so a view never dangle
       .def_readonly("sequence_position", &PyFrame::sequence_position,
                     "its position in its sequence (-1 outside one; a gap is a lost frame)")
       .def_readonly("camera_frame_id", &PyFrame::camera_frame_id)
+      .def_readonly("after_restart", &PyFrame::after_restart,
+                    "True for the first frame after the client reconnected to a restarted broker "
+                    "(connect(reconnect=True); sub.restart says more; seqs start again)")
       .def_readonly("stream", &PyFrame::stream)
       .def_readonly("width", &PyFrame::width)
       .def_readonly("height", &PyFrame::height)
@@ -303,6 +308,23 @@ a sequence are skipped.)")
              if (f.is_none()) throw py::stop_iteration();
              return f;
            })
+      .def_property_readonly(
+          "restart",
+          [](PySubscription& s) -> py::object {
+            const auto r = s.open()->restart();
+            if (!r) return py::none();
+            py::dict d;
+            d["count"] = r->count;
+            d["last_seq_before"] =
+                r->had_frame ? py::object(py::int_(r->last_seq_before)) : py::object(py::none());
+            d["first_seq_after"] = r->first_seq_after;
+            d["outage_s"] = double(r->outage.count()) / 1000;
+            d["reason"] = r->reason;
+            return d;
+          },
+          "With connect(reconnect=True): the latest broker restart taken, a dict (count, "
+          "last_seq_before, first_seq_after, outage_s, reason); None before any. The new "
+          "broker's seqs start again.")
       .def_property_readonly(
           "ended", [](PySubscription& s) { return s.open()->ended(); },
           "True once a published stream ended and every frame was taken")
