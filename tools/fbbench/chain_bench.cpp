@@ -107,13 +107,6 @@ std::string find_fbproc(const std::string& requested) {
                            " and in PATH): build the fbproc target, install it, or pass --fbproc");
 }
 
-std::string self_exe() {
-  std::error_code ec;
-  const auto exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::runtime_error("cannot read /proc/self/exe: " + ec.message());
-  return exe.string();
-}
-
 std::string read_log(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

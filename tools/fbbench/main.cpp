@@ -3,8 +3,10 @@
 #include <string>
 
 #include "fbbench/bench_commands.hpp"
+#include "fbbench/flood_bench.hpp"
 #include "fbbench/restart_bench.hpp"
 #include "fbbench/save_bench.hpp"
+#include "fbbench/storm_bench.hpp"
 
 using namespace framebroker::fbbench;
 
@@ -313,6 +315,29 @@ CLI::App* add_storm_command(CLI::App& app, StormOptions& o) {
   return cmd;
 }
 
+CLI::App* add_flood_command(CLI::App& app, FloodOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "flood",
+      "Connections opened and dropped and malformed messages thrown at a broker while a lossless\n"
+      "subscriber runs: does it miss a frame, and does `status` keep answering? Starts its own\n"
+      "framebrokerd (a Mono16 counter camera), times `status` for 1 s (the baseline), then\n"
+      "during the flood. Exit 1 if the subscriber missed a frame or a status request failed.\n\n"
+      "Example:\n"
+      "  fbbench flood --connections 1000 --malformed 10000 --json");
+  cmd->add_option("--connections", o.connections, "connections opened and dropped")
+      ->check(CLI::Range(uint64_t(0), uint64_t(10'000'000)))
+      ->capture_default_str();
+  cmd->add_option("--malformed", o.malformed, "malformed messages, each on its own connection")
+      ->check(CLI::Range(uint64_t(0), uint64_t(10'000'000)))
+      ->capture_default_str();
+  cmd->add_option("--rate", o.rate, "the camera's frames per second")
+      ->check(CLI::Range(1.0, 10000.0))
+      ->capture_default_str();
+  cmd->add_option("--broker", o.broker, kBrokerHelp);
+  cmd->add_flag("--json", o.json, "print the result as JSON");
+  return cmd;
+}
+
 // A victim of `fbbench storm`; not for users.
 CLI::App* add_storm_victim_command(CLI::App& app, StormVictimOptions& o) {
   auto* cmd = app.add_subcommand("storm-victim", "");
@@ -390,6 +415,12 @@ int main(int argc, char** argv) {
   auto* restart = add_restart_command(app, restart_options);
   RestartClientOptions restart_client_options;
   auto* restart_client = add_restart_client_command(app, restart_client_options);
+  FloodOptions flood_options;
+  auto* flood = add_flood_command(app, flood_options);
+  StormOptions storm_options;
+  auto* storm = add_storm_command(app, storm_options);
+  StormVictimOptions storm_victim_options;
+  auto* storm_victim = add_storm_victim_command(app, storm_victim_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -406,6 +437,15 @@ int main(int argc, char** argv) {
     return run_restart_bench(restart_options);
   }
   if (restart_client->parsed()) return run_restart_client(restart_client_options);
+  if (storm->parsed()) {
+    storm_options.json = storm_options.json || json;
+    return run_storm(storm_options);
+  }
+  if (flood->parsed()) {
+    flood_options.json = flood_options.json || json;
+    return run_flood(flood_options);
+  }
+  if (storm_victim->parsed()) return run_storm_victim(storm_victim_options);
   if (chain_publisher->parsed()) return run_chain_publisher(chain_publisher_options);
   if (latency->parsed()) return run_latency_bench(latency_options);
   if (throughput->parsed()) return run_throughput_bench(throughput_options);

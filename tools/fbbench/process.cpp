@@ -328,12 +328,12 @@ uint64_t status_field(const std::string& text, const std::string& key) {
                                  : std::strtoull(text.c_str() + at + key.size() + 2, nullptr, 10);
 }
 
+}  // namespace
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
-
-}  // namespace
 
 std::vector<ThreadSample> thread_samples(pid_t pid) {
   const std::string task = "/proc/" + std::to_string(pid) + "/task";
@@ -395,6 +395,13 @@ std::string make_temp_dir(const std::string& parent, const std::string& prefix) 
 TempDir::~TempDir() {
   std::error_code ec;
   fs::remove_all(path, ec);
+}
+
+std::string self_exe() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::runtime_error("cannot read /proc/self/exe: " + ec.message());
+  return exe.string();
 }
 
 std::string self_dir() {

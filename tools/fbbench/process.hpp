@@ -141,7 +141,10 @@ struct TempDir {
   ~TempDir();
 };
 
-// The directory of the running fbbench binary.
+// A whole file ("" when it cannot be read): a child's log, say.
+std::string read_text(const std::string& path);
+// The running fbbench binary (for its hidden helper commands), and its directory.
+std::string self_exe();
 std::string self_dir();
 // `requested` if set (it must be executable), else the first executable candidate.
 std::string find_tool(const std::string& requested, const std::vector<std::string>& candidates,
