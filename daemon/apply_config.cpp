@@ -24,8 +24,8 @@ std::string property_value(const CameraConfig& cam, const std::string& key) {
 
 bool same_stream_settings(const CameraConfig& a, const CameraConfig& b) {
   return a.driver == b.driver && a.stream.slots == b.stream.slots &&
-         a.stream.ring_mb == b.stream.ring_mb && a.stream.overflow == b.stream.overflow &&
-         a.start == b.start;
+         a.stream.ring_mb == b.stream.ring_mb && a.stream.ring_ms == b.stream.ring_ms &&
+         a.stream.overflow == b.stream.overflow && a.start == b.start;
 }
 
 void warn_left(const std::string& what, const std::string& why) {
@@ -36,8 +36,9 @@ void warn_left(const std::string& what, const std::string& why) {
 CameraConfig update_camera(Broker& broker, const CameraConfig& old, const CameraConfig& next) {
   CameraConfig applied = next;
   if (!same_stream_settings(old, next)) {
-    warn_left("camera " + next.stream.name + "'s driver, slots, ring_mb, overflow and start",
-              "they change at the next restart, or remove the camera, reload, add it, reload");
+    warn_left(
+        "camera " + next.stream.name + "'s driver, slots, ring_mb, ring_ms, overflow and start",
+        "they change at the next restart, or remove the camera, reload, add it, reload");
     applied.driver = old.driver;
     applied.stream = old.stream;
     applied.start = old.start;
@@ -112,6 +113,8 @@ BrokerConfig apply_reload(Broker& broker, const BrokerConfig& running, const Bro
   left_if_changed("group", running.group, next.group);
   left_if_changed("lock_memory", running.lock_memory ? "true" : "false",
                   next.lock_memory ? "true" : "false");
+  left_if_changed("realtime_priority", std::to_string(running.realtime_priority),
+                  std::to_string(next.realtime_priority));
   if (next.log_level != running.log_level) {
     spdlog::set_level(spdlog::level::from_str(next.log_level));
     spdlog::info("reload: log_level = {}", next.log_level);
@@ -130,6 +133,7 @@ BrokerConfig apply_reload(Broker& broker, const BrokerConfig& running, const Bro
     }
     CameraConfig added = cam;
     added.stream.lock_memory = running.lock_memory;  // as the running broker does it
+    added.stream.realtime_priority = running.realtime_priority;
     added.stream.group = running.group_id;
     try {
       add_camera(broker, added);

@@ -20,15 +20,35 @@ uint32_t parse_u32(std::string_view key, std::string_view value, uint32_t min, u
   return v;
 }
 
+// A camera of the configuration: its ring holds ring_ms of frames unless it says slots or ring_mb.
+CameraConfig new_camera() {
+  CameraConfig cam;
+  cam.stream.ring_ms = StreamConfig::kDefaultRingMs;
+  return cam;
+}
+
+// What a camera's keys said about its ring: an explicit slots= or ring_mb= wins over ring_ms.
+struct RingKeys {
+  bool sized = false;
+  void apply(CameraConfig& cam) const {
+    if (sized) cam.stream.ring_ms = 0;
+  }
+};
+
 // Applies one key of a camera spec or [[camera]] table; false if it is not a
 // stream key (then it is a property).
-bool apply_stream_key(CameraConfig& cam, std::string_view key, std::string_view value) {
+bool apply_stream_key(CameraConfig& cam, std::string_view key, std::string_view value,
+                      RingKeys& ring) {
   if (key == "name") {
     cam.stream.name = value;
   } else if (key == "slots") {
     cam.stream.slots = parse_u32(key, value, 2, 65536);
+    ring.sized = true;
   } else if (key == "ring_mb") {
     cam.stream.ring_mb = parse_u32(key, value, 1, 1 << 20);
+    ring.sized = true;
+  } else if (key == "ring_ms") {
+    cam.stream.ring_ms = parse_u32(key, value, 1, 600'000);
   } else if (key == "overflow") {
     if (value == "drop")
       cam.stream.overflow = Overflow::Drop;
@@ -68,7 +88,8 @@ bool valid_name(std::string_view name) {
 }
 
 CameraConfig parse_camera_spec(std::string_view spec) {
-  CameraConfig cam;
+  CameraConfig cam = new_camera();
+  RingKeys ring;
   const auto colon = spec.find(':');
   cam.driver = std::string(spec.substr(0, colon));
   if (cam.driver.empty())
@@ -83,8 +104,9 @@ CameraConfig parse_camera_spec(std::string_view spec) {
     if (eq == std::string_view::npos || eq == 0)
       throw ConfigError("camera spec item '" + std::string(item) + "' is not KEY=VALUE");
     const auto key = item.substr(0, eq), value = item.substr(eq + 1);
-    if (!apply_stream_key(cam, key, value)) cam.properties.emplace_back(key, value);
+    if (!apply_stream_key(cam, key, value, ring)) cam.properties.emplace_back(key, value);
   }
+  ring.apply(cam);
   return cam;
 }
 
@@ -97,18 +119,19 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
     throw ConfigError(path + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
                       ": " + std::string(e.description()));
   }
-  static const std::set<std::string> known = {"instance",      "runtime_dir",   "socket",
-                                              "log_level",     "camera",        "default_camera",
-                                              "lock_memory",   "group",         "control_group",
-                                              "publish_group", "max_publish_mb",
-                                              "max_clients",   "max_subscriptions",
-                                              "max_queued_mb"};
+  static const std::set<std::string> known = {
+      "instance",          "runtime_dir",    "socket",
+      "log_level",         "camera",         "default_camera",
+      "lock_memory",       "group",          "control_group",
+      "publish_group",     "max_publish_mb", "max_clients",
+      "max_subscriptions", "max_queued_mb",  "realtime_priority"};
   for (const auto& [k, v] : tbl) {
     if (!known.count(std::string(k.str())))
       throw ConfigError(path + ": unknown key '" + std::string(k.str()) +
                         "' (known: instance, runtime_dir, socket, log_level, default_camera, "
                         "lock_memory, group, control_group, publish_group, max_publish_mb, "
-                        "max_clients, max_subscriptions, max_queued_mb, [[camera]])");
+                        "max_clients, max_subscriptions, max_queued_mb, realtime_priority, "
+                        "[[camera]])");
   }
   auto str_or = [&](const char* key, std::string& out) {
     if (auto v = tbl[key].value<std::string>(); v && out.empty()) out = *v;
@@ -147,6 +170,14 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
     config.log_level = *v;
   if (auto v = tbl["default_camera"].value<bool>()) config.default_camera = *v;
   if (auto v = tbl["lock_memory"].value<bool>()) config.lock_memory = config.lock_memory || *v;
+  if (tbl.contains("realtime_priority")) {
+    const auto v = tbl["realtime_priority"].value<int64_t>();
+    if (!v || *v < 0 || *v > 99)
+      throw ConfigError(path +
+                        ": realtime_priority must be a whole number from 0 (off) to 99 "
+                        "(SCHED_FIFO priority of the camera threads)");
+    if (config.realtime_priority == 0) config.realtime_priority = int(*v);
+  }
 
   const auto* cams = tbl["camera"].as_array();
   if (!cams) {
@@ -156,7 +187,8 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
   for (const auto& node : *cams) {
     const auto* t = node.as_table();
     if (!t) throw ConfigError(path + ": each [[camera]] must be a table");
-    CameraConfig cam;
+    CameraConfig cam = new_camera();
+    RingKeys ring;
     for (const auto& [k, v] : *t) {
       const std::string key(k.str());
       if (key == "driver") {
@@ -169,21 +201,21 @@ void load_toml_file(const std::string& path, BrokerConfig& config) {
         for (const auto& [pk, pv] : *props)
           cam.properties.emplace_back(std::string(pk.str()),
                                       toml_value_text(pv, std::string(pk.str())));
-      } else if (!apply_stream_key(cam, key, toml_value_text(v, key))) {
+      } else if (!apply_stream_key(cam, key, toml_value_text(v, key), ring)) {
         throw ConfigError(path + ": unknown [[camera]] key '" + key +
-                          "' (known: driver, device, name, slots, ring_mb, overflow, start, "
-                          "[camera.properties])");
+                          "' (known: driver, device, name, slots, ring_mb, ring_ms, overflow, "
+                          "start, [camera.properties])");
       }
     }
+    ring.apply(cam);
     config.cameras.push_back(std::move(cam));
   }
 }
 
 CameraConfig default_camera() {
-  CameraConfig cam;
+  CameraConfig cam = new_camera();
   cam.driver = "sim";
   cam.stream.name = "sim0";
-  cam.stream.slots = 32;
   return cam;
 }
 
@@ -233,6 +265,7 @@ void finalize(BrokerConfig& config) {
     if (!names.insert(cam.stream.name).second)
       throw ConfigError("two cameras are named '" + cam.stream.name + "'");
     cam.stream.lock_memory = config.lock_memory;
+    cam.stream.realtime_priority = config.realtime_priority;
   }
   config.group_id = -1;
   config.group_id = group_id(config.group, "group", "to leave the files the broker's group");

@@ -1,7 +1,7 @@
 // The broker's configuration: command-line flags, an optional TOML file, and
 // `--camera` specs such as
 //   sim:name=cam0,Width=1024,Height=1024,PixelType=Mono16,FrameRate=200,slots=32,overflow=drop
-// Keys a stream understands (name, slots, ring_mb, overflow, start) configure
+// Keys a stream understands (name, slots, ring_mb, ring_ms, overflow, start) configure
 // the stream; every other key is a camera property.
 #pragma once
 
@@ -33,6 +33,9 @@ struct BrokerConfig {
   std::string log_level = "info";
   bool default_camera = true;
   bool lock_memory = false;
+  // SCHED_FIFO priority (1-99) of the camera threads; 0: normal scheduling. Where it is not
+  // permitted, nice -10 (logged once).
+  int realtime_priority = 0;
   std::string group;  // owner group of the socket and segments (empty: the broker's own)
   int group_id = -1;  // resolved by finalize()
   // Only members (and root, and the broker's own user) may start, stop, snap or set a camera

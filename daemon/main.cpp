@@ -180,10 +180,15 @@ int main(int argc, char** argv) {
   app.add_option("--camera", cli.camera_specs,
                  "a camera, repeatable: DRIVER:key=value,... e.g. "
                  "sim:name=cam0,Width=1024,Height=1024,PixelType=Mono16,FrameRate=200,"
-                 "Pattern=spots,slots=32,overflow=drop (stream keys: name, slots, ring_mb, "
-                 "overflow=drop|block, start=true|false; other keys are camera properties)");
+                 "Pattern=spots,overflow=drop (stream keys: name, slots, ring_mb, ring_ms (default "
+                 "1000: the ring holds 1 s of frames at FrameRate), overflow=drop|block, "
+                 "start=true|false; other keys are camera properties)");
   app.add_flag("--no-default-camera", cli.no_default, "start without the simulated camera sim0");
   app.add_flag("--lock-memory", config.lock_memory, "mlock the shared-memory rings");
+  app.add_option("--realtime-priority", config.realtime_priority,
+                 "run the camera threads at SCHED_FIFO priority N (1-99; 0: normal); where that "
+                 "is not permitted, at nice -10, logged once (e.g. --realtime-priority 10)")
+      ->check(CLI::Range(0, 99));
   app.add_option("--group", config.group,
                  "group that owns the socket (mode 0660) and the segments (mode 0640), for a "
                  "broker run as root; default: the broker's own (under systemd: framebroker)");

@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
 
+#include "cameras/thread_priority.hpp"
 #include "framebroker/frame_meta_generated.h"
 #include "framebroker/internal/sequence_wire.hpp"
 #include "framebroker/internal/wire.hpp"
@@ -42,6 +44,20 @@ static_assert(to_meta(PixelType::BGRA8) == meta::PixelType::BGRA8);
 static_assert(to_meta(PixelType::RGB16) == meta::PixelType::RGB16);
 static_assert(meta::PixelType::MAX == meta::PixelType::RGB16,
               "a new pixel type needs a line above");
+
+// On a camera thread's first loan: SCHED_FIFO realtime_priority, or the fallback (logged once
+// per broker).
+void raise_camera_thread_priority(const StreamConfig& config) {
+  thread_local bool done = false;  // a camera thread lives for one start
+  if (done) return;
+  done = true;
+  const auto r = cameras::raise_thread_priority(config.realtime_priority);
+  static std::atomic<bool> logged{false};
+  if (r.kind == cameras::ThreadPriorityResult::Kind::Fifo)
+    spdlog::debug("stream {}: camera thread at {}", config.name, r.describe());
+  else if (!logged.exchange(true))
+    spdlog::warn("realtime_priority: camera threads: {}", r.describe());
+}
 
 }  // namespace
 
@@ -89,10 +105,35 @@ Stream::~Stream() {
   bell_.cancel(ignored);
 }
 
+uint32_t ring_slot_cap(uint64_t slot_bytes) {
+  constexpr uint64_t kMaxSlots = 16384;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  const uint64_t ram = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : 0;
+  const uint64_t stride = std::max<uint64_t>(shm::round_up_to_page(slot_bytes), 1);
+  const uint64_t by_memory = ram ? ram / 8 / stride : kMaxSlots;
+  return uint32_t(std::clamp<uint64_t>(by_memory, StreamConfig::kMinSlots, kMaxSlots));
+}
+
+uint32_t ring_slots_for_time(uint32_t ring_ms, double fps, uint64_t slot_bytes) {
+  if (!(fps > 0)) return StreamConfig::kMinSlots;  // free-running or unknown
+  const double want = std::ceil(fps * ring_ms / 1000.0);
+  const uint32_t cap = ring_slot_cap(slot_bytes);
+  return want >= cap ? cap : std::max(StreamConfig::kMinSlots, uint32_t(want));
+}
+
 uint32_t Stream::slot_count_for(uint64_t slot_bytes) const {
-  if (config_.ring_mb == 0) return config_.slots;
-  const uint64_t stride = shm::round_up_to_page(slot_bytes);
-  return uint32_t(std::max<uint64_t>(2, uint64_t(config_.ring_mb) * 1024 * 1024 / stride));
+  if (config_.ring_mb != 0) {
+    const uint64_t stride = shm::round_up_to_page(slot_bytes);
+    return uint32_t(std::max<uint64_t>(2, uint64_t(config_.ring_mb) * 1024 * 1024 / stride));
+  }
+  if (config_.ring_ms == 0) return config_.slots;
+  double fps = 0;
+  try {
+    fps = std::stod(camera_->get("FrameRate"));
+  } catch (const std::exception&) {
+    // a camera without a readable FrameRate: the rate is unknown
+  }
+  return ring_slots_for_time(config_.ring_ms, fps, slot_bytes);
 }
 
 void Stream::ensure_generation() {
@@ -272,6 +313,8 @@ uint64_t Stream::position_of(std::span<const uint32_t> index) const {
 // ---- producer thread ----
 
 std::optional<cameras::Loan> Stream::loan(size_t bytes) {
+  if (config_.realtime_priority > 0 && !snapping_ && !committed_on_socket_thread_)
+    raise_camera_thread_priority(config_);
   Generation& g = *current_;
   std::optional<uint32_t> slot;
   if (bytes <= g.segment->slot_bytes()) {
@@ -333,6 +376,8 @@ void Stream::abort(const cameras::Loan& loan) {
 }
 
 std::optional<cameras::Loan> Stream::loan_ahead(size_t bytes) {
+  if (config_.realtime_priority > 0 && !snapping_ && !committed_on_socket_thread_)
+    raise_camera_thread_priority(config_);
   Generation& g = *current_;
   if (bytes > g.segment->slot_bytes()) return std::nullopt;
   const std::optional<uint32_t> slot = g.ring->loan();

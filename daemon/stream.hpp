@@ -42,15 +42,29 @@ namespace framebroker::daemon {
 enum class Overflow { Drop, Block };
 const char* to_string(Overflow o);
 
+// The ring's size: ring_mb if set, else ring_ms of frames at the camera's FrameRate if set (at
+// least kMinSlots, kMinSlots when the rate is 0 or unknown, at most ring_slot_cap()), else
+// slots. Read again whenever a generation is made (at every start). Cameras of the broker's
+// configuration get ring_ms = kDefaultRingMs unless they give slots or ring_mb (config.cpp).
 struct StreamConfig {
+  static constexpr uint32_t kMinSlots = 32;
+  static constexpr uint32_t kDefaultRingMs = 1000;
   std::string name;
-  uint32_t slots = 32;
+  uint32_t slots = kMinSlots;
   uint32_t ring_mb = 0;  // when set, slots = ring_mb / slot size
+  uint32_t ring_ms = 0;  // when set (and ring_mb is not), slots = ring_ms of frames
   Overflow overflow = Overflow::Drop;
   std::chrono::milliseconds block_timeout{1000};
   bool lock_memory = false;
-  int group = -1;  // owner group of the segments; -1: the broker's
+  int group = -1;             // owner group of the segments; -1: the broker's
+  int realtime_priority = 0;  // SCHED_FIFO priority of the camera thread; 0: normal
 };
+
+// The most slots ring_ms may give a stream of `slot_bytes` slots: an eighth of the RAM, at most
+// 16384 slots, at least kMinSlots.
+uint32_t ring_slot_cap(uint64_t slot_bytes);
+// Slots for ring_ms of frames at `fps` (0: unknown), within kMinSlots and ring_slot_cap().
+uint32_t ring_slots_for_time(uint32_t ring_ms, double fps, uint64_t slot_bytes);
 
 // One shared-memory segment and the ring that tracks its slots.
 struct Generation {

@@ -67,11 +67,17 @@ CLI::App* add_soak_command(CLI::App& app, SaveBenchOptions& o, SoakOptions& so) 
   auto* soak = app.add_subcommand(
       "soak",
       "One long fbsave run at a fixed camera rate: does the saver keep every frame for minutes?\n"
-      "Starts its own framebrokerd (simulated Mono16 `spots` camera), runs fbsave --frames\n"
-      "(rate x seconds) --start, and reports frames written and missed. Pick a rate and size the\n"
-      "disk can hold: the output (up to rate x seconds x frame bytes) is removed at the end.\n\n"
-      "Example:\n"
-      "  fbbench soak --seconds 600 --rate 150 --size 512 --format zarr-lz4");
+      "Starts its own framebrokerd (simulated Mono16 camera, the broker's default ring: 1 s of\n"
+      "frames), runs fbsave --frames (rate x seconds) --start, and reports frames written and\n"
+      "missed. --hogs N runs N CPU-bound processes (nice 0) beside it. Pick a rate and size the\n"
+      "disk can hold: the output (up to rate x seconds x frame bytes) is removed at the end.\n"
+      "--mix adds 7 subscriber threads (3 every, 1 slow every, 3 latest) and checks the broker's\n"
+      "RSS, the slot invariant every second, and published = delivered + missed + conflated for\n"
+      "each subscriber (exit 1 when an invariant or an account fails).\n\n"
+      "Examples:\n"
+      "  fbbench soak --seconds 600 --rate 150 --size 512 --format zarr-lz4\n"
+      "  fbbench soak --hogs 2 --seconds 60 --rate 1000 --size 256 --pattern counter --json\n"
+      "  fbbench soak --mix --seconds 600 --rate 1000 --size 512 --pattern counter");
   soak->add_option("--seconds", so.seconds, "length of the run")
       ->check(CLI::Range(1.0, 86400.0))
       ->capture_default_str();
@@ -84,9 +90,22 @@ CLI::App* add_soak_command(CLI::App& app, SaveBenchOptions& o, SoakOptions& so) 
   soak->add_option("--format", so.format, "fbsave format")
       ->check(CLI::IsMember(save_format_names()))
       ->capture_default_str();
+  soak->add_option("--pattern", so.pattern,
+                   "the simulated camera's pattern (counter compresses to almost nothing)")
+      ->check(CLI::IsMember({"spots", "counter", "gradient", "noise", "empty"}))
+      ->capture_default_str();
+  soak->add_option("--hogs", so.hogs, "CPU-bound processes (nice 0) running beside the soak")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  soak->add_flag("--mix", so.mix,
+                 "8 subscribers: fbsave, 3 every, 1 slow every (max_hold 16), 3 latest; checks "
+                 "RSS, the slot invariant and every subscriber's accounting");
+  soak->add_option("--slow-ms", so.slow_ms, "--mix: the slow subscriber's time per frame")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->capture_default_str();
   soak->add_option("--dir", o.dir, "directory to write in (default as for `fbbench save`)");
   soak->add_option("--slots", o.slots,
-                   "slots in the camera's ring (default: a 256 MiB ring, at least 64 slots)")
+                   "slots in the camera's ring (default: the broker's, ring_ms = 1 s of frames)")
       ->check(CLI::Range(8, 65536));
   soak->add_option("--broker", o.broker, kBrokerHelp);
   soak->add_option("--fbsave", o.fbsave, "fbsave binary (default: next to fbbench)");

@@ -1,9 +1,13 @@
 #include "fbbench/save_bench.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
@@ -362,31 +366,86 @@ class SaveBench {
 
   // ---- soak ----
 
-  int run_soak(const SoakOptions& so) {
-    const FormatSpec* spec = nullptr;
+  // The soak's camera: the broker's default ring (ring_ms) unless --slots, at its rate already.
+  std::string soak_camera_spec(const SoakOptions& so) const {
+    return "sim:name=" + std::string(kCamera) + ",Width=" + std::to_string(so.side) +
+           ",Height=" + std::to_string(so.side) + ",PixelType=Mono16,Pattern=" + so.pattern +
+           ",FrameRate=" + fmt("%.6g", so.rate_fps) +
+           (o_.slots ? ",slots=" + std::to_string(o_.slots) : std::string()) + ",start=false";
+  }
+
+  // --hogs: CPU-bound processes at nice 0 for as long as it lives (they die with fbbench too).
+  class Hogs {
+   public:
+    explicit Hogs(int n) {
+      for (int i = 0; i < n; ++i)
+        pids_.push_back(spawn_logged({"sh", "-c", "while :; do :; done"}, "/dev/null"));
+    }
+    ~Hogs() {
+      for (pid_t p : pids_) stop_process(p);
+    }
+    Hogs(const Hogs&) = delete;
+    Hogs& operator=(const Hogs&) = delete;
+
+   private:
+    std::vector<pid_t> pids_;
+  };
+
+  const FormatSpec& soak_format(const SoakOptions& so) const {
     for (const auto& f : format_specs())
-      if (f.name == so.format) spec = &f;
-    if (!spec) throw std::runtime_error("unknown format " + so.format);
-    const uint64_t n = uint64_t(std::llround(so.rate_fps * so.seconds));
-    const uint64_t need = n * frame_bytes(so.side) / 10 * 12;  // uncompressed, plus 20%
+      if (f.name == so.format) return f;
+    throw std::runtime_error("unknown format " + so.format);
+  }
+
+  // Counter frames (a ramp) compress to almost nothing with Blosc lz4 + shuffle.
+  void check_soak_space(const SoakOptions& so, uint64_t n) const {
+    const bool tiny = so.pattern == "counter" && so.format == "zarr-lz4";
+    const uint64_t need = n * frame_bytes(so.side) / (tiny ? 50 : 10) * (tiny ? 1 : 12);
     if (const uint64_t avail = free_bytes(dir_); avail < need)
       throw std::runtime_error(dir_ + " has " + fmt("%.1f", avail / 1e9) + " GB free; the soak " +
                                "needs up to " + fmt("%.1f", need / 1e9) +
                                " GB (use --dir, --seconds, --rate or --size)");
+  }
+
+  static StreamStatus camera_status(const Status& status) {
+    for (const auto& st : status.streams)
+      if (st.name == kCamera) return st;
+    return {};
+  }
+
+  int run_soak(const SoakOptions& so) {
+    const FormatSpec& spec = soak_format(so);
+    const uint64_t n = uint64_t(std::llround(so.rate_fps * so.seconds));
+    check_soak_space(so, n);
     const std::string size = std::to_string(so.side) + "x" + std::to_string(so.side);
-    progress("fbbench soak: " + std::to_string(n) + " frames of " + size + " Mono16 at " +
-             fmt("%.0f", so.rate_fps) + " fps (" + fmt("%.0f", so.seconds) + " s), fbsave " +
-             spec->name + ", in " + work_.path + " (" + fs_.type + ")");
+    progress("fbbench soak: " + std::to_string(n) + " frames of " + size + " Mono16 (" +
+             so.pattern + ") at " + fmt("%.0f", so.rate_fps) + " fps (" + fmt("%.0f", so.seconds) +
+             " s), fbsave " + spec.name + ", " + std::to_string(so.hogs) + " CPU hogs, in " +
+             work_.path + " (" + fs_.type + ")");
     load_start_ = load_average();
-    BenchBroker broker(broker_exe_, runtime_.path, std::to_string(so.side), camera_spec(so.side));
-    const SaveRun r = run_fbsave(broker, {spec, so.rate_fps, n, 0});
+    BenchBroker broker(broker_exe_, runtime_.path, std::to_string(so.side), soak_camera_spec(so));
+    if (so.mix) return run_mix(so, spec, broker, n, size);
+    SaveRun r;
+    {
+      Hogs hogs(so.hogs);
+      r = run_fbsave(broker, {&spec, so.rate_fps, n, 0});
+    }
     load_end_ = load_average();
+    const StreamStatus cam = camera_status(broker.connect().status());
+    const uint32_t slots = cam.slots;
     const json out{{"size", size},
-                   {"format", spec->name},
+                   {"format", spec.name},
+                   {"pattern", so.pattern},
+                   {"rate", so.rate_fps},
                    {"rate_fps", so.rate_fps},
+                   {"hogs", so.hogs},
+                   {"slots", slots},
                    {"frames", n},
                    {"frames_written", r.written},
+                   {"missed", r.missed},
                    {"frames_missed", r.missed},
+                   {"dropped_ring_full", cam.dropped_ring_full},
+                   {"dropped_camera", cam.dropped_camera},
                    {"lossless", r.lossless()},
                    {"seconds", r.seconds},
                    {"mb_per_s", nullable(r.mb_per_s())},
@@ -397,17 +456,268 @@ class SaveBench {
     if (o_.json) {
       std::printf("%s\n", out.dump(2).c_str());
     } else if (!r.ok()) {
-      std::printf("soak %s %s at %.0f fps: failed: %s\n", size.c_str(), spec->name.c_str(),
+      std::printf("soak %s %s at %.0f fps: failed: %s\n", size.c_str(), spec.name.c_str(),
                   so.rate_fps, r.error.c_str());
     } else {
       std::printf(
-          "soak %s %s at %.0f fps for %.0f s: %llu written, %llu missed, %.0f MB/s, %.1f GB on "
-          "disk, load %s -> %s: %s\n",
-          size.c_str(), spec->name.c_str(), so.rate_fps, r.seconds, (unsigned long long)r.written,
-          (unsigned long long)r.missed, r.mb_per_s(), r.disk_bytes / 1e9, load_start_.c_str(),
-          load_end_.c_str(), r.lossless() ? "every frame saved" : "FRAMES MISSED");
+          "soak %s %s at %.0f fps for %.0f s, %d hogs, %u slots: %llu written, %llu missed, "
+          "%.0f MB/s, %.1f GB on disk, load %s -> %s: %s\n",
+          size.c_str(), spec.name.c_str(), so.rate_fps, r.seconds, so.hogs, slots,
+          (unsigned long long)r.written, (unsigned long long)r.missed, r.mb_per_s(),
+          r.disk_bytes / 1e9, load_start_.c_str(), load_end_.c_str(),
+          r.lossless() ? "every frame saved" : "FRAMES MISSED");
     }
     return r.ok() ? 0 : 1;
+  }
+
+  // ---- soak --mix ----
+
+  // One subscriber thread of the mix, with its own connection (named after it, so its row in
+  // the broker's status is found by client name).
+  struct MixSubscriber {
+    std::string name;
+    SubscribeOptions options;
+    double slow_ms = 0;
+    std::atomic<uint64_t> received{0}, gaps{0};
+    std::atomic<bool> subscribed{false};
+    std::string error;  // set by the thread before it ends
+    std::thread thread;
+  };
+
+  static void mix_subscriber(MixSubscriber& m, const std::string& socket,
+                             const std::atomic<bool>& stop) {
+    try {
+      ConnectOptions co;
+      co.socket_path = socket;
+      co.client_name = m.name;
+      Client client = Client::connect(co);
+      Subscription sub = client.subscribe(kCamera, m.options);
+      m.subscribed = true;
+      int64_t last = -1;
+      const auto pause = std::chrono::microseconds(int64_t(m.slow_ms * 1000));
+      while (!stop) {
+        const auto f = sub.next(std::chrono::milliseconds(50));
+        if (!f) continue;
+        m.received.fetch_add(1, std::memory_order_relaxed);
+        const auto seq = int64_t(f->seq());
+        if (m.options.mode == Mode::Every && last >= 0 && seq > last + 1)
+          m.gaps.fetch_add(uint64_t(seq - last - 1), std::memory_order_relaxed);
+        last = seq;
+        if (pause.count() > 0) std::this_thread::sleep_for(pause);
+      }
+    } catch (const std::exception& e) {
+      m.error = e.what();
+    }
+    m.subscribed = true;  // the caller waits for this either way
+  }
+
+  struct InvariantCheck {
+    uint64_t done = 0, failed = 0;
+    std::string first_failure;
+  };
+
+  // free + writing + ready = slots, and no ready slot without a holder that was published (one
+  // committed but not yet published has a seq above latest_seq and no holder yet).
+  static void check_invariant(const Status& st, InvariantCheck& inv) {
+    ++inv.done;
+    std::string why;
+    for (const auto& s : st.streams)
+      if (s.name == kCamera && s.free + s.writing + s.ready != s.slots)
+        why = "free " + std::to_string(s.free) + " + writing " + std::to_string(s.writing) +
+              " + ready " + std::to_string(s.ready) + " != slots " + std::to_string(s.slots);
+    int64_t latest = -1;
+    for (const auto& s : st.streams)
+      if (s.name == kCamera) latest = s.latest_seq;
+    if (st.slot_map)
+      for (const auto& slot : st.slot_map->slots)
+        if (slot.state == "ready" && slot.holders.empty() && slot.seq <= latest)
+          why = "slot " + std::to_string(slot.index) + " (seq " + std::to_string(slot.seq) +
+                ") is ready with no holder";
+    if (why.empty()) return;
+    if (inv.failed++ == 0) inv.first_failure = why;
+  }
+
+  static const SubscriberStatus* subscriber_row(const Status& st, const std::string& client) {
+    for (const auto& x : st.subscribers)
+      if (x.client == client) return &x;
+    return nullptr;
+  }
+
+  int run_mix(const SoakOptions& so, const FormatSpec& spec, BenchBroker& broker, uint64_t n,
+              const std::string& size) {
+    // 3 every, 1 slow every (a small max_hold: a slow `every` client with the default
+    // max_hold = slots - 4 would pin the whole ring), 3 latest; fbsave is the 8th.
+    std::vector<std::unique_ptr<MixSubscriber>> subs;
+    auto add = [&](std::string name, Mode mode, uint32_t max_hold, double slow_ms) {
+      auto m = std::make_unique<MixSubscriber>();
+      m->name = std::move(name);
+      m->options.mode = mode;
+      m->options.max_hold = max_hold;
+      m->slow_ms = slow_ms;
+      subs.push_back(std::move(m));
+    };
+    for (int i = 0; i < 3; ++i) add("soak-every-" + std::to_string(i), Mode::Every, 0, 0);
+    add("soak-every-slow", Mode::Every, 16, so.slow_ms);
+    for (int i = 0; i < 3; ++i) add("soak-latest-" + std::to_string(i), Mode::Latest, 0, 0);
+    std::atomic<bool> stop{false};
+    struct Joiner {  // the threads end before `subs` goes, whatever happens
+      std::vector<std::unique_ptr<MixSubscriber>>& subs;
+      std::atomic<bool>& stop;
+      ~Joiner() {
+        stop = true;
+        for (auto& m : subs)
+          if (m->thread.joinable()) m->thread.join();
+      }
+    } joiner{subs, stop};
+    for (auto& m : subs)
+      m->thread = std::thread(mix_subscriber, std::ref(*m), broker.socket(), std::cref(stop));
+    for (auto& m : subs) {
+      while (!m->subscribed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!m->error.empty()) throw std::runtime_error(m->name + ": " + m->error);
+    }
+
+    Client control = broker.connect();
+    InvariantCheck inv;
+    uint64_t rss_start = 0, rss_end = 0;
+    SaveRun saver;
+    saver.mode = "paced";
+    saver.rate_fps = so.rate_fps;
+    saver.frames = n;
+    const std::string out_path = work_.path + "/" + spec.output;
+    const std::string log = work_.path + "/fbsave.log";
+    {
+      Hogs hogs(so.hogs);
+      const auto t0 = Clock::now();
+      const pid_t fbsave = spawn_logged(fbsave_argv(fbsave_exe_, broker.socket(), out_path, spec,
+                                                    {&spec, so.rate_fps, n, 0}, o_.chunk_frames),
+                                        log);
+      std::optional<int> status;
+      for (int tick = 1; !(status = exit_status(fbsave)); ++tick) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        if (interrupted()) {
+          stop_process(fbsave);
+          check_interrupted();
+        }
+        check_invariant(control.status(kCamera), inv);
+        rss_end = rss_kb(broker.pid());
+        if (tick == std::min(2, std::max(1, int(so.seconds / 2)))) rss_start = rss_end;
+      }
+      saver.seconds = seconds_since(t0);
+      ProcResult p;
+      p.status = *status;
+      std::ifstream in(log);
+      p.out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      read_fbsave_summary(p, saver);
+    }
+    saver.disk_bytes = tree_bytes(out_path);
+    remove_output(out_path);
+
+    // The camera stopped after n frames: wait until every subscriber has been sent all it will
+    // get, then account.
+    Status final_status;
+    for (auto deadline = Clock::now() + std::chrono::seconds(30);;) {
+      final_status = control.status(kCamera);
+      bool drained = true;
+      for (const auto& m : subs)
+        if (const auto* row = subscriber_row(final_status, m->name))
+          drained = drained && row->queued == 0 && m->received.load() == row->delivered;
+      if (drained || Clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    check_invariant(final_status, inv);
+    load_end_ = load_average();
+    const StreamStatus cam = camera_status(final_status);
+    const uint64_t published = cam.published;
+    const uint32_t slots = cam.slots;
+
+    json rows = json::array();
+    bool accounted = true;
+    for (const auto& m : subs) {
+      const SubscriberStatus* row = subscriber_row(final_status, m->name);
+      json j{{"name", m->name},
+             {"mode", m->options.mode == Mode::Every ? "every" : "latest"},
+             {"slow_ms", m->slow_ms},
+             {"received", m->received.load()},
+             {"seq_gaps", m->gaps.load()},
+             {"error", m->error.empty() ? json(nullptr) : json(m->error)}};
+      bool ok = row && m->error.empty();
+      if (row) {
+        j.update({{"published", published},
+                  {"delivered", row->delivered},
+                  {"missed", row->missed},
+                  {"conflated", row->conflated}});
+        ok = ok && published == row->delivered + row->missed + row->conflated &&
+             m->received.load() == row->delivered;
+      }
+      j["balanced"] = ok;
+      accounted = accounted && ok;
+      rows.push_back(std::move(j));
+    }
+    const bool saver_ok = saver.ok() && saver.written + saver.missed == n;
+    accounted = accounted && saver_ok;
+    rows.push_back({{"name", "fbsave"},
+                    {"mode", "every"},
+                    {"format", spec.name},
+                    {"frames", n},
+                    {"written", saver.written},
+                    {"missed", saver.missed},
+                    {"balanced", saver_ok},
+                    {"error", saver.ok() ? json(nullptr) : json(saver.error)}});
+    const int64_t growth = int64_t(rss_end) - int64_t(rss_start);
+    const json out{{"mode", "mix"},
+                   {"size", size},
+                   {"format", spec.name},
+                   {"pattern", so.pattern},
+                   {"rate", so.rate_fps},
+                   {"hogs", so.hogs},
+                   {"slots", slots},
+                   {"frames", n},
+                   {"published", published},
+                   {"dropped_ring_full", cam.dropped_ring_full},
+                   {"dropped_camera", cam.dropped_camera},
+                   {"seconds", saver.seconds},
+                   {"missed", saver.missed},
+                   {"frames_written", saver.written},
+                   {"rss_start_kib", rss_start},
+                   {"rss_end_kib", rss_end},
+                   {"rss_growth_kib", growth},
+                   {"invariant_checks", inv.done},
+                   {"invariant_failures", inv.failed},
+                   {"invariant_first_failure",
+                    inv.first_failure.empty() ? json(nullptr) : json(inv.first_failure)},
+                   {"accounting_ok", accounted},
+                   {"subscribers", rows},
+                   {"bytes_on_disk", saver.disk_bytes},
+                   {"load_average_start", load_start_},
+                   {"load_average_end", load_end_}};
+    if (o_.json) {
+      std::printf("%s\n", out.dump(2).c_str());
+    } else {
+      std::printf(
+          "soak --mix %s at %.0f fps for %.0f s, %d hogs, %u slots: broker RSS %llu -> %llu KiB "
+          "(%+lld KiB); slot invariant %llu checks, %llu failed; fbsave %llu written, %llu "
+          "missed\n",
+          size.c_str(), so.rate_fps, saver.seconds, so.hogs, slots, (unsigned long long)rss_start,
+          (unsigned long long)rss_end, (long long)growth, (unsigned long long)inv.done,
+          (unsigned long long)inv.failed, (unsigned long long)saver.written,
+          (unsigned long long)saver.missed);
+      std::printf("%-18s %-7s %9s %9s %9s %9s %9s  %s\n", "SUBSCRIBER", "MODE", "PUBLISHED",
+                  "DELIVERED", "MISSED", "CONFLATED", "RECEIVED", "BALANCED");
+      for (const auto& r : rows) {
+        if (r["name"] == "fbsave") continue;
+        std::printf("%-18s %-7s %9llu %9llu %9llu %9llu %9llu  %s\n",
+                    r["name"].get<std::string>().c_str(), r["mode"].get<std::string>().c_str(),
+                    (unsigned long long)r.value("published", uint64_t(0)),
+                    (unsigned long long)r.value("delivered", uint64_t(0)),
+                    (unsigned long long)r.value("missed", uint64_t(0)),
+                    (unsigned long long)r.value("conflated", uint64_t(0)),
+                    (unsigned long long)r.value("received", uint64_t(0)),
+                    r["balanced"].get<bool>() ? "yes" : "NO");
+      }
+      std::printf("%s\n", accounted && inv.failed == 0 ? "every frame accounted for"
+                                                       : "ACCOUNTING OR SLOT INVARIANT FAILED");
+    }
+    return accounted && inv.failed == 0 ? 0 : 1;
   }
 
   // ---- output ----

@@ -19,11 +19,18 @@
 namespace framebroker::fbbench {
 
 // fbbench soak: one long paced run, to show that a saver keeps up for minutes, not seconds.
+// The camera's ring is the broker's default (ring_ms: 1 s of frames) unless --slots.
 struct SoakOptions {
   double seconds = 600;
   double rate_fps = 150;
   uint32_t side = 512;
   std::string format = "zarr-lz4";  // raw, zarr or zarr-lz4
+  std::string pattern = "spots";    // the simulated camera's Pattern (spots, counter, ...)
+  int hogs = 0;                     // CPU-bound processes (nice 0) running beside it
+  // The mix: besides fbsave, 7 subscriber threads (3 `every`, 1 slow `every`, 3 `latest`); the
+  // broker's RSS, the slot invariant every second and each subscriber's accounting are checked.
+  bool mix = false;
+  double slow_ms = 20;  // the slow subscriber's time per frame
 };
 
 struct SaveBenchOptions {

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "../../cameras/thread_priority.hpp"  // header-only
 #include "common/run_tool.hpp"
 #include "fbsave/saver.hpp"
 #include "framebroker/client.hpp"
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  fbsave sim0 -o run1.ome.zarr --duration 60 --compress lz4\n"
       "  fbsave sim0 -o run1.ome.tif --frames 1000 --start\n"
+      "  fbsave sim0 -o run2.ome.zarr --realtime-priority 10   # keeps up beside busy CPUs\n"
       "  fbsave sim0 -o run1/ --format raw\n"
       "  fbsave sim0 -o stack.ome.zarr          # then: fbctl start sim0 --axes t=3,c=2,z=20\n"
       "  fbsave sim0 -o runs.zarr --sequences all\n"
@@ -96,6 +98,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--overwrite", o.overwrite, "replace an existing output");
   app.add_flag("--json", o.json, "print the summary as JSON on stdout");
+  int realtime_priority = 0;
+  app.add_option("--realtime-priority", realtime_priority,
+                 "run the saver's threads (socket reader, writer, compressors) at SCHED_FIFO "
+                 "priority N (1-99), so CPU-bound processes cannot delay them; where that is not "
+                 "permitted, at nice -10, else as they are (said once on stderr)")
+      ->check(CLI::Range(0, 99));
   app.add_option("--socket", o.socket,
                  "broker socket (default: $FRAMEBROKER_SOCKET or the instance's)");
   app.add_option("--instance", o.instance, "broker instance")->capture_default_str();
@@ -113,6 +121,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  // Threads started later (the writer, Blosc's) inherit the main thread's policy and nice value.
+  if (realtime_priority > 0)
+    if (const auto r = cameras::raise_thread_priority(realtime_priority);
+        r.kind != cameras::ThreadPriorityResult::Kind::Fifo)
+      std::cerr << "fbsave: --realtime-priority: " << r.describe() << "\n";
   // "run1/" names the directory run1 (shells complete directories with the slash).
   while (o.path.size() > 1 && o.path.back() == '/') o.path.pop_back();
   o.all_sequences = sequences == "all";
