@@ -98,7 +98,8 @@ TEST(Reconnect, SubscriberGetsTheRestartAndFramesAgainWhileAPlainOneGetsBrokerLo
   EXPECT_TRUE(lost);
 
   // With reconnect: no throw while the broker is away. Frames queued before the kill come first.
-  for (int i = 0; i < 5; ++i) {
+  const auto away = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - away < 300ms) {
     std::optional<framebroker::Frame> f;
     ASSERT_NO_THROW(f = sub.next(50ms));
     if (f) {
