@@ -4,9 +4,9 @@
 //
 // A fake broker on a thread of its own listens on a socket in a temporary directory. For each
 // input the client connects; the fake broker answers Hello with a valid Welcome (request 1, no
-// release lanes), writes the input after it, and half-closes. The client, meanwhile, does what
-// the input's first byte says (request 2 is the first after Hello, so a seed's reply to it uses
-// request id 2):
+// release lanes), writes the input once the client's next request came, and half-closes. The
+// client, meanwhile, does what the input's first byte says (request 2 is the first after Hello, so
+// a seed's reply to it uses request id 2):
 //   0/1  subscribe to "cam" (every / latest) and take frames until the broker is lost
 //   2    status(), then to_json() of it         3  discover_cameras()
 //   4    camera("cam").properties() and get()
@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <cstdint>
@@ -53,6 +54,14 @@ void write_all(int fd, const uint8_t* p, size_t n) {
     p += w;
     n -= size_t(w);
   }
+}
+
+// Reads one length-prefixed message the client sent; false when the client closed first.
+bool read_message(int fd) {
+  uint32_t len = 0;
+  if (::recv(fd, &len, sizeof len, MSG_WAITALL) != ssize_t(sizeof len)) return false;
+  std::vector<uint8_t> body(std::min<size_t>(len, wire::kMaxMessageBytes));
+  return ::recv(fd, body.data(), body.size(), MSG_WAITALL) == ssize_t(body.size());
 }
 
 class FakeBroker {
@@ -133,8 +142,10 @@ class FakeBroker {
       const std::vector<uint8_t> script = std::move(script_);
       job_ = false;
       lock.unlock();
-      write_all(c, welcome_.data(), welcome_.size());
-      write_all(c, script.data(), script.size());
+      // As a broker would: Welcome after Hello, the rest after the client's first request (so
+      // that it has, say, registered the subscription the frames are for).
+      if (read_message(c)) write_all(c, welcome_.data(), welcome_.size());
+      if (read_message(c)) write_all(c, script.data(), script.size());
       ::shutdown(c, SHUT_WR);
       uint8_t buf[4096];
       while (::recv(c, buf, sizeof buf, 0) > 0) {

@@ -806,8 +806,10 @@ void Core::set_release_budget(const std::string& stream, uint32_t frames) {
   {
     // Room for every frame the broker may send ahead, and the sequence events among them.
     std::lock_guard lock(state_mu_);
+    // No ring has more than 65536 slots (framebrokerd's `slots` limit): a larger budget from a
+    // confused broker must not make the library reserve gigabytes.
     if (auto it = pending_.find(stream); it != pending_.end())
-      it->second.items.reserve(size_t(frames) * 2 + 16);
+      it->second.items.reserve(std::min<size_t>(frames, 65536) * 2 + 16);
   }
   std::lock_guard lock(release_mu_);
   if (frames == 0)

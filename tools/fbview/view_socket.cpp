@@ -140,7 +140,9 @@ class ViewSocket : public std::enable_shared_from_this<ViewSocket> {
         throw std::invalid_argument("unknown message type '" + type + "'");
       }
     } catch (const std::exception& e) {
-      send(json{{"type", "error"}, {"message", std::string("bad message: ") + e.what()}}.dump(),
+      // A parse error quotes the page's bytes, which need not be UTF-8 (dump() would throw).
+      send(json{{"type", "error"}, {"message", std::string("bad message: ") + e.what()}}.dump(
+               -1, ' ', false, json::error_handler_t::replace),
            false);
     }
   }
