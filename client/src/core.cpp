@@ -694,7 +694,8 @@ void Core::on_deliver(const wire::Received& msg) {
   for (const auto* f : *deliver->frames()) {
     const std::string_view stream = f->stream() ? f->stream()->string_view() : "";
     auto it = pending_.find(stream);
-    const auto* m = f->meta_nested_root();
+    // meta_nested_root() dereferences a missing meta: a FrameReady without one crashed here.
+    const auto* m = f->meta() ? f->meta_nested_root() : nullptr;
     if (it == pending_.end() || !m) {  // unsubscribed meanwhile: give it straight back
       std::lock_guard rl(release_mu_);
       queue_release(stream, f->gen(), f->slot(), f->seq());
