@@ -79,7 +79,9 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DFB_FUZZ=ON "${launcher[@]}" \
     "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
-    >"$build.configure.log" 2>&1 || { cat "$build.configure.log" >&2; exit 1; }
+    >"${TMPDIR:-/tmp}/fuzz-configure.$$.log" 2>&1 ||
+    { cat "${TMPDIR:-/tmp}/fuzz-configure.$$.log" >&2; exit 1; }
+  mv "${TMPDIR:-/tmp}/fuzz-configure.$$.log" "$build/configure.log"
 fi
 cmake --build "$build" -j"$jobs" --target $(printf 'fuzz_%s ' "${targets[@]}")
 [ "$build_only" = 1 ] && exit 0
