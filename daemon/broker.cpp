@@ -207,17 +207,8 @@ void Broker::adopt(Connection::Socket socket) {
   auto conn = std::make_shared<Connection>(static_cast<MessageHandler&>(*this), std::move(socket),
                                            next_connection_id_++, state_, io_.get_executor());
   conn->set_queue_limit(limits_.queued_bytes);
-  const bool over = connections_.size() >= limits_.clients;
   connections_[conn->id()] = conn;
   conn->start();
-  if (over) {
-    spdlog::warn("client {} (pid {}) refused: {} clients connected (max_clients)", conn->id(),
-                 conn->peer().pid, limits_.clients);
-    conn->send_error(0, ErrorCode::LimitReached,
-                     "the broker serves at most " + std::to_string(limits_.clients) +
-                         " clients at once (max_clients in its config); try again later");
-    conn->close_after_flush();
-  }
 }
 
 void Broker::tick() {
@@ -325,6 +316,18 @@ void Broker::on_hello(Connection& c, uint32_t rid, const wire::Hello& m) {
                  "this broker speaks protocol version " + std::to_string(wire::kProtocolVersion) +
                      ", the client " + std::to_string(m.protocol_version()) +
                      "; use a client library of the same release");
+    return c.close_after_flush();
+  }
+  // Clients count once they said Hello (one that never does is closed by the tick), so the
+  // refusal answers the Hello and the client library reports it.
+  const auto greeted = std::count_if(connections_.begin(), connections_.end(),
+                                     [](const auto& kv) { return kv.second->greeted(); });
+  if (size_t(greeted) >= limits_.clients) {
+    spdlog::warn("client {} (pid {}) refused: {} clients connected (max_clients)", c.id(),
+                 c.peer().pid, greeted);
+    c.send_error(rid, ErrorCode::LimitReached,
+                 "the broker serves at most " + std::to_string(limits_.clients) +
+                     " clients at once (max_clients in its config); try again later");
     return c.close_after_flush();
   }
   c.greet(str(m.client_name()), str(m.role()));

@@ -151,6 +151,7 @@ int run_storm(const StormOptions& o) {
     std::vector<pid_t> alive;
     for (int i = 0; i < o.victims; ++i) alive.push_back(victims.spawn());
     const auto t0 = Clock::now();
+    uint64_t next_check = 100;
     while (t.kills < o.kills) {
       check_interrupted();
       // A random victim, after a random pause: it is connecting, subscribing, holding or
@@ -168,14 +169,17 @@ int run_storm(const StormOptions& o) {
       ++t.kills;
       v = victims.spawn();
       // Now and then one is killed as soon as it starts: mid-connect, mid-Hello.
-      if (rng() % 8 == 0) {
+      if (rng() % 8 == 0 && t.kills < o.kills) {
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
         if (Clock::now() - victims.born(v) < 5ms) ++t.early;
         victims.kill(v);
         ++t.kills;
         v = victims.spawn();
       }
-      if (t.kills % 100 == 0 || t.kills >= o.kills) check(control, victims.dead(), t);
+      if (t.kills >= next_check || t.kills >= o.kills) {
+        check(control, victims.dead(), t);
+        next_check = t.kills + 100;
+      }
     }
     const double seconds = seconds_since(t0);
     victims.kill_all();
