@@ -151,8 +151,14 @@ std::optional<BrokerRestart> Core::restart(const std::string& stream) {
 }
 
 bool Core::reconnect(Clock::time_point deadline) {
-  std::unique_lock guard(reconnect_mu_, deadline);
-  if (!guard.owns_lock()) return false;  // another thread is at it
+  // Polled rather than try_lock_until: libstdc++ 12 implements that with
+  // pthread_mutex_clocklock, which GCC 12's ThreadSanitizer does not see, so it reported the
+  // unlock as one of an unlocked mutex.
+  std::unique_lock guard(reconnect_mu_, std::defer_lock);
+  while (!guard.try_lock()) {  // another thread is at it
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   for (;;) {
     const auto now = Clock::now();
     {

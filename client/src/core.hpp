@@ -183,7 +183,7 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // Reconnecting; reconnect_mu_ guards what follows it (session_ changes under every mutex
   // below as well, so any of them is enough to read it).
-  std::timed_mutex reconnect_mu_;
+  std::mutex reconnect_mu_;
   uint64_t session_ = 0;  // connections made after the first
   bool outage_ = false;   // lost_at_ and the back-off are set for the current loss
   Clock::time_point lost_at_, next_attempt_;

@@ -74,7 +74,7 @@ int run_flood(const FloodOptions& o) {
     BenchBroker broker(find_broker(o.broker), runtime.path, "flood",
                        std::string("sim:name=") + kStream +
                            ",Width=128,Height=128,PixelType=Mono16,Pattern=counter,FrameRate=" +
-                           fmt("%g", o.rate) + ",slots=64,start=true");
+                           fmt("%g", o.rate) + ",start=true");  // the default ring: 1 s
 
     // The lossless subscriber: every seq, in order.
     std::atomic<bool> stop{false}, flooding{false};
