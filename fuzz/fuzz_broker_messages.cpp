@@ -29,17 +29,13 @@
 #include "broker.hpp"
 #include "config.hpp"
 #include "framebroker/internal/wire.hpp"
+#include "socket_feed.hpp"
 
 namespace fd = framebroker::daemon;
+using fbfuzz::pump;
 namespace wire = framebroker::wire;
 
 namespace {
-
-// Runs what is ready (an io_context with no work left stops; it is restarted here).
-size_t pump(boost::asio::io_context& io) {
-  if (io.stopped()) io.restart();
-  return io.poll();
-}
 
 struct World {
   boost::asio::io_context io{1};
@@ -147,31 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (mode & 1) out = hello_message(mode & 2);
   out.insert(out.end(), data, data + size);
   const size_t piece = (mode & 4) ? 7 : out.size();
-  bool open = true;
-  for (size_t at = 0; at < out.size() && open;) {
-    const ssize_t n = ::send(me, out.data() + at, std::min(piece, out.size() - at), MSG_NOSIGNAL);
-    if (n > 0)
-      at += size_t(n);
-    else if (n < 0 && errno != EAGAIN && errno != EINTR)
-      break;  // the broker closed: fine
-    pump(w.io);
-    open = drain(me);
-  }
-  ::shutdown(me, SHUT_WR);
-  // Until the broker closes its end (it must: the client said no more).
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (drain(me)) {
-    if (pump(w.io) == 0) {
-      pollfd p{me, POLLIN, 0};
-      ::poll(&p, 1, 1);
-    }
-    if (std::chrono::steady_clock::now() > give_up) {
-      std::fprintf(stderr, "fuzz_broker_messages: the broker kept a half-closed client 20 s\n");
-      std::abort();
-    }
-  }
-  ::close(me);
-  pump(w.io);
+  fbfuzz::feed_and_close(me, out.data(), out.size(), piece, w.io, drain, "fuzz_broker_messages");
   w.reset_camera();
   pump(w.io);
   return 0;

@@ -26,18 +26,15 @@
 
 #include "fbview/stream_directory.hpp"
 #include "fbview/web_server.hpp"
+#include "socket_feed.hpp"
 
 namespace fv = framebroker::fbview;
+using fbfuzz::pump;
 
 // web_server.cpp's page; fbview embeds tools/fbview/web/index.html at build time.
 const char* const framebroker::fbview::kIndexHtml = "<!doctype html><title>fbview</title>\n";
 
 namespace {
-
-size_t pump(boost::asio::io_context& io) {
-  if (io.stopped()) io.restart();
-  return io.poll();
-}
 
 struct World {
   boost::asio::io_context io{1};
@@ -86,29 +83,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   const int one = 1;
   ::setsockopt(me, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  bool open = true;
-  for (size_t at = 0; at < size && open;) {
-    const ssize_t n = ::send(me, data + at, size - at, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0)
-      at += size_t(n);
-    else if (n < 0 && errno != EAGAIN && errno != EINTR)
-      break;  // fbview closed: fine
-    pump(w.io);
-    open = drain(me);
-  }
-  ::shutdown(me, SHUT_WR);
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (drain(me)) {
-    if (pump(w.io) == 0) {
-      pollfd p{me, POLLIN, 0};
-      ::poll(&p, 1, 1);
-    }
-    if (std::chrono::steady_clock::now() > give_up) {
-      std::fprintf(stderr, "fuzz_fbview_http: fbview kept a half-closed connection 20 s\n");
-      std::abort();
-    }
-  }
-  ::close(me);
-  pump(w.io);
+  fbfuzz::feed_and_close(me, data, size, size, w.io, drain, "fuzz_fbview_http");
   return 0;
 }
