@@ -153,7 +153,7 @@ TEST(Config, TheShippedExampleConfigStartsTwoCameras) {
   ASSERT_EQ(s["streams"].size(), 2u);
   const auto& cam0 = stream_of(s, "cam0");
   EXPECT_EQ(cam0["format"]["width"], 1024);
-  EXPECT_EQ(cam0["slots"], 32);
+  EXPECT_EQ(cam0["slots"], 200);  // ring_ms = 1000 at FrameRate 200
   const auto& cam1 = stream_of(s, "cam1");
   EXPECT_EQ(cam1["format"]["pixel_type"], "Mono8");
   EXPECT_EQ(cam1["slots"], 64 * 1024 * 1024 / (512 * 512));  // ring_mb / slot size
