@@ -26,6 +26,12 @@ json slot_map_json(const SlotMapStatus& m) {
   return {{"stream", m.stream}, {"gen", m.gen}, {"slots", slots}};
 }
 
+// Names come from other clients (a Hello's client name is any string): bytes that are not UTF-8
+// are replaced, never thrown about, so one odd client cannot break status for everyone.
+std::string dump(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace
 
 std::string to_json(const Status& s, int indent) {
@@ -120,11 +126,11 @@ std::string to_json(const Status& s, int indent) {
                             {"fps", c.fps}});
   }
   if (s.slot_map) j["slot_map"] = slot_map_json(*s.slot_map);
-  return j.dump(indent);
+  return dump(j, indent);
 }
 
 std::string to_json(const SlotMapStatus& m, int indent) {
-  return slot_map_json(m).dump(indent);
+  return dump(slot_map_json(m), indent);
 }
 
 }  // namespace framebroker

@@ -127,7 +127,7 @@ std::string result_of(cdp::Page& page) {
 TEST(FbviewBrowser, ThePageShowsLiveFramesWhileAnEverySubscriberMissesNothing) {
   if (!cdp::Browser::find_chromium()) GTEST_SKIP() << "chromium is not installed";
   Broker broker({"--no-default-camera", "--camera",
-                 "sim:name=cam,Width=512,Height=512,FrameRate=200,Pattern=counter,slots=32",
+                 "sim:name=cam,Width=512,Height=512,FrameRate=200,Pattern=counter",  // 1 s ring
                  "--camera", "sim:name=spots,Width=640,Height=480,FrameRate=50,Pattern=spots"});
   Viewer viewer(broker);
   cdp::Browser browser(1280, 800);
