@@ -35,12 +35,15 @@ jobs=$(nproc)
 # The sanitizer trees check, they do not ship: -O1 -g1 builds them in about two thirds of the
 # time, which keeps CI within its hour on two cores.
 sanitizer_flags=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG")
+# configure_and_build DIR [CMAKE ARGS...] [-- TARGETS...]
 configure_and_build() {
-  local dir=$1
+  local dir=$1 args=() targets=()
   shift
-  echo "=== configure + build: $dir ($*)"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j"$jobs"
+  while (($#)) && [[ $1 != -- ]]; do args+=("$1") && shift; done
+  (($#)) && shift && targets=(--target "$@")
+  echo "=== configure + build: $dir (${args[*]})"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${args[@]}" >/dev/null
+  cmake --build "$dir" -j"$jobs" "${targets[@]}"
 }
 run_ctest() {
   local dir=$1
@@ -70,7 +73,7 @@ if ((asan)); then
 fi
 if ((tsan)); then
   # Only what the labelled tests run is built (FB_TSAN limits the test sources).
-  configure_and_build build-tsan -DFB_TSAN=ON "${sanitizer_flags[@]}"
+  configure_and_build build-tsan -DFB_TSAN=ON "${sanitizer_flags[@]}" -- fb_integration_tests
   # A race report makes the process exit 66; the test harness also fails a test whose broker
   # printed one. handle_segv=0: the tests that write into a read-only slot expect a real SIGSEGV.
   TSAN_OPTIONS="second_deadlock_stack=1 exitcode=66 handle_segv=0" run_ctest build-tsan -L "concurrency|parsing"
