@@ -62,9 +62,9 @@ class Broker : private MessageHandler {
 
   // What one client may take: refusals are LimitReached errors that name the config key.
   struct ClientLimits {
-    size_t clients = 256;                                       // max_clients
-    size_t subscriptions = 64;                                  // max_subscriptions (per client)
-    size_t queued_bytes = Connection::kDefaultQueueLimit;       // max_queued_mb (per client)
+    size_t clients = 256;                                  // max_clients
+    size_t subscriptions = 64;                             // max_subscriptions (per client)
+    size_t queued_bytes = Connection::kDefaultQueueLimit;  // max_queued_mb (per client)
   };
   void set_client_limits(const ClientLimits& limits) { limits_ = limits; }
 

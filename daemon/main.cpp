@@ -42,8 +42,8 @@ void apply_access(Broker& broker, const BrokerConfig& config) {
   broker.set_control_group(config.control_group_id, config.control_group);
   broker.set_publish_limits(config.publish_group_id, config.publish_group,
                             config.max_publish_mb << 20, config.group_id);
-  broker.set_client_limits({config.max_clients, config.max_subscriptions,
-                            config.max_queued_mb << 20});
+  broker.set_client_limits(
+      {config.max_clients, config.max_subscriptions, config.max_queued_mb << 20});
 }
 
 // STATUS= for systemd, and WATCHDOG=1 from the event loop, so that a stuck loop stops the pings.

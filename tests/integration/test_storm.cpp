@@ -26,10 +26,12 @@ TEST(Storm, KilledSubscribersLeakNoSlotAndTheSaverMissesNothing) {
   EXPECT_GT(j.at("stopped").get<int>(), 0) << "some victims are SIGSTOPped before they die";
 }
 
-// The storm's own check can fail: a saver that cannot write (its directory is not writable)
-// ends the run with an error, not with a report of zeros.
+// The storm's own check can fail: a saver that exits at once (here /bin/false in fbsave's place)
+// ends the run with an error that says so, not with a report of zeros.
 TEST(Storm, ASaverThatFailsFailsTheRun) {
-  const Result r = run({FB_FBBENCH_BIN, "storm", "--kills", "5", "--dir", "/proc", "--json"}, 60s);
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_FALSE(r.err.empty());
+  const Result r = run({FB_FBBENCH_BIN, "storm", "--kills", "5", "--fbsave", "/bin/false", "--dir",
+                        "/tmp", "--json"},
+                       60s);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("fbsave exited at start"), std::string::npos) << r.err;
 }

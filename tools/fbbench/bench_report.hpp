@@ -14,6 +14,14 @@ inline double ratio(double a, double b) {
   return b > 0 ? a / b : 0;
 }
 
+// `prefix`p50_us, p99_us, p999_us and max_us of a latency distribution.
+inline void add_percentiles(nlohmann::json& row, const std::string& prefix, const LatencyStats& s) {
+  row[prefix + "p50_us"] = s.p50_us;
+  row[prefix + "p99_us"] = s.p99_us;
+  row[prefix + "p999_us"] = s.p999_us;
+  row[prefix + "max_us"] = s.max_us;
+}
+
 // The keys that open every latency and throughput row: which frames, how many subscribers.
 inline nlohmann::json row_head(const FrameShape& frame, int subscribers) {
   return {{"size", frame.label},

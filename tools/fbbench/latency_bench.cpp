@@ -38,42 +38,29 @@ json to_json(const LatencyRow& r, bool spin) {
   json j = row_head(r.frame, r.subscribers);
   j.update(json{{"frames", r.fb.receive.count},
                 {"lost", r.fb.lost},
-                {"p50_us", r.fb.receive.p50_us},
-                {"p99_us", r.fb.receive.p99_us},
-                {"p999_us", r.fb.receive.p999_us},
-                {"max_us", r.fb.receive.max_us},
                 {"p50_by_subscriber_us", r.fb.p50_by_subscriber_us},
-                {"round_trip_p50_us", r.fb.round_trip.p50_us},
-                {"round_trip_p99_us", r.fb.round_trip.p99_us},
-                {"round_trip_p999_us", r.fb.round_trip.p999_us},
-                {"round_trip_max_us", r.fb.round_trip.max_us},
-                {"floor_p50_us", r.floor.receive.p50_us},
-                {"floor_p99_us", r.floor.receive.p99_us},
-                {"floor_p999_us", r.floor.receive.p999_us},
-                {"floor_round_trip_p50_us", r.floor.round_trip.p50_us},
-                {"floor_round_trip_p99_us", r.floor.round_trip.p99_us},
-                {"copy_p50_us", r.copy.receive.p50_us},
-                {"copy_p99_us", r.copy.receive.p99_us},
                 {"copy_lost", r.copy.lost},
                 {"p50_vs_floor", ratio(r.fb.receive.p50_us, r.floor.receive.p50_us)},
                 {"p99_vs_floor", ratio(r.fb.receive.p99_us, r.floor.receive.p99_us)}});
+  add_percentiles(j, "", r.fb.receive);
+  add_percentiles(j, "round_trip_", r.fb.round_trip);
+  add_percentiles(j, "floor_", r.floor.receive);
+  add_percentiles(j, "floor_round_trip_", r.floor.round_trip);
+  add_percentiles(j, "copy_", r.copy.receive);
   add_broker_cost(j, r.cost, r.subscribers);
-  j["socket_releases_p50_us"] = r.fb_socket_releases.receive.p50_us;
-  j["socket_releases_p99_us"] = r.fb_socket_releases.receive.p99_us;
+  add_percentiles(j, "socket_releases_", r.fb_socket_releases.receive);
   j["socket_releases_wakeups_per_frame"] = r.cost_socket_releases.socket_wakeups_per_frame();
   j["socket_releases_cpu_us_per_frame_per_subscriber"] =
       r.cost_socket_releases.per_subscriber(r.subscribers);
   j["wakeups_vs_socket_releases"] =
       ratio(r.cost.socket_wakeups_per_frame(), r.cost_socket_releases.socket_wakeups_per_frame());
   if (r.iceoryx) {
-    j["iceoryx_p50_us"] = r.iceoryx->receive.p50_us;
-    j["iceoryx_p99_us"] = r.iceoryx->receive.p99_us;
+    add_percentiles(j, "iceoryx_", r.iceoryx->receive);
     j["p50_vs_iceoryx"] = ratio(r.fb.receive.p50_us, r.iceoryx->receive.p50_us);
   }
   if (spin) {
     if (r.iceoryx_busy) {
-      j["iceoryx_busy_p50_us"] = r.iceoryx_busy->receive.p50_us;
-      j["iceoryx_busy_p99_us"] = r.iceoryx_busy->receive.p99_us;
+      add_percentiles(j, "iceoryx_busy_", r.iceoryx_busy->receive);
       j["p50_vs_iceoryx_busy"] = ratio(r.fb.receive.p50_us, r.iceoryx_busy->receive.p50_us);
     } else {
       j["iceoryx_busy_skipped"] = r.iceoryx_busy_skipped;

@@ -136,13 +136,15 @@ int run_storm(const StormOptions& o) {
                                       out.path + "/storm.raw", "--format", "raw", "--json"},
                                      saver_log);
     // The saver is subscribed before the first victim.
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0;; ++i) {
       const Status s = control.status();
       if (std::any_of(s.subscribers.begin(), s.subscribers.end(),
                       [&](const SubscriberStatus& x) { return x.pid == saver; }))
         break;
       if (exit_status(saver))
         throw std::runtime_error("fbsave exited at start:\n" + read_text(saver_log));
+      if (i == 1000)
+        throw std::runtime_error("fbsave did not subscribe within 10 s:\n" + read_text(saver_log));
       std::this_thread::sleep_for(10ms);
     }
 

@@ -72,8 +72,9 @@ Response reply(const Request& req, http::status status, std::string body,
 Response error_reply(const Request& req, http::status status, const std::string& message) {
   // The message may quote the request (its path), which need not be UTF-8: dump() would throw
   // and end fbview. Bytes that are not UTF-8 become U+FFFD.
-  return reply(req, status,
-               json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+  return reply(
+      req, status,
+      json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 std::string lower(std::string_view s) {
