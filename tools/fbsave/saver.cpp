@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fbsave/file_io.hpp"
+#include "fbsave/zarr_group.hpp"
 #include "framebroker/client.hpp"
 
 namespace framebroker::fbsave {
@@ -297,6 +298,8 @@ const char* to_string(Format f) {
   switch (f) {
     case Format::Zarr:
       return "zarr";
+    case Format::Zarr3:
+      return "zarr3";
     case Format::Tiff:
       return "tiff";
     case Format::Raw:
@@ -328,21 +331,20 @@ namespace {
 // sequence; TIFF files sit beside each other. Zarr's root .zattrs lists them.
 void prepare_group(Format format, const SaveOptions& o) {
   if (format == Format::Tiff) return;
-  std::error_code ec;
-  fs::create_directories(o.path, ec);
-  if (ec) throw std::runtime_error("cannot create " + o.path + ": " + ec.message());
-  if (format == Format::Zarr) {
-    if (const int e = write_file_atomic(o.path + "/.zgroup", "{\"zarr_format\": 2}\n", false))
-      throw std::runtime_error(cannot_write(o.path + "/.zgroup", e));
+  if (format == Format::Raw) {
+    std::error_code ec;
+    fs::create_directories(o.path, ec);
+    if (ec) throw std::runtime_error("cannot create " + o.path + ": " + ec.message());
+    return;
   }
+  zarr::write_group(o.path, format == Format::Zarr3 ? 3 : 2, nlohmann::json::object());
 }
 
 void list_group(Format format, const SaveOptions& o, const nlohmann::json& sequences) {
-  if (format != Format::Zarr) return;
-  const nlohmann::json attrs = {
-      {"framebroker", {{"version", 1}, {"stream", o.stream}, {"sequences", sequences}}}};
-  if (const int e = write_file_atomic(o.path + "/.zattrs", attrs.dump(1) + "\n", false))
-    throw std::runtime_error(cannot_write(o.path + "/.zattrs", e));
+  if (format != Format::Zarr && format != Format::Zarr3) return;
+  zarr::write_group(
+      o.path, format == Format::Zarr3 ? 3 : 2,
+      {{"framebroker", {{"version", 1}, {"stream", o.stream}, {"sequences", sequences}}}});
 }
 
 }  // namespace

@@ -13,7 +13,8 @@
 
 namespace framebroker::fbsave {
 
-enum class Format { Zarr, Tiff, Raw };
+// Zarr: OME-NGFF 0.4 on Zarr v2; Zarr3: OME-NGFF 0.5 on Zarr v3.
+enum class Format { Zarr, Zarr3, Tiff, Raw };
 const char* to_string(Format f);
 // .zarr / .ome.zarr -> zarr; .tif / .tiff / .ome.tif(f) -> tiff; else raw.
 Format format_for_path(const std::string& path);
@@ -30,6 +31,9 @@ struct SaveOptions {
   Compression compression = Compression::None;
   int clevel = 5;
   uint32_t chunk_frames = 16;
+  uint32_t shard_frames = 0;  // zarr3 (see DatasetInfo)
+  uint32_t tile = 0;          // zarr3
+  uint32_t threads = 1;       // zarr: compressor threads
   bool start = false;
   // false: the first sequence's frames only (or, if the first frame belongs to none, every frame);
   // true: each sequence into its own dataset under `path`, frames outside sequences skipped.

@@ -88,7 +88,13 @@ struct DatasetInfo {
   std::optional<uint64_t> frames_expected;               // --frames, when known in advance
   Compression compression = Compression::None;
   int clevel = 5;
-  uint32_t chunk_frames = 16;  // zarr: K frames per chunk
+  uint32_t chunk_frames = 16;  // zarr: K frames per chunk (zarr3: per inner chunk)
+  // zarr3: frames per shard, a multiple of chunk_frames (0: no sharding, a file per chunk).
+  uint32_t shard_frames = 0;
+  // zarr3: inner chunks of tile x tile pixels of one frame (0: whole frames).
+  uint32_t tile = 0;
+  // zarr: threads compressing chunks in parallel (at least 1); one more thread writes them.
+  uint32_t threads = 1;
   // Set: the frames are one sequence's, each placed by its FrameRecord index (t, c, z, y, x).
   std::optional<SequenceInfo> sequence;
   size_t frame_bytes() const { return size_t(width) * height * samples * bytes_per_sample; }
@@ -154,7 +160,8 @@ class Writer {
 // outage_ms, reason}.
 nlohmann::json discontinuity_json(const Discontinuity& d);
 
-std::unique_ptr<Writer> make_zarr_writer(const std::string& path);
+std::unique_ptr<Writer> make_zarr_writer(const std::string& path);   // OME-NGFF 0.4, Zarr v2
+std::unique_ptr<Writer> make_zarr3_writer(const std::string& path);  // OME-NGFF 0.5, Zarr v3
 std::unique_ptr<Writer> make_tiff_writer(const std::string& path);
 std::unique_ptr<Writer> make_raw_writer(const std::string& path);
 
