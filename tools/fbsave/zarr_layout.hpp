@@ -58,3 +58,10 @@ std::unique_ptr<Layout> make_v2_layout();  // zarr_v2_layout.cpp
 std::unique_ptr<Layout> make_v3_layout();  // zarr_v3_layout.cpp
 
 }  // namespace framebroker::fbsave::zarr
+
+namespace framebroker::fbsave {
+// The Zarr writer (zarr_writer.cpp) with `layout`: make_zarr_writer(path) is this with
+// make_v2_layout(), make_zarr3_writer(path) with make_v3_layout().
+std::unique_ptr<Writer> make_zarr_writer(const std::string& path,
+                                         std::unique_ptr<zarr::Layout> layout);
+}  // namespace framebroker::fbsave

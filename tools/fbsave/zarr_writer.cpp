@@ -1,6 +1,8 @@
-// fbsave's OME-Zarr writer: NGFF 0.4 on Zarr v2.
+// fbsave's OME-Zarr writer, for both versions: NGFF 0.4 on Zarr v2 and NGFF 0.5 on Zarr v3. What
+// the versions differ in (names, encodings, metadata texts) is a zarr::Layout (zarr_layout.hpp);
+// this file owns the threads, the buffers and the order in which files appear.
 //
-// Layout of <path> (a directory):
+// Layout of a v2 <path> (a directory):
 //   .zgroup                 {"zarr_format": 2}
 //   .zattrs                 "multiscales" (one level, axes t[,c],y,x) and "framebroker" (per-frame
 //                           metadata in columns, missed seqs, counts, camera and its properties)
@@ -9,22 +11,20 @@
 // A sequence's dataset (DatasetInfo::sequence) instead has shape (T, C, Z, H, W) from the start,
 // one plane a chunk (K = 1) at the key <t>.<c>.<z>.0.0 of the frame's index, "omero" channels and
 // "framebroker"."sequence" (its missing planes); a plane no frame came for is never written and
-// reads as the fill value.
-// The metadata texts are built in zarr_metadata.cpp; this file decides when they are written.
+// reads as the fill value. v3 (zarr_v3_layout.cpp) keeps the same shapes and attributes in
+// zarr.json files, with a file per shard of inner chunks.
 //
-// Threads: the caller's thread copies each frame into the current chunk buffer (a pool of
-// kPoolBuffers, allocated and pre-faulted in begin()) and returns; a full chunk goes to one worker
-// thread, which compresses it (Blosc spreads one chunk over its own threads) into a reused output
-// buffer and writes it under a temporary name, then renames it. When every buffer is busy, write()
-// waits: that is the back-pressure.
+// Threads: the caller's thread copies each frame into the current file buffer (a pool of
+// kPoolBuffers, allocated and pre-faulted in begin()) and returns; a full file goes to one worker
+// thread, which encodes it (Layout::encode) and writes it under a temporary name, then renames it.
+// When every buffer is busy, write() waits: that is the back-pressure.
 //
-// Crash consistency: chunk files and metadata files appear only complete (temp name + rename).
-// Chunks are written in order by one thread, so the frames on disk are always a prefix of those
-// written: T (in .zarray and in .zattrs) counts the frames in completed chunks only, and .zattrs
-// is renamed before .zarray, so shape[0] never exceeds what .zattrs describes or what is on disk.
-// Missed seqs are listed up to the first frame not yet on disk, so every seq up to there is
-// accounted for (written or missed). There is no fsync: this survives a kill -9, not a power cut.
-#include <blosc.h>
+// Crash consistency: files appear only complete (temp name + rename). They are written in order
+// by one thread, so the frames on disk are always a prefix of those written: the shape counts
+// the frames in completed files only, and the attributes are renamed before the shape, so the
+// shape never exceeds what the attributes describe or what is on disk. Missed seqs are listed up
+// to the first frame not yet on disk, so every seq up to there is accounted for (written or
+// missed). There is no fsync: this survives a kill -9, not a power cut.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -48,6 +48,7 @@
 #include "fbsave/file_io.hpp"
 #include "fbsave/frame_rows.hpp"
 #include "fbsave/writer.hpp"
+#include "fbsave/zarr_layout.hpp"
 #include "fbsave/zarr_metadata.hpp"
 
 namespace framebroker::fbsave {
@@ -56,20 +57,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kPoolBuffers = 3;
-
-// Writes `pieces` to <dir>/.<name>.tmp, then renames it to <dir>/<name>. Returns "" on success,
-// otherwise a sentence naming the file and the cause.
-std::string replace_in(const std::string& dir, const std::string& name,
-                       std::span<const std::string_view> pieces) {
-  const std::string path = dir + "/" + name;
-  if (const int e = replace_file(path, dir + "/." + name + ".tmp", pieces, false))
-    return cannot_write(path, e);
-  return {};
-}
-
-std::string replace_in(const std::string& dir, const std::string& name, std::string_view text) {
-  return replace_in(dir, name, std::span(&text, 1));
-}
 
 // Writes a chunk around the page cache, which this kind of VM serves slowly on
 // cold memory: whole blocks with O_DIRECT to the temp name, cut to `size`,
@@ -98,9 +85,9 @@ void deinterleave_row(const std::byte* src, std::byte* dst, size_t width, size_t
 
 class ZarrWriter final : public Writer {
  public:
-  explicit ZarrWriter(std::string path) : path_(std::move(path)) {
+  ZarrWriter(std::string path, std::unique_ptr<zarr::Layout> layout)
+      : path_(std::move(path)), layout_(std::move(layout)) {
     while (path_.size() > 1 && path_.back() == '/') path_.pop_back();
-    array_dir_ = path_ + "/0";
   }
 
   ~ZarrWriter() override {
@@ -134,24 +121,20 @@ class ZarrWriter final : public Writer {
   void submit(uint64_t chunk);
   void run_worker();
   std::string write_chunk(const Job& job);
-  std::string chunk_key(uint64_t chunk) const { return zarr::chunk_key_v2(info_, chunk); }
   std::string write_metadata(bool final);
 
-  std::string path_, array_dir_;
+  std::string path_;
+  const std::unique_ptr<zarr::Layout> layout_;
   DatasetInfo info_;
   bool begun_ = false, finished_ = false;
-  size_t row_bytes_ = 0, frame_bytes_ = 0, chunk_bytes_ = 0;
-  uint32_t k_ = 1;
-  const char* cname_ = nullptr;  // null: no compression
-  // Blosc splits each chunk over this many threads: one per core, at most 8 (numcodecs' choice).
-  const int blosc_threads_ = int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  size_t row_bytes_ = 0, frame_bytes_ = 0;
+  uint32_t k_ = 1;  // frames per file
 
   // Buffers, allocated in begin(). The caller's thread owns pool_[cur_]; the worker owns the
   // buffers of queued jobs and out_.
   std::vector<AlignedBytes> pool_;
-  AlignedBytes out_;
-  bool direct_ = true;  // chunks go around the page cache until the filesystem refuses
-  size_t out_bytes_ = 0;
+  AlignedBytes out_;    // null when the layout encodes in place
+  bool direct_ = true;  // files go around the page cache until the filesystem refuses
   int cur_ = -1;
   uint32_t in_chunk_ = 0;  // frames in pool_[cur_]
   uint64_t next_chunk_ = 0;
@@ -191,41 +174,24 @@ void ZarrWriter::begin(const DatasetInfo& info) {
                              " samples per pixel is not supported (1 or 3)");
   row_bytes_ = settle_rows(info_, path_);
   frame_bytes_ = info.frame_bytes();
-  k_ = zarr::chunk_frames(info);
-  chunk_bytes_ = frame_bytes_ * k_;
-  cname_ = zarr::blosc_cname(info.compression);
-  if (cname_) {
-    if (blosc_compname_to_compcode(cname_) < 0)
-      throw std::runtime_error(std::string("cannot write ") + path_ + ": this libblosc has no " +
-                               cname_ + " (it has " + blosc_list_compressors() + ")");
-    if (chunk_bytes_ > size_t(BLOSC_MAX_BUFFERSIZE))
-      throw std::runtime_error("cannot write " + path_ + ": a chunk of " + std::to_string(k_) +
-                               " frames is " + std::to_string(chunk_bytes_ >> 20) +
-                               " MiB, over Blosc's 2 GiB limit; use fewer frames per chunk");
-  }
-
-  std::error_code ec;
-  fs::create_directories(array_dir_, ec);
-  if (ec) throw std::runtime_error("cannot create " + path_ + ": " + ec.message());
-  if (auto e = replace_in(path_, ".zgroup", zarr::zgroup_v2()); !e.empty())
-    throw std::runtime_error(e);
+  layout_->prepare(path_, info_);
+  layout_->create();
+  k_ = layout_->frames_per_file();
 
   // The buffers, touched once so that no page fault is left for the frame path.
+  const size_t raw_bytes = layout_->raw_bytes(), out_bytes = layout_->out_bytes();
   try {
     for (int i = 0; i < kPoolBuffers; ++i) {
-      pool_.push_back(aligned_bytes(chunk_bytes_));
+      pool_.push_back(aligned_bytes(raw_bytes));
       free_.push_back(kPoolBuffers - 1 - i);
     }
-    if (cname_) {
-      out_bytes_ = chunk_bytes_ + BLOSC_MAX_OVERHEAD;
-      out_ = aligned_bytes(out_bytes_);
-    }
+    if (out_bytes) out_ = aligned_bytes(out_bytes);
   } catch (const std::bad_alloc&) {
     pool_.clear();
     throw std::runtime_error("cannot write " + path_ + ": no memory for " +
-                             std::to_string(kPoolBuffers + (cname_ ? 1 : 0)) +
-                             " chunk buffers of " + std::to_string(chunk_bytes_ >> 20) +
-                             " MiB; use fewer frames per chunk");
+                             std::to_string(kPoolBuffers + (out_bytes ? 1 : 0)) + " buffers of " +
+                             std::to_string(raw_bytes >> 20) +
+                             " MiB; use fewer frames per chunk (or shard)");
   }
   begun_ = true;
   if (auto e = write_metadata(false); !e.empty()) throw std::runtime_error(e);
@@ -327,7 +293,7 @@ void ZarrWriter::run_worker() {
       try {
         err = write_chunk(job);
       } catch (const std::exception& e) {
-        err = "cannot write " + array_dir_ + "/" + chunk_key(job.chunk) + ": " + e.what();
+        err = e.what();
       }
     }
     {
@@ -347,27 +313,25 @@ void ZarrWriter::run_worker() {
 }
 
 std::string ZarrWriter::write_chunk(const Job& job) {
-  const std::byte* data = pool_[size_t(job.buffer)].get();
-  size_t size = chunk_bytes_;
-  if (cname_) {
-    const int n =
-        blosc_compress_ctx(info_.clevel, BLOSC_SHUFFLE, info_.bytes_per_sample, chunk_bytes_, data,
-                           out_.get(), out_bytes_, cname_, 0, blosc_threads_);
-    if (n <= 0)
-      return "cannot write " + array_dir_ + "/" + chunk_key(job.chunk) +
-             ": Blosc compression failed (" + std::to_string(n) + ")";
-    data = out_.get();
-    size = size_t(n);
+  const std::span<const std::byte> bytes =
+      layout_->encode(job.chunk, pool_[size_t(job.buffer)].get(), job.frames, out_.get());
+  const fs::path path = fs::path(path_) / layout_->file_path(job.chunk);
+  const std::string tmp = (path.parent_path() / ("." + path.filename().string() + ".tmp")).string();
+  int e = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    e = direct_ ? write_chunk_direct(tmp, path.string(), bytes.data(), bytes.size()) : -1;
+    if (e < 0) {  // e.g. a filesystem without O_DIRECT: the page cache it is
+      direct_ = false;
+      const std::string_view piece(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      e = replace_file(path.string(), tmp, std::span(&piece, 1), false);
+    }
+    if (e != ENOENT || attempt > 0) break;
+    // Zarr v3 nests its files (c/<t>/0/0): the directory of a new t comes with its first file.
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) return "cannot create " + path.parent_path().string() + ": " + ec.message();
   }
-  const std::string key = chunk_key(job.chunk);
-  if (direct_) {
-    const int e =
-        write_chunk_direct(array_dir_ + "/." + key + ".tmp", array_dir_ + "/" + key, data, size);
-    if (e == 0) return {};
-    if (e > 0) return "cannot write " + array_dir_ + "/" + key + ": " + errno_text(e);
-    direct_ = false;  // e.g. a filesystem without O_DIRECT: the page cache it is
-  }
-  return replace_in(array_dir_, key, std::string_view(reinterpret_cast<const char*>(data), size));
+  return e == 0 ? std::string() : cannot_write(path.string(), e);
 }
 
 void ZarrWriter::checkpoint() {
@@ -441,13 +405,7 @@ std::string ZarrWriter::write_metadata(bool final) {
   if (meta_written_ && t == last_meta_t_ && table_.missed_listed() == last_meta_missed_ &&
       final == last_meta_final_)
     return {};
-  zarr::TextPieces zattrs;
-  zarr::zattrs_v2(info_, table_, final, zattrs);
-  std::string e = replace_in(path_, ".zattrs", zattrs.pieces());
-  if (!e.empty()) return e;
-  // .zarray after .zattrs: shape[0] never exceeds the frames .zattrs describes.
-  e = replace_in(array_dir_, ".zarray", zarr::zarray_v2(info_, t));
-  if (!e.empty()) return e;
+  if (std::string e = layout_->write_metadata(table_, t, final); !e.empty()) return e;
   meta_written_ = true;
   last_meta_t_ = t;
   last_meta_missed_ = table_.missed_listed();
@@ -457,8 +415,13 @@ std::string ZarrWriter::write_metadata(bool final) {
 
 }  // namespace
 
+std::unique_ptr<Writer> make_zarr_writer(const std::string& path,
+                                         std::unique_ptr<zarr::Layout> layout) {
+  return std::make_unique<ZarrWriter>(path, std::move(layout));
+}
+
 std::unique_ptr<Writer> make_zarr_writer(const std::string& path) {
-  return std::make_unique<ZarrWriter>(path);
+  return make_zarr_writer(path, zarr::make_v2_layout());
 }
 
 }  // namespace framebroker::fbsave
