@@ -301,4 +301,90 @@ std::string chunk_key_v2(const DatasetInfo& info, uint64_t chunk) {
   return std::to_string(chunk) + (info.samples == 1 ? ".0.0" : ".0.0.0");
 }
 
+namespace {
+
+const char* data_type_v3(const DatasetInfo& info) {
+  if (info.floating) return "float32";
+  return info.bytes_per_sample == 1 ? "uint8" : info.bytes_per_sample == 2 ? "uint16" : "uint32";
+}
+
+// The codecs of one chunk: bytes, then the compressor.
+json chunk_codecs_v3(const DatasetInfo& info) {
+  json codecs = json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
+  switch (info.compression) {
+    case Compression::Lz4:
+      codecs.push_back({{"name", "blosc"},
+                        {"configuration",
+                         {{"cname", "lz4"},
+                          {"clevel", info.clevel},
+                          {"shuffle", "shuffle"},
+                          {"typesize", info.bytes_per_sample},
+                          {"blocksize", 0}}}});
+      break;
+    case Compression::Zstd:
+      codecs.push_back(
+          {{"name", "zstd"}, {"configuration", {{"level", info.clevel}, {"checksum", false}}}});
+      break;
+    case Compression::None:
+      break;
+  }
+  return codecs;
+}
+
+}  // namespace
+
+std::string array_json_v3(const DatasetInfo& info, uint64_t frames,
+                          const std::vector<uint64_t>& grid, const std::vector<uint64_t>& inner) {
+  json codecs = chunk_codecs_v3(info);
+  if (!inner.empty())
+    codecs = json::array(
+        {{{"name", "sharding_indexed"},
+          {"configuration",
+           {{"chunk_shape", inner},
+            {"codecs", codecs},
+            {"index_codecs",
+             json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                          {{"name", "crc32c"}}})},
+            {"index_location", "end"}}}}});
+  json names = json::array({"t"});
+  if (info.sequence)
+    names.insert(names.end(), {"c", "z"});
+  else if (info.samples != 1)
+    names.push_back("c");
+  names.insert(names.end(), {"y", "x"});
+  const json j = {
+      {"zarr_format", 3},
+      {"node_type", "array"},
+      {"shape", array_shape(info, frames)},
+      {"data_type", data_type_v3(info)},
+      {"chunk_grid", {{"name", "regular"}, {"configuration", {{"chunk_shape", grid}}}}},
+      {"chunk_key_encoding", {{"name", "default"}, {"configuration", {{"separator", "/"}}}}},
+      {"fill_value", 0},
+      {"codecs", codecs},
+      {"dimension_names", names},
+  };
+  return dump(j) + "\n";
+}
+
+void group_json_v3(const DatasetInfo& info, const FrameTable& table, bool complete,
+                   TextPieces& out) {
+  json ome = {{"version", "0.5"}, {"multiscales", multiscales(info, "")}};
+  if (info.sequence) {
+    ome["omero"] = omero(info);
+    ome["omero"].erase("version");  // NGFF 0.5 states it once, in "ome"
+  }
+  out.own(R"({"zarr_format":3,"node_type":"group","attributes":{"ome":)" + dump(ome) +
+          R"(,"framebroker":)");
+  table.append_attribute(info, complete, out);
+  out.borrow("}}\n");
+}
+
+std::string chunk_key_v3(const DatasetInfo& info, uint64_t file) {
+  if (const auto& s = info.sequence) {
+    const auto [t, c, z] = s->tcz_of_plane(file);
+    return "c/" + std::to_string(t) + "/" + std::to_string(c) + "/" + std::to_string(z) + "/0/0";
+  }
+  return "c/" + std::to_string(file) + (info.samples == 1 ? "/0/0" : "/0/0/0");
+}
+
 }  // namespace framebroker::fbsave::zarr

@@ -3,7 +3,7 @@
 // knows nothing of files or threads: the writer decides when each text is written and where.
 //
 // The array holds the frames on axis 0, then the channels of an RGB frame (planar), then y and x.
-// Everything but the *_v2 functions is the same for Zarr v2 and v3.
+// Everything but the *_v2 and *_v3 functions is the same for Zarr v2 and v3.
 #pragma once
 
 #include <cstdint>
@@ -114,5 +114,19 @@ void zattrs_v2(const DatasetInfo& info, const FrameTable& table, bool complete, 
 // A chunk's key in the array's directory: "<t>.0.0" or "<t>.0.0.0"; in a sequence, `chunk` is
 // the plane in (t, c, z) order and the key "<t>.<c>.<z>.0.0".
 std::string chunk_key_v2(const DatasetInfo& info, uint64_t chunk);
+
+// Zarr v3 (NGFF 0.5). A "file" is a chunk of K frames, or with sharding a shard (see
+// zarr_v3_layout.cpp): `grid` is its shape, (t, [c,] y, x) or (t, c, z, y, x); `inner`, when not
+// empty, the shape of the inner chunks of the sharding_indexed codec.
+// The array's zarr.json with `frames` frames.
+std::string array_json_v3(const DatasetInfo& info, uint64_t frames,
+                          const std::vector<uint64_t>& grid, const std::vector<uint64_t>& inner);
+// The group's zarr.json: attributes "ome" (version 0.5, "multiscales", "omero" of a sequence)
+// and "framebroker" (as in v2).
+void group_json_v3(const DatasetInfo& info, const FrameTable& table, bool complete,
+                   TextPieces& out);
+// A file's key in the array's directory (chunk_key_encoding "default", separator "/"):
+// "c/<i>/0/0[/0]"; in a sequence, `file` is the plane in (t, c, z) order: "c/<t>/<c>/<z>/0/0".
+std::string chunk_key_v3(const DatasetInfo& info, uint64_t file);
 
 }  // namespace framebroker::fbsave::zarr
