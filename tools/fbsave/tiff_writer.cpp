@@ -17,6 +17,12 @@
 // Pages are written with TIFFWriteRawStrip (one uncompressed strip per page),
 // straight from the caller's pixel span when the rows are packed.
 //
+// When a page is whole 4096-byte blocks, its strip goes around the page cache like raw's frames
+// (O_DIRECT through a second fd; this kind of VM serves the page cache slowly on cold memory):
+// the end of the file, where libtiff puts each new strip, is reported rounded up to a block, so
+// every strip starts on one (a page costs at most one block more: its IFD's). The IFDs and the
+// OME-XML stay on the cached fd; no block is written through both.
+//
 // After a failed write the file is cut back to the last complete page: the
 // last good IFD's next-IFD link is reset to 0 and the file truncated, which
 // also gives back the space the partial page took, for the metadata.
@@ -120,7 +126,8 @@ class TiffWriter final : public IndexedWriter {
       TIFFClose(tif_);
       tif_ = nullptr;
     }
-    if (fd_ >= 0) ::close(fd_);
+    for (int fd : {fd_, fd_direct_})
+      if (fd >= 0) ::close(fd);
   }
 
   void begin(const DatasetInfo& info) override {
@@ -128,11 +135,13 @@ class TiffWriter final : public IndexedWriter {
       throw std::runtime_error("cannot write " + path_ + ": unsupported sample size " +
                                std::to_string(info.bytes_per_sample));
     take_info(info);
-    if (info_.stride != row_bytes_) pack_buf_.resize(frame_bytes_);  // once, reused per frame
-    if (info_.sequence) zero_page_.assign(frame_bytes_, std::byte{0});
+    // Once, reused per frame; aligned, so that they too can be written with O_DIRECT.
+    if (info_.stride != row_bytes_) pack_buf_ = aligned_bytes(frame_bytes_);
+    if (info_.sequence) zero_page_ = aligned_bytes(frame_bytes_);
 
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error(cannot_write(path_, errno));
+    open_direct();
     began_ = true;
     if (const int e = index_.open(index_path_)) fail(cannot_write(index_path_, e));
 
@@ -180,11 +189,11 @@ class TiffWriter final : public IndexedWriter {
     if (frame) append_index_line(*frame, page);
     try {
       set_page_tags(page);
-      const void* src = zero_page_.data();
+      const void* src = zero_page_.get();
       if (frame) src = frame->pixels.data();
       if (frame && info_.stride != row_bytes_) {
-        pack_rows(info_, row_bytes_, frame->pixels.data(), pack_buf_.data());
-        src = pack_buf_.data();
+        pack_rows(info_, row_bytes_, frame->pixels.data(), pack_buf_.get());
+        src = pack_buf_.get();
       }
       // Uncompressed: the raw strip is the pixels; libtiff writes it without a copy.
       if (TIFFWriteRawStrip(tif_, 0, const_cast<void*>(src), tmsize_t(frame_bytes_)) !=
@@ -256,6 +265,37 @@ class TiffWriter final : public IndexedWriter {
       if (::close(fd_) != 0) note(cannot_write(path_, errno));
       fd_ = -1;
     }
+    if (fd_direct_ >= 0) {
+      ::close(fd_direct_);  // its writes were synced through fd_ (one file)
+      fd_direct_ = -1;
+    }
+  }
+
+  void open_direct() {
+    if (frame_bytes_ % kDirectAlign != 0) {
+      direct_note_ =
+          "the page size (" + std::to_string(frame_bytes_) + " bytes) is not a multiple of 4096";
+      return;
+    }
+    fd_direct_ = ::open(path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    direct_note_ =
+        fd_direct_ >= 0 ? "pages written with O_DIRECT" : "the filesystem refuses O_DIRECT";
+  }
+
+  // A strip on whole blocks goes through the O_DIRECT fd: 0, the errno, or -1 (not this one).
+  int write_direct(const void* buf, size_t n, uint64_t off) {
+    if (fd_direct_ < 0 || off % kDirectAlign != 0 || n % kDirectAlign != 0 ||
+        reinterpret_cast<uintptr_t>(buf) % kDirectAlign != 0)
+      return -1;
+    const int e = pwrite_all(fd_direct_, buf, n, off);
+    if (e == 0) ++direct_strips_;
+    if (e != EINVAL) return e;
+    // Took O_DIRECT at open but not this write: the page cache from here on.
+    ::close(fd_direct_);
+    fd_direct_ = -1;
+    direct_note_ = "the filesystem refused an O_DIRECT write (EINVAL); page cache since page " +
+                   std::to_string(pages_.load());
+    return -1;
   }
 
   // ---- libtiff client procs (thandle_t is `this`) ----
@@ -275,7 +315,9 @@ class TiffWriter final : public IndexedWriter {
   static tmsize_t write_proc(thandle_t h, void* buf, tmsize_t n) {
     TiffWriter* w = self(h);
     if (w->poisoned_) return -1;
-    if (const int e = pwrite_all(w->fd_, buf, size_t(n), w->pos_)) {
+    int e = w->write_direct(buf, size_t(n), w->pos_);
+    if (e < 0) e = pwrite_all(w->fd_, buf, size_t(n), w->pos_);
+    if (e) {
       w->io_errno_ = e;
       // What did get written still counts towards the size (truncated later).
       struct stat st {};
@@ -296,8 +338,8 @@ class TiffWriter final : public IndexedWriter {
       case SEEK_CUR:
         w->pos_ += off;
         break;
-      case SEEK_END:
-        w->pos_ = w->size_ + off;
+      case SEEK_END:  // where libtiff puts a new strip or IFD: on a block for O_DIRECT
+        w->pos_ = (w->fd_direct_ >= 0 ? round_up_direct(w->size_) : w->size_) + off;
         break;
       default:
         return toff_t(-1);
@@ -482,6 +524,9 @@ class TiffWriter final : public IndexedWriter {
       h["unplaced"] = unplaced_;  // frames whose plane was already written: [{seq, index}]
     }
     h["tiff"] = std::filesystem::path(path_).filename().string();
+    h["o_direct"] = direct_note_ == "pages written with O_DIRECT";
+    h["o_direct_note"] = direct_note_;
+    h["o_direct_pages"] = direct_strips_;  // of pages_ (zero pages included)
     h["frames_index"] = std::filesystem::path(index_path_).filename().string();
   }
 
@@ -514,16 +559,19 @@ class TiffWriter final : public IndexedWriter {
     fail(message);
   }
 
-  std::vector<std::byte> pack_buf_;
+  AlignedBytes pack_buf_;
   // Read by totals() from other threads (the saver's progress line).
   std::atomic<uint64_t> pages_{0};       // complete pages in the file
   std::atomic<uint64_t> zero_pages_{0};  // of which planes of a sequence no frame came for
   uint64_t first_realtime_ns_ = 0;
   bool has_first_time_ = false;
-  std::vector<std::byte> zero_page_;  // in a sequence: one zeroed page, reused
+  AlignedBytes zero_page_;  // in a sequence: one zeroed page, reused
   nlohmann::json unplaced_ = nlohmann::json::array();
 
   int fd_ = -1;
+  int fd_direct_ = -1;  // the same file, O_DIRECT: for strips on whole blocks
+  std::string direct_note_;
+  uint64_t direct_strips_ = 0;  // strips that went through fd_direct_
   TIFF* tif_ = nullptr;
   uint64_t pos_ = 0, size_ = 0, good_size_ = 0;
   uint64_t link_pos_ = 8;  // the last complete page's next-IFD link (before any: the header's)
