@@ -11,8 +11,13 @@
 // every later write: what is on disk stays a prefix. It is thrown once to the caller by acquire()
 // or check(), or returned by finish(). finish() drains and joins (idempotent).
 //
-// All buffers are allocated and pre-faulted when the pipeline is made; nothing is allocated per
-// buffer submitted. Memory: buffers x (raw_bytes + out_bytes), both rounded up to 4096.
+// All buffers are allocated when the pipeline is made, in one region of transparent huge pages,
+// and pre-faulted: the first buffer before the constructor returns, the others by a short-lived
+// thread, each becoming free as soon as it is touched. On a VM that hands memory back to its host
+// the first touch costs 2-7 ms per MiB (4 KiB pages at the high end), so pre-faulting 3 x 128 MiB
+// before the first frame could be written took 5 s; now the frame path waits for one buffer.
+// Nothing is allocated per buffer submitted. Memory: buffers x (raw_bytes + out_bytes), each
+// rounded up to 4096, plus at most 2 MiB of huge-page alignment.
 #pragma once
 
 #include <condition_variable>
@@ -47,7 +52,8 @@ class ChunkPipeline {
     uint32_t buffers = 0;   // 0: encoders + 2
   };
 
-  // Allocates and pre-faults every buffer, then starts the threads. Throws std::bad_alloc.
+  // Allocates every buffer, pre-faults the first, then starts the threads (the others are
+  // pre-faulted on one of them). Throws std::bad_alloc.
   ChunkPipeline(const Options& options, Encode encode, Write write);
   ~ChunkPipeline();  // finish(), its error ignored
   ChunkPipeline(const ChunkPipeline&) = delete;
@@ -62,7 +68,7 @@ class ChunkPipeline {
   // std::runtime_error with the first error (it then counts as reported).
   std::byte* acquire();
   // The held buffer, or null.
-  std::byte* held() const { return held_ < 0 ? nullptr : slots_[size_t(held_)].raw.get(); }
+  std::byte* held() const { return held_ < 0 ? nullptr : slots_[size_t(held_)].raw; }
   // Queues the held buffer for encoding and writing.
   void submit(uint64_t index, uint32_t frames);
   // Throws the first error, if there was one (it then counts as reported).
@@ -80,8 +86,13 @@ class ChunkPipeline {
   std::string finish();
 
  private:
+  struct Region {  // one anonymous mapping
+    std::byte* base = nullptr;
+    size_t bytes = 0;
+    ~Region();
+  };
   struct Slot {
-    AlignedBytes raw, out;
+    std::byte *raw = nullptr, *out = nullptr;
     uint64_t index = 0;
     uint32_t frames = 0;
     bool encoded = false;
@@ -89,6 +100,8 @@ class ChunkPipeline {
     std::string error;  // from encode
   };
 
+  void prefault(size_t slot);
+  void run_prefault();
   void run_encoder();
   void run_writer();
   // Under mu_.
@@ -96,6 +109,8 @@ class ChunkPipeline {
 
   const Encode encode_;
   const Write write_;
+  const size_t raw_bytes_, out_bytes_;
+  Region region_;
   std::vector<Slot> slots_;
   int held_ = -1;  // the caller's
 
@@ -108,7 +123,7 @@ class ChunkPipeline {
   bool stop_ = false, failed_ = false, reported_ = false, finished_ = false;
   std::string error_;
   std::vector<std::thread> encoders_;
-  std::thread writer_;
+  std::thread writer_, prefaulter_;
 };
 
 }  // namespace framebroker::fbsave

@@ -1,9 +1,11 @@
 // fbsave: records a stream to OME-Zarr, OME-TIFF or raw files, losing nothing
 // silently: every frame it could not write is named in the output's metadata.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "../../cameras/thread_priority.hpp"  // header-only
 #include "common/run_tool.hpp"
@@ -50,7 +52,9 @@ int main(int argc, char** argv) {
       "It subscribes in `every` mode and writes on its own thread; frames it could not get are\n"
       "listed in the output's metadata (never silently absent). Memory stays bounded: the\n"
       "frames waiting to be written stay in the broker's shared memory (at most the ring's\n"
-      "max_hold), and zarr adds 3 chunk buffers of K frames (3 x K x frame size).\n\n"
+      "max_hold), and zarr adds per stream threads + 2 file buffers (a chunk or a zarr3 shard),\n"
+      "each with a second for its compressed copy when compressing: (threads + 2) x file size\n"
+      "(x 2 compressed), e.g. 3 x 8 MiB for 16 frames of 512x512 Mono16 with --threads 1.\n\n"
       "Examples:\n"
       "  fbsave sim0 -o run1.ome.zarr --duration 60 --compress lz4\n"
       "  fbsave sim0 -o run1.ome.tif --frames 1000 --start\n"
@@ -87,6 +91,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--chunk-frames", o.chunk_frames, "zarr: K frames per chunk")
       ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  o.threads = std::max(2u, std::thread::hardware_concurrency()) - 1;  // one core for the rest
+  app.add_option("--threads", o.threads,
+                 "zarr: N threads compressing files in parallel (one more writes them in order); "
+                 "each adds a file buffer (see above); default: the CPUs minus one, at least 1")
+      ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_flag("--start", o.start,
                "start the camera (for N frames with --frames) and stop it at the end");

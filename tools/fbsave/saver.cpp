@@ -134,6 +134,7 @@ DatasetInfo dataset_info(const SaveOptions& o, const Frame& f,
   info.compression = o.compression;
   info.clevel = o.clevel;
   info.chunk_frames = o.chunk_frames;
+  info.threads = o.threads;
   if (sequence) {
     if (info.samples != 1)
       throw std::runtime_error("fbsave cannot save a sequence of " + info.pixel_type +

@@ -14,37 +14,36 @@
 // reads as the fill value. v3 (zarr_v3_layout.cpp) keeps the same shapes and attributes in
 // zarr.json files, with a file per shard of inner chunks.
 //
-// Threads: the caller's thread copies each frame into the current file buffer (a pool of
-// kPoolBuffers, allocated and pre-faulted in begin()) and returns; a full file goes to one worker
-// thread, which encodes it (Layout::encode) and writes it under a temporary name, then renames it.
-// When every buffer is busy, write() waits: that is the back-pressure.
+// Threads: the caller's thread copies each frame into the current file buffer and returns; a full
+// file goes to a ChunkPipeline (chunk_pipeline.hpp): DatasetInfo::threads encoder threads run
+// Layout::encode (compression) on several files at once, and one writer thread writes them in
+// order under a temporary name, then renames them. The buffers are allocated in begin()
+// (threads + 2 of them, each a raw and, when the layout needs one, an output buffer); when every
+// buffer is busy, write() waits: that is the back-pressure.
 //
 // Crash consistency: files appear only complete (temp name + rename). They are written in order
-// by one thread, so the frames on disk are always a prefix of those written: the shape counts
-// the frames in completed files only, and the attributes are renamed before the shape, so the
-// shape never exceeds what the attributes describe or what is on disk. Missed seqs are listed up
-// to the first frame not yet on disk, so every seq up to there is accounted for (written or
-// missed). There is no fsync: this survives a kill -9, not a power cut.
+// by one thread (the pipeline's writer), and after an error nothing more is written, so the frames
+// on disk are always a prefix of those written: the shape counts the frames in completed files
+// only, and the attributes are renamed before the shape, so the shape never exceeds what the
+// attributes describe or what is on disk. Missed seqs are listed up to the first frame not yet on
+// disk, so every seq up to there is accounted for (written or missed). There is no fsync: this
+// survives a kill -9, not a power cut.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <memory>
-#include <mutex>
+#include <new>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <thread>
 #include <utility>
-#include <vector>
 
+#include "fbsave/chunk_pipeline.hpp"
 #include "fbsave/file_io.hpp"
 #include "fbsave/frame_rows.hpp"
 #include "fbsave/writer.hpp"
@@ -55,8 +54,6 @@ namespace framebroker::fbsave {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr int kPoolBuffers = 3;
 
 // Writes a chunk around the page cache, which this kind of VM serves slowly on
 // cold memory: whole blocks with O_DIRECT to the temp name, cut to `size`,
@@ -104,23 +101,14 @@ class ZarrWriter final : public Writer {
   void checkpoint() override;
   void finish() override;
   Totals totals() const override {
-    const uint64_t w = durable_.load();
+    const uint64_t w = pipe_ ? pipe_->durable() : 0;
     return {w, table_.missed_total(), w * frame_bytes_};
   }
 
  private:
-  struct Job {
-    int buffer;
-    uint64_t chunk;
-    uint32_t frames;  // K, or fewer in the last chunk
-  };
-
-  void rethrow_if_failed();
   [[noreturn]] void fail_reported(std::string error);
-  void take_buffer();
-  void submit(uint64_t chunk);
-  void run_worker();
-  std::string write_chunk(const Job& job);
+  void submit(uint64_t file);
+  std::string write_file(uint64_t index, std::span<const std::byte> bytes);
   std::string write_metadata(bool final);
 
   std::string path_;
@@ -130,24 +118,12 @@ class ZarrWriter final : public Writer {
   size_t row_bytes_ = 0, frame_bytes_ = 0;
   uint32_t k_ = 1;  // frames per file
 
-  // Buffers, allocated in begin(). The caller's thread owns pool_[cur_]; the worker owns the
-  // buffers of queued jobs and out_.
-  std::vector<AlignedBytes> pool_;
-  AlignedBytes out_;    // null when the layout encodes in place
-  bool direct_ = true;  // files go around the page cache until the filesystem refuses
-  int cur_ = -1;
-  uint32_t in_chunk_ = 0;  // frames in pool_[cur_]
+  // Made in begin(), kept until the writer goes (totals() reads its durable count).
+  std::unique_ptr<ChunkPipeline> pipe_;
+  std::byte* cur_ = nullptr;  // the raw buffer being filled (the caller's thread's)
+  uint32_t in_chunk_ = 0;     // frames in cur_
   uint64_t next_chunk_ = 0;
-
-  // Shared with the worker, under mu_.
-  std::mutex mu_;
-  std::condition_variable job_cv_, free_cv_;
-  std::deque<Job> jobs_;
-  std::vector<int> free_;
-  bool stop_ = false, failed_ = false, reported_ = false;
-  std::string error_;
-  std::thread worker_;
-  std::atomic<uint64_t> durable_{0};  // frames in completed chunks (a prefix of those written)
+  bool direct_ = true;  // the pipeline's writer thread's: O_DIRECT until the filesystem refuses
 
   // Metadata, on the caller's thread only (totals() reads its missed count, an atomic).
   zarr::FrameTable table_;
@@ -178,68 +154,50 @@ void ZarrWriter::begin(const DatasetInfo& info) {
   layout_->create();
   k_ = layout_->frames_per_file();
 
+  if (auto e = write_metadata(false); !e.empty()) throw std::runtime_error(e);
+
   // The buffers, touched once so that no page fault is left for the frame path.
-  const size_t raw_bytes = layout_->raw_bytes(), out_bytes = layout_->out_bytes();
+  const ChunkPipeline::Options po{layout_->raw_bytes(), layout_->out_bytes(),
+                                  std::max(1u, info.threads), 0};
   try {
-    for (int i = 0; i < kPoolBuffers; ++i) {
-      pool_.push_back(aligned_bytes(raw_bytes));
-      free_.push_back(kPoolBuffers - 1 - i);
-    }
-    if (out_bytes) out_ = aligned_bytes(out_bytes);
+    pipe_ = std::make_unique<ChunkPipeline>(
+        po,
+        [this](uint64_t index, std::byte* raw, uint32_t frames, std::byte* out) {
+          return layout_->encode(index, raw, frames, out);
+        },
+        [this](uint64_t index, std::span<const std::byte> bytes) {
+          return write_file(index, bytes);
+        });
   } catch (const std::bad_alloc&) {
-    pool_.clear();
     throw std::runtime_error("cannot write " + path_ + ": no memory for " +
-                             std::to_string(kPoolBuffers + (out_bytes ? 1 : 0)) + " buffers of " +
-                             std::to_string(raw_bytes >> 20) +
-                             " MiB; use fewer frames per chunk (or shard)");
+                             std::to_string(ChunkPipeline::memory_bytes(po) >> 20) +
+                             " MiB of buffers (" + std::to_string(po.encoders + 2) + " files of " +
+                             std::to_string(po.raw_bytes >> 20) + " MiB" +
+                             (po.out_bytes ? " and their compressed copies" : "") +
+                             "); use fewer frames per chunk (or shard) or fewer --threads");
   }
   begun_ = true;
-  if (auto e = write_metadata(false); !e.empty()) throw std::runtime_error(e);
-  worker_ = std::thread([this] { run_worker(); });
 }
 
-void ZarrWriter::rethrow_if_failed() {
-  std::lock_guard lk(mu_);
-  if (failed_) {
-    reported_ = true;
-    throw std::runtime_error(error_);
-  }
-}
-
-void ZarrWriter::take_buffer() {
-  std::unique_lock lk(mu_);
-  free_cv_.wait(lk, [&] { return !free_.empty() || failed_; });
-  if (failed_) {
-    reported_ = true;
-    throw std::runtime_error(error_);
-  }
-  cur_ = free_.back();
-  free_.pop_back();
-}
-
-void ZarrWriter::submit(uint64_t chunk) {
-  {
-    std::lock_guard lk(mu_);
-    jobs_.push_back({cur_, chunk, in_chunk_});
-  }
-  job_cv_.notify_one();
-  cur_ = -1;
+void ZarrWriter::submit(uint64_t file) {
+  pipe_->submit(file, in_chunk_);
+  cur_ = nullptr;
   in_chunk_ = 0;
 }
 
 void ZarrWriter::write(const FrameRecord& f) {
   if (!begun_ || finished_)
     throw std::runtime_error("zarr writer for " + path_ + ": write() outside begin()..finish()");
-  rethrow_if_failed();
+  pipe_->check();
   check_frame_bytes(info_, row_bytes_, f, path_);
   if (info_.sequence && !info_.sequence->holds(f.t, f.c, f.z))
     throw std::runtime_error("cannot write " + path_ + ": frame seq " + std::to_string(f.seq) +
                              " has the index t=" + std::to_string(f.t) +
                              ",c=" + std::to_string(f.c) + ",z=" + std::to_string(f.z) +
                              ", outside the sequence's " + info_.sequence->axes);
-  if (cur_ < 0) take_buffer();
+  if (!cur_) cur_ = pipe_->acquire();
 
-  std::byte* dst = pool_[size_t(cur_)].get() + size_t(in_chunk_) * frame_bytes_;
+  std::byte* dst = cur_ + size_t(in_chunk_) * frame_bytes_;
   const std::byte* src = f.pixels.data();
   if (info_.samples == 1) {
     pack_rows(info_, row_bytes_, src, dst);
@@ -276,46 +234,8 @@ void ZarrWriter::discontinuity(const Discontinuity& d) {
   table_.discontinuity(d);
 }
 
-void ZarrWriter::run_worker() {
-  for (;;) {
-    Job job;
-    bool skip;
-    {
-      std::unique_lock lk(mu_);
-      job_cv_.wait(lk, [&] { return !jobs_.empty() || stop_; });
-      if (jobs_.empty()) return;
-      job = jobs_.front();
-      jobs_.pop_front();
-      skip = failed_;  // after an error, write nothing more: the chunks on disk stay a prefix
-    }
-    std::string err;
-    if (!skip) {
-      try {
-        err = write_chunk(job);
-      } catch (const std::exception& e) {
-        err = e.what();
-      }
-    }
-    {
-      std::lock_guard lk(mu_);
-      if (!skip) {
-        if (err.empty()) {
-          durable_ += job.frames;  // jobs complete in order
-        } else if (!failed_) {
-          failed_ = true;
-          error_ = std::move(err);
-        }
-      }
-      free_.push_back(job.buffer);
-    }
-    free_cv_.notify_all();
-  }
-}
-
-std::string ZarrWriter::write_chunk(const Job& job) {
-  const std::span<const std::byte> bytes =
-      layout_->encode(job.chunk, pool_[size_t(job.buffer)].get(), job.frames, out_.get());
-  const fs::path path = fs::path(path_) / layout_->file_path(job.chunk);
+std::string ZarrWriter::write_file(uint64_t index, std::span<const std::byte> bytes) {
+  const fs::path path = fs::path(path_) / layout_->file_path(index);
   const std::string tmp = (path.parent_path() / ("." + path.filename().string() + ".tmp")).string();
   int e = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -336,71 +256,38 @@ std::string ZarrWriter::write_chunk(const Job& job) {
 
 void ZarrWriter::checkpoint() {
   if (!begun_ || finished_) return;
-  rethrow_if_failed();
+  pipe_->check();
   if (auto e = write_metadata(false); !e.empty()) fail_reported(std::move(e));
 }
 
 // An error the caller is about to get: the worker writes nothing more, and finish() does not
 // throw a second error of the same cause (e.g. the chunk the full disk refused next).
 void ZarrWriter::fail_reported(std::string error) {
-  {
-    std::lock_guard lk(mu_);
-    if (!failed_) {
-      failed_ = true;
-      error_ = error;
-    }
-    reported_ = true;
-  }
-  free_cv_.notify_all();
+  pipe_->fail(error);
   throw std::runtime_error(error);
 }
 
 void ZarrWriter::finish() {
   if (!begun_ || finished_) return;
   finished_ = true;
-  bool failed;
-  {
-    std::lock_guard lk(mu_);
-    failed = failed_;
+  if (cur_ && in_chunk_ > 0 && !pipe_->failed()) {
+    // The last, partial file: padded with the fill value, the shape tells the truth.
+    std::memset(cur_ + size_t(in_chunk_) * frame_bytes_, 0, size_t(k_ - in_chunk_) * frame_bytes_);
+    submit(next_chunk_++);
   }
-  if (cur_ >= 0 && in_chunk_ > 0 && !failed) {
-    // The last, partial chunk: padded with the fill value, shape[0] tells the truth.
-    std::memset(pool_[size_t(cur_)].get() + size_t(in_chunk_) * frame_bytes_, 0,
-                size_t(k_ - in_chunk_) * frame_bytes_);
-    {
-      std::lock_guard lk(mu_);
-      jobs_.push_back({cur_, next_chunk_++, in_chunk_});
-    }
-    cur_ = -1;
-    in_chunk_ = 0;
-  }
-  {
-    std::lock_guard lk(mu_);
-    stop_ = true;
-  }
-  job_cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
-  pool_.clear();
-  out_.reset();
-
-  std::string error;
-  bool reported;
-  {
-    std::lock_guard lk(mu_);
-    failed = failed_;
-    error = error_;
-    reported = reported_;
-    reported_ = true;
-  }
+  const std::string error = pipe_->finish();  // the first error, unless the caller had it
+  const bool failed = pipe_->failed();
   // Metadata for what is on disk. After a failure the last checkpoint's metadata stays if this
-  // cannot be written either; it is consistent with the chunks on disk.
+  // cannot be written either; it is consistent with the files on disk.
   const std::string meta_error = write_metadata(!failed);
-  if (failed && !reported) throw std::runtime_error(error);
+  if (!error.empty()) throw std::runtime_error(error);
   if (!failed && !meta_error.empty()) throw std::runtime_error(meta_error);
 }
 
 std::string ZarrWriter::write_metadata(bool final) {
-  const uint64_t t = durable_.load();  // chunks are done; the worker may add more, not fewer
+  // Before begin() is done: nothing written yet. Files are done; the writer may add more, not
+  // fewer.
+  const uint64_t t = pipe_ ? pipe_->durable() : 0;
   table_.advance(t);
   if (meta_written_ && t == last_meta_t_ && table_.missed_listed() == last_meta_missed_ &&
       final == last_meta_final_)
