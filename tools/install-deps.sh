@@ -36,6 +36,9 @@ packages=(
   pybind11-dev python3-dev python3-pytest
   # tools/fuzz.sh: libFuzzer targets are built with clang (its runtime: libclang-rt-14-dev)
   clang libclang-rt-14-dev
+  # fbsave's Zarr v3 zstd codec; its v3 datasets are read back in the tests by zarrita under node
+  # (npm packages pinned in tests/package-lock.json, installed below)
+  libzstd-dev nodejs
 )
 
 missing=()
@@ -45,14 +48,26 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# Debian's nodejs comes without npm (a package of its own); NodeSource's nodejs brings it.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -q
-"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The tests' npm packages (zarrita), exactly as locked, into tests/node_modules (git-ignored);
+# skipped when npm's own record of the installed tree is newer than the lockfile.
+tests_dir="$(cd "$(dirname "$0")/../tests" && pwd)"
+if [ "$tests_dir/node_modules/.package-lock.json" -nt "$tests_dir/package-lock.json" ]; then
+  echo "install-deps: tests/node_modules is current"
+else
+  echo "install-deps: npm ci --prefix tests"
+  npm ci --prefix "$tests_dir" --no-audit --no-fund
+fi

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "../../cameras/thread_priority.hpp"  // header-only
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
       "  fbsave sim0 -o run1.ome.zarr --duration 60 --compress lz4\n"
       "  fbsave sim0 -o run1.ome.tif --frames 1000 --start\n"
       "  fbsave sim0 -o run2.ome.zarr --realtime-priority 10   # keeps up beside busy CPUs\n"
+      "  fbsave sim0 -o run3.ome.zarr --format zarr3 --frames 1000 --compress lz4   # NGFF 0.5\n"
       "  fbsave sim0 -o run1/ --format raw\n"
       "  fbsave sim0 -o stack.ome.zarr          # then: fbctl start sim0 --axes t=3,c=2,z=20\n"
       "  fbsave sim0 -o runs.zarr --sequences all\n"
@@ -77,21 +79,40 @@ int main(int argc, char** argv) {
                  "output: .zarr/.ome.zarr (OME-Zarr), .tif/.tiff/.ome.tif (OME-TIFF), else a raw "
                  "directory")
       ->required();
-  app.add_option("--format", format, "zarr, tiff or raw (default: from the extension)")
-      ->check(CLI::IsMember({"zarr", "tiff", "raw"}));
+  app.add_option("--format", format,
+                 "zarr (Zarr v2, OME-NGFF 0.4), zarr3 (Zarr v3, OME-NGFF 0.5), tiff or raw "
+                 "(default: from the extension)")
+      ->check(CLI::IsMember({"zarr", "zarr3", "tiff", "raw"}));
+  int zarr_version = 2;
+  app.add_option("--zarr-version", zarr_version,
+                 "the Zarr of .zarr/.ome.zarr paths and --format zarr: 2 (OME-NGFF 0.4) or 3 "
+                 "(OME-NGFF 0.5, as --format zarr3). 2 by default: Debian's python3-zarr (2.13) "
+                 "reads only v2; v3 needs zarr-python 3, zarrita or another v3 reader")
+      ->check(CLI::IsMember({2, 3}))
+      ->capture_default_str();
   auto* frames = app.add_option("--frames", o.frames, "save N frames (seqs), then stop");
   app.add_option("--duration", o.duration_s, "save for S seconds")
       ->check(CLI::PositiveNumber)
       ->excludes(frames);
-  app.add_option("--compress", compress, "zarr: none, lz4 or zstd (Blosc with shuffle)")
+  app.add_option("--compress", compress,
+                 "zarr: none, lz4 or zstd (Blosc with shuffle; zarr3's zstd: the zstd codec)")
       ->check(CLI::IsMember({"none", "lz4", "zstd"}))
       ->capture_default_str();
   app.add_option("--clevel", o.clevel, "zarr: compression level 1-9")
       ->check(CLI::Range(1, 9))
       ->capture_default_str();
-  app.add_option("--chunk-frames", o.chunk_frames, "zarr: K frames per chunk")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  std::optional<uint32_t> chunk_frames, shard_frames;
+  app.add_option("--chunk-frames", chunk_frames,
+                 "zarr: K frames per chunk (zarr3: per inner chunk of a shard); default 16, "
+                 "zarr3 1")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--shard-frames", shard_frames,
+                 "zarr3: N frames per shard, one file each (a multiple of --chunk-frames); 0: "
+                 "unsharded, a file per chunk; default: the most whole chunks in 64 MiB")
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--tile", o.tile,
+                 "zarr3: inner chunks of N x N pixels of one frame (edges padded), in shards")
+      ->check(CLI::Range(0, 1 << 16));
   o.threads = std::max(2u, std::thread::hardware_concurrency()) - 1;  // one core for the rest
   app.add_option("--threads", o.threads,
                  "zarr: N threads compressing files in parallel (one more writes them in order); "
@@ -140,7 +161,20 @@ int main(int argc, char** argv) {
   while (o.path.size() > 1 && o.path.back() == '/') o.path.pop_back();
   o.all_sequences = sequences == "all";
   if (!format.empty())
-    o.format = format == "zarr" ? Format::Zarr : format == "tiff" ? Format::Tiff : Format::Raw;
+    o.format = format == "zarr"    ? Format::Zarr
+               : format == "zarr3" ? Format::Zarr3
+               : format == "tiff"  ? Format::Tiff
+                                   : Format::Raw;
+  if (zarr_version == 3 && o.format.value_or(format_for_path(o.path)) == Format::Zarr)
+    o.format = Format::Zarr3;
+  const bool zarr3 = o.format.value_or(format_for_path(o.path)) == Format::Zarr3;
+  if (!zarr3 && (shard_frames || o.tile > 0)) {
+    std::cerr << "fbsave: --shard-frames and --tile are Zarr v3's: add --format zarr3 (or "
+                 "--zarr-version 3 for a .zarr path)\n";
+    return 2;
+  }
+  o.chunk_frames = chunk_frames.value_or(zarr3 ? 1 : 16);
+  o.shard_frames = shard_frames;
   o.compression = compress == "lz4"    ? Compression::Lz4
                   : compress == "zstd" ? Compression::Zstd
                                        : Compression::None;

@@ -135,6 +135,18 @@ DatasetInfo dataset_info(const SaveOptions& o, const Frame& f,
   info.clevel = o.clevel;
   info.chunk_frames = o.chunk_frames;
   info.threads = o.threads;
+  // zarr3 (the v2 layout ignores them): shards of ~kShardBytes unless told; a sequence's
+  // shard is one plane, sharded (into tiles) only when asked.
+  info.tile = o.tile;
+  if (o.shard_frames) {
+    info.shard_frames = *o.shard_frames;
+  } else if (!sequence) {
+    const uint64_t chunk = uint64_t(std::max<uint32_t>(1, o.chunk_frames)) * info.frame_bytes();
+    info.shard_frames = uint32_t(std::clamp<uint64_t>(kShardBytes / chunk, 1, 4096) *
+                                 std::max<uint32_t>(1, o.chunk_frames));
+  } else if (o.tile) {
+    info.shard_frames = 1;
+  }
   if (sequence) {
     if (info.samples != 1)
       throw std::runtime_error("fbsave cannot save a sequence of " + info.pixel_type +
@@ -148,6 +160,8 @@ std::unique_ptr<Writer> make_writer(Format f, const std::string& path) {
   switch (f) {
     case Format::Zarr:
       return make_zarr_writer(path);
+    case Format::Zarr3:
+      return make_zarr3_writer(path);
     case Format::Tiff:
       return make_tiff_writer(path);
     case Format::Raw:

@@ -22,6 +22,9 @@ Format format_for_path(const std::string& path);
 // run.seq-<id>.ome.tif beside run.ome.tif).
 std::string sequence_path(Format format, const std::string& root, uint64_t id);
 
+// zarr3's default shard: the most whole chunks in this many bytes (at least one chunk).
+constexpr uint64_t kShardBytes = 64ull << 20;
+
 struct SaveOptions {
   std::string stream;
   std::string path;
@@ -31,9 +34,10 @@ struct SaveOptions {
   Compression compression = Compression::None;
   int clevel = 5;
   uint32_t chunk_frames = 16;
-  uint32_t shard_frames = 0;  // zarr3 (see DatasetInfo)
-  uint32_t tile = 0;          // zarr3
-  uint32_t threads = 1;       // zarr: compressor threads
+  // zarr3: frames per shard (0: unsharded); unset: as many as fit in ~64 MiB (kShardBytes).
+  std::optional<uint32_t> shard_frames;
+  uint32_t tile = 0;     // zarr3
+  uint32_t threads = 1;  // zarr: compressor threads
   bool start = false;
   // false: the first sequence's frames only (or, if the first frame belongs to none, every frame);
   // true: each sequence into its own dataset under `path`, frames outside sequences skipped.
