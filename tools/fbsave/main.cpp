@@ -18,31 +18,64 @@ using namespace framebroker::fbsave;
 
 namespace {
 
+double mb_per_s(const SaveSummary& s) {
+  return s.elapsed_s > 0 ? double(s.bytes) / s.elapsed_s / 1e6 : 0;
+}
+
+nlohmann::json error_json(const SaveSummary& s) {
+  return s.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.error);
+}
+
+// One stream's summary object (the whole --json output when there is one stream).
+nlohmann::json stream_json(const SaveSummary& s) {
+  const double mbps = mb_per_s(s);
+  return nlohmann::json{{"path", s.path},
+                        {"format", s.format},
+                        {"stream", s.stream},
+                        {"frames_written", s.written},
+                        {"frames_missed", s.missed},
+                        {"bytes", s.bytes},
+                        {"mb_per_s", mbps},
+                        {"elapsed_s", s.elapsed_s},
+                        {"first_seq", s.first_seq ? nlohmann::json(*s.first_seq) : nullptr},
+                        {"last_seq", s.last_seq ? nlohmann::json(*s.last_seq) : nullptr},
+                        {"sequences", s.sequences},
+                        {"frames_outside_sequences", s.outside_sequences},
+                        {"broker_restarts", s.restarts},
+                        {"error", error_json(s)}};
+}
+
 void print_summary(const SaveSummary& s, bool json) {
-  const double mbps = s.elapsed_s > 0 ? double(s.bytes) / s.elapsed_s / 1e6 : 0;
   if (json) {
+    if (s.streams.empty()) {
+      std::cout << stream_json(s).dump() << "\n";
+      return;
+    }
+    nlohmann::json streams = nlohmann::json::array();
+    for (const auto& one : s.streams) streams.push_back(stream_json(one));
     std::cout << nlohmann::json{{"path", s.path},
                                 {"format", s.format},
-                                {"stream", s.stream},
+                                {"as_channels", s.as_channels},
+                                {"streams", streams},
                                 {"frames_written", s.written},
                                 {"frames_missed", s.missed},
                                 {"bytes", s.bytes},
-                                {"mb_per_s", mbps},
+                                {"mb_per_s", mb_per_s(s)},
                                 {"elapsed_s", s.elapsed_s},
-                                {"first_seq", s.first_seq ? nlohmann::json(*s.first_seq) : nullptr},
-                                {"last_seq", s.last_seq ? nlohmann::json(*s.last_seq) : nullptr},
-                                {"sequences", s.sequences},
-                                {"frames_outside_sequences", s.outside_sequences},
                                 {"broker_restarts", s.restarts},
-                                {"error", s.error.empty() ? nlohmann::json(nullptr)
-                                                          : nlohmann::json(s.error)}}
+                                {"error", error_json(s)}}
                      .dump()
               << "\n";
     return;
   }
-  std::fprintf(stderr, "%s (%s): %llu frames written, %llu missed, %.1f MB/s, %.1f s\n",
-               s.path.c_str(), s.format.c_str(), (unsigned long long)s.written,
-               (unsigned long long)s.missed, mbps, s.elapsed_s);
+  for (const auto& one : s.streams)
+    std::fprintf(stderr, "  %s -> %s: %llu frames written, %llu missed, %.1f MB/s\n",
+                 one.stream.c_str(), one.path.c_str(), (unsigned long long)one.written,
+                 (unsigned long long)one.missed, mb_per_s(one));
+  std::fprintf(stderr, "%s (%s%s): %llu frames written, %llu missed, %.1f MB/s, %.1f s\n",
+               s.path.c_str(), s.format.c_str(), s.as_channels ? ", channels" : "",
+               (unsigned long long)s.written, (unsigned long long)s.missed, mb_per_s(s),
+               s.elapsed_s);
 }
 
 }  // namespace
@@ -64,7 +97,9 @@ int main(int argc, char** argv) {
       "  fbsave sim0 -o run1/ --format raw\n"
       "  fbsave sim0 -o stack.ome.zarr          # then: fbctl start sim0 --axes t=3,c=2,z=20\n"
       "  fbsave sim0 -o runs.zarr --sequences all\n"
-      "  fbsave sim0 -o long.ome.zarr --reconnect   # survives a framebrokerd restart\n\n"
+      "  fbsave sim0 -o long.ome.zarr --reconnect   # survives a framebrokerd restart\n"
+      "  fbsave cam0 cam1 -o run.ome.zarr --frames 1000 --start   # PATH/cam0, PATH/cam1\n"
+      "  fbsave cam0 cam1 -o run.ome.zarr --frames 1000 --as-channels   # one image, c = 2\n\n"
       "A sequence (t, c, z) is saved with its dimensions: Zarr (t, c, z, y, x), OME-TIFF pages in\n"
       "acquisition order with SizeT/C/Z, raw with each frame's index; each frame goes where its\n"
       "index says, and the planes no frame came for are listed in the metadata. By default fbsave\n"
@@ -74,7 +109,11 @@ int main(int argc, char** argv) {
       "fbsave"};
   SaveOptions o;
   std::string format, compress = "none";
-  app.add_option("stream", o.stream, "stream to save")->required();
+  app.add_option("streams", o.streams,
+                 "stream(s) to save; several: one dataset each in the group PATH (PATH/<stream>; "
+                 "TIFF: NAME.<stream>.ome.tif), each with its own subscription, writer and "
+                 "accounting, all ending together")
+      ->required();
   app.add_option("-o,--output", o.path,
                  "output: .zarr/.ome.zarr (OME-Zarr), .tif/.tiff/.ome.tif (OME-TIFF), else a raw "
                  "directory")
@@ -90,7 +129,8 @@ int main(int argc, char** argv) {
                  "reads only v2; v3 needs zarr-python 3, zarrita or another v3 reader")
       ->check(CLI::IsMember({2, 3}))
       ->capture_default_str();
-  auto* frames = app.add_option("--frames", o.frames, "save N frames (seqs), then stop");
+  auto* frames =
+      app.add_option("--frames", o.frames, "save N frames (seqs) of each stream, then stop");
   app.add_option("--duration", o.duration_s, "save for S seconds")
       ->check(CLI::PositiveNumber)
       ->excludes(frames);
@@ -119,14 +159,18 @@ int main(int argc, char** argv) {
                  "each adds a file buffer (see above); default: the CPUs minus one, at least 1")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
-  app.add_flag("--start", o.start,
-               "start the camera (for N frames with --frames) and stop it at the end");
+  app.add_flag(
+      "--start", o.start,
+      "start the camera (each stream's; for N frames with --frames) and stop it at the end");
   std::string sequences = "first";
   app.add_option("--sequences", sequences,
                  "first: end with the first sequence; all: each sequence into PATH/seq-<id> "
                  "(TIFF: NAME.seq-<id>.ome.tif), frames outside sequences skipped")
       ->check(CLI::IsMember({"first", "all"}))
       ->capture_default_str();
+  app.add_flag("--as-channels", o.as_channels,
+               "several streams of one format (width, height, pixel type) as the channels of one "
+               "OME-Zarr image (t, c, 1, y, x): frame n of stream i at t=n, c=i; needs --frames");
   app.add_flag("--overwrite", o.overwrite, "replace an existing output");
   app.add_flag("--json", o.json, "print the summary as JSON on stdout");
   int realtime_priority = 0;

@@ -9,11 +9,14 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "fbsave/channels_writer.hpp"
 #include "fbsave/file_io.hpp"
 #include "fbsave/zarr_group.hpp"
 #include "framebroker/client.hpp"
@@ -102,11 +105,11 @@ std::shared_ptr<const Sequence> sequence_of(const Frame& f, const Subscription& 
   return nullptr;
 }
 
-DatasetInfo dataset_info(const SaveOptions& o, const Frame& f,
+DatasetInfo dataset_info(const SaveOptions& o, const std::string& stream, const Frame& f,
                          std::map<std::string, std::string> props, const Sequence* sequence) {
   DatasetInfo info;
-  info.stream = o.stream;
-  info.camera = o.stream;
+  info.stream = stream;
+  info.camera = stream;
   info.width = f.width();
   info.height = f.height();
   info.stride = f.stride();
@@ -170,22 +173,21 @@ std::unique_ptr<Writer> make_writer(Format f, const std::string& path) {
   return nullptr;
 }
 
-void prepare_output(const SaveOptions& o) {
-  const fs::path p(o.path);
+void prepare_output(const std::string& path, bool overwrite) {
+  const fs::path p(path);
   std::error_code ec;
   if (fs::exists(p, ec)) {
-    if (!o.overwrite)
-      throw std::runtime_error(o.path + " already exists; pass --overwrite to replace it");
+    if (!overwrite)
+      throw std::runtime_error(path + " already exists; pass --overwrite to replace it");
     fs::remove_all(p, ec);
-    if (ec) throw std::runtime_error("cannot remove " + o.path + ": " + ec.message());
+    if (ec) throw std::runtime_error("cannot remove " + path + ": " + ec.message());
   }
   const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
   if (!fs::is_directory(parent, ec))
-    throw std::runtime_error("cannot write " + o.path + ": " + parent.string() +
+    throw std::runtime_error("cannot write " + path + ": " + parent.string() +
                              " is not a directory");
   if (::access(parent.c_str(), W_OK) != 0)
-    throw std::runtime_error("cannot write " + o.path + ": " + parent.string() +
-                             " is not writable");
+    throw std::runtime_error("cannot write " + path + ": " + parent.string() + " is not writable");
 }
 
 // Writes what the reader hands over; remembers the first error.
@@ -196,6 +198,16 @@ class WriterThread {
   ~WriterThread() { join(); }
 
   FrameQueue& queue() { return queue_; }
+  void push(Frame f) {
+    ++held_;
+    queue_.push(std::move(f));
+  }
+  // When the frames pushed were all released (written), or nullopt while some are held: while
+  // the writer holds frames, the broker may keep the next ones back (max_hold).
+  std::optional<Clock::time_point> all_released_at() const {
+    if (held_.load() != 0) return std::nullopt;
+    return Clock::time_point(Clock::duration(released_at_.load()));
+  }
   void join() {
     queue_.close();
     if (thread_.joinable()) thread_.join();
@@ -221,7 +233,10 @@ class WriterThread {
           failed_ = true;
         }
       }
+      const size_t n = batch.size();
       batch.clear();  // releases the slots (also what is left after an error)
+      released_at_ = Clock::now().time_since_epoch().count();
+      held_ -= n;
       if (!failed_ && Clock::now() - last_checkpoint > std::chrono::seconds(2)) {
         try {
           writer_->checkpoint();
@@ -291,6 +306,8 @@ class WriterThread {
   std::mutex restarts_mu_;
   std::deque<Discontinuity> restarts_;
   std::vector<FrameRecord> records_;  // reused
+  std::atomic<uint64_t> held_{0};     // pushed, not yet released
+  std::atomic<Clock::rep> released_at_{0};
   FrameQueue queue_;
   std::thread thread_;
 };
@@ -323,13 +340,16 @@ const char* to_string(Format f) {
   return "?";
 }
 
-std::string sequence_path(Format format, const std::string& root, uint64_t id) {
-  const std::string name = "seq-" + std::to_string(id);
+std::string member_path(Format format, const std::string& root, const std::string& name) {
   if (format != Format::Tiff) return root + "/" + name;
   for (const char* ext : {".ome.tiff", ".ome.tif", ".tiff", ".tif"})
     if (ends_with(root, ext))
       return root.substr(0, root.size() - std::strlen(ext)) + "." + name + ext;
   return root + "." + name + ".ome.tif";
+}
+
+std::string sequence_path(Format format, const std::string& root, uint64_t id) {
+  return member_path(format, root, "seq-" + std::to_string(id));
 }
 
 Format format_for_path(const std::string& path) {
@@ -342,33 +362,49 @@ Format format_for_path(const std::string& path) {
 
 namespace {
 
-// --sequences all: <path> is a group (Zarr: .zgroup; raw: a directory) of one dataset per
-// sequence; TIFF files sit beside each other. Zarr's root .zattrs lists them.
-void prepare_group(Format format, const SaveOptions& o) {
+bool is_zarr(Format f) {
+  return f == Format::Zarr || f == Format::Zarr3;
+}
+
+// A group of datasets (--sequences all: one per sequence; several streams: one per stream) at
+// `path`: Zarr, a group with `attributes`; raw, a directory; TIFF files sit beside each other.
+void prepare_group(Format format, const std::string& path, const nlohmann::json& attributes) {
   if (format == Format::Tiff) return;
   if (format == Format::Raw) {
     std::error_code ec;
-    fs::create_directories(o.path, ec);
-    if (ec) throw std::runtime_error("cannot create " + o.path + ": " + ec.message());
+    fs::create_directories(path, ec);
+    if (ec) throw std::runtime_error("cannot create " + path + ": " + ec.message());
     return;
   }
-  zarr::write_group(o.path, format == Format::Zarr3 ? 3 : 2, nlohmann::json::object());
+  zarr::write_group(path, format == Format::Zarr3 ? 3 : 2, attributes);
 }
 
-void list_group(Format format, const SaveOptions& o, const nlohmann::json& sequences) {
-  if (format != Format::Zarr && format != Format::Zarr3) return;
+// --sequences all: the Zarr group's attributes list the sequences saved.
+void list_group(Format format, const std::string& path, const std::string& stream,
+                const nlohmann::json& sequences) {
+  if (!is_zarr(format)) return;
   zarr::write_group(
-      o.path, format == Format::Zarr3 ? 3 : 2,
-      {{"framebroker", {{"version", 1}, {"stream", o.stream}, {"sequences", sequences}}}});
+      path, format == Format::Zarr3 ? 3 : 2,
+      {{"framebroker", {{"version", 1}, {"stream", stream}, {"sequences", sequences}}}});
 }
+
+// One stream's save, as save_stream() runs it.
+struct StreamJob {
+  std::string stream, path;  // path: its dataset (or group of sequences)
+  Format format = Format::Zarr;
+  // A dataset's writer, for the dataset at `path`.
+  std::function<std::unique_ptr<Writer>(const std::string& path)> make;
+  bool progress = false;  // a progress line on stderr
+};
 
 }  // namespace
 
-SaveSummary run_save(const SaveOptions& o) {
-  const Format format = o.format.value_or(format_for_path(o.path));
-  SaveSummary summary{o.path, to_string(format), o.stream};
-  prepare_output(o);
-  if (o.all_sequences) prepare_group(format, o);
+// Saves one stream into job.path (its output prepared by the caller): its own connection,
+// subscription, writer thread and accounting. Runs on its own thread when there are several.
+static SaveSummary save_stream(const SaveOptions& o, const StreamJob& job) {
+  const Format format = job.format;
+  SaveSummary summary{job.path, to_string(format), job.stream};
+  if (o.all_sequences) prepare_group(format, job.path, nlohmann::json::object());
 
   ConnectOptions co;
   co.socket_path = o.socket;
@@ -378,17 +414,15 @@ SaveSummary run_save(const SaveOptions& o) {
   co.reconnect = o.reconnect;
   co.reconnect_give_up = std::chrono::milliseconds(int64_t(o.reconnect_timeout_s * 1000));
   auto client = Client::connect(co);
-  auto sub = client.subscribe(o.stream, {.mode = Mode::Every});
-  auto props = camera_properties(client, o.stream);
+  auto sub = client.subscribe(job.stream, {.mode = Mode::Every});
+  auto props = camera_properties(client, job.stream);
   std::optional<uint64_t> expected_first;
   if (o.start) {
-    expected_first = next_seq_of(client, o.stream);
-    client.camera(o.stream).start(o.frames);
+    expected_first = next_seq_of(client, job.stream);
+    client.camera(job.stream).start(o.frames);
   }
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  const bool progress = !o.json && isatty(STDERR_FILENO);
+  const bool progress = job.progress;
   std::atomic<bool> failed{false};
   std::unique_ptr<WriterThread> wt;
   std::shared_ptr<const Sequence> seq;        // the open dataset's sequence (null: none)
@@ -411,9 +445,9 @@ SaveSummary run_save(const SaveOptions& o) {
 
   // A dataset for the frame `f` (of the sequence `sq`, or of none).
   auto open_dataset = [&](const Frame& f, std::shared_ptr<const Sequence> sq) {
-    std::string path = o.path;
+    std::string path = job.path;
     if (o.all_sequences) {
-      path = sequence_path(format, o.path, sq->id);
+      path = sequence_path(format, job.path, sq->id);
       std::error_code ec;
       if (fs::exists(path, ec)) {
         if (!o.overwrite)
@@ -421,8 +455,8 @@ SaveSummary run_save(const SaveOptions& o) {
         fs::remove_all(path, ec);
       }
     }
-    auto writer = make_writer(format, path);
-    writer->begin(dataset_info(o, f, props, sq.get()));
+    auto writer = job.make(path);
+    writer->begin(dataset_info(o, job.stream, f, props, sq.get()));
     if (sq && f.seq() > sq->first_seq)  // the sequence's first positions never came
       writer->missed(sq->first_seq, f.seq() - sq->first_seq);
     else if (!sq && expected_first && f.seq() > *expected_first)
@@ -437,7 +471,7 @@ SaveSummary run_save(const SaveOptions& o) {
       group.push_back({{"id", seq->id},
                        {"axes", seq->spec.axes_text()},
                        {"path", fs::path(path).filename().string()}});
-      list_group(format, o, group);
+      list_group(format, job.path, job.stream, group);
     }
   };
   // Finishes the open dataset; `sq_end`: how its sequence ended, if it did.
@@ -512,18 +546,21 @@ SaveSummary run_save(const SaveOptions& o) {
         summary.last_seq = f->seq();
         ds_last = f->seq();
         last_frame = now;
-        wt->queue().push(std::move(*f));
+        wt->push(std::move(*f));
       } else if (auto sq_end = sub.sequence_end(); wt && seq && sq_end && sq_end->id == seq->id) {
         close_dataset(sq_end);  // the sequence finished: every frame of it is here
         if (!o.all_sequences) break;
       } else if (sub.ended()) {
         break;  // a published stream's producer finished: every frame it made is here
-      } else if (o.start && now - last_frame > std::chrono::milliseconds(250)) {
-        // A finite acquisition that ended with frames lost at its end.
+      } else if (const auto released = wt ? wt->all_released_at() : std::optional(last_frame);
+                 o.start && released &&
+                 now - std::max(last_frame, *released) > std::chrono::milliseconds(250)) {
+        // A finite acquisition that ended with frames lost at its end (not merely held back
+        // while the writer held max_hold frames: 250 ms since it released them all).
         bool running = false;
         try {
           for (const auto& c : client.status().cameras)
-            if (c.name == o.stream) running = c.running;
+            if (c.name == job.stream) running = c.running;
         } catch (const Error& e) {
           if (!o.reconnect || e.code() != Errc::BrokerLost) throw;
           running = true;  // away: next() reconnects
@@ -534,7 +571,7 @@ SaveSummary run_save(const SaveOptions& o) {
         const auto t = wt->writer().totals();
         const double dt = std::chrono::duration<double>(now - t0).count();
         std::fprintf(stderr, "\r%s: %llu frames  %.1f MB/s  missed %llu  queue %zu   ",
-                     o.path.c_str(), (unsigned long long)(summary.written + t.written),
+                     job.path.c_str(), (unsigned long long)(summary.written + t.written),
                      double(summary.bytes + t.bytes) / dt / 1e6,
                      (unsigned long long)(summary.missed + t.missed), wt->queue().depth());
         last_progress = now;
@@ -547,15 +584,151 @@ SaveSummary run_save(const SaveOptions& o) {
   if (wt) close_dataset(sub.sequence_end());
   if (o.start) {
     try {
-      client.camera(o.stream).stop();
+      client.camera(job.stream).stop();
     } catch (const Error&) {
       // the broker is gone; nothing to stop
     }
   }
   if (!any_dataset && summary.error.empty() && !g_stop)
-    summary.error = "no frame arrived from " + o.stream + "; nothing was written";
+    summary.error = "no frame arrived from " + job.stream + "; nothing was written";
   if (progress) std::fprintf(stderr, "\n");
   summary.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return summary;
+}
+
+namespace {
+
+// Several streams: refuses what cannot work before anything is subscribed or written (a stream
+// named twice or not on the broker; --as-channels without --frames, outside Zarr or with streams
+// of different formats, as far as the broker's status tells them).
+void check_streams(const SaveOptions& o, Format format) {
+  for (size_t i = 0; i < o.streams.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (o.streams[i] == o.streams[j])
+        throw std::runtime_error("stream " + o.streams[i] + " is given twice");
+  if (o.as_channels) {
+    if (!is_zarr(format))
+      throw std::runtime_error(
+          "--as-channels writes one OME-Zarr image: give a .zarr path or --format zarr or zarr3 "
+          "(for " +
+          std::string(to_string(format)) +
+          ", save the streams without --as-channels: one dataset per stream)");
+    if (!o.frames)
+      throw std::runtime_error(
+          "--as-channels needs --frames N: the image's t extent is fixed when it is created");
+    if (o.all_sequences)
+      throw std::runtime_error(
+          "--as-channels cannot save --sequences all (one image holds one "
+          "acquisition); save the streams without --as-channels");
+  }
+  ConnectOptions co;
+  co.socket_path = o.socket;
+  co.instance = o.instance;
+  co.client_name = "fbsave";
+  co.role = "saver";
+  const auto status = Client::connect(co).status();
+  const StreamStatus* first = nullptr;
+  for (const auto& name : o.streams) {
+    const StreamStatus* found = nullptr;
+    for (const auto& s : status.streams)
+      if (s.name == name) found = &s;
+    if (!found) {
+      std::string names;
+      for (const auto& s : status.streams) names += (names.empty() ? "" : ", ") + s.name;
+      throw std::runtime_error("no stream " + name +
+                               " on the broker (it has: " + (names.empty() ? "none" : names) + ")");
+    }
+    if (!o.as_channels || found->width == 0) continue;
+    if (!first) {
+      first = found;
+    } else if (found->width != first->width || found->height != first->height ||
+               found->pixel_type != first->pixel_type) {
+      const auto text = [](const StreamStatus& s) {
+        return s.name + " is " + std::to_string(s.width) + "x" + std::to_string(s.height) + " " +
+               s.pixel_type;
+      };
+      throw std::runtime_error("--as-channels needs streams of one format: " + text(*first) + ", " +
+                               text(*found) +
+                               " (without --as-channels each stream is an image of its own)");
+    }
+  }
+}
+
+// The first error of the streams', named by its stream.
+std::string first_error(const std::vector<SaveSummary>& streams) {
+  for (const auto& s : streams)
+    if (!s.error.empty()) return s.stream + ": " + s.error;
+  return {};
+}
+
+}  // namespace
+
+SaveSummary run_save(const SaveOptions& o) {
+  if (o.streams.empty()) throw std::runtime_error("no stream to save");
+  const Format format = o.format.value_or(format_for_path(o.path));
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  const auto writer_of = [format](const std::string& path) { return make_writer(format, path); };
+  if (o.streams.size() == 1) {
+    prepare_output(o.path, o.overwrite);
+    return save_stream(o,
+                       {o.streams[0], o.path, format, writer_of, !o.json && isatty(STDERR_FILENO)});
+  }
+
+  // Several streams, each saved by save_stream() on a thread of its own: into a dataset of its
+  // own in the group o.path, or (--as-channels) into one channel of the image o.path.
+  check_streams(o, format);
+  std::vector<StreamJob> jobs;
+  std::unique_ptr<ChannelSet> channels;
+  if (o.as_channels) {
+    prepare_output(o.path, o.overwrite);
+    channels = std::make_unique<ChannelSet>(make_writer(format, o.path), o.path,
+                                            format == Format::Zarr3 ? 3 : 2, o.streams, *o.frames);
+    for (uint32_t c = 0; c < o.streams.size(); ++c)
+      jobs.push_back({o.streams[c], o.path, format,
+                      [&channels, c](const std::string&) { return channels->channel(c); }});
+  } else {
+    if (format == Format::Tiff) {  // run.<stream>.ome.tif beside each other; no group
+      for (const auto& s : o.streams) prepare_output(member_path(format, o.path, s), o.overwrite);
+    } else {
+      prepare_output(o.path, o.overwrite);
+      prepare_group(format, o.path, {{"framebroker", {{"version", 1}, {"streams", o.streams}}}});
+    }
+    for (const auto& s : o.streams)
+      jobs.push_back({s, member_path(format, o.path, s), format, writer_of});
+  }
+
+  SaveSummary summary{o.path, to_string(format), ""};
+  summary.streams.resize(jobs.size());
+  std::vector<std::exception_ptr> thrown(jobs.size());
+  const auto t0 = Clock::now();
+  {
+    std::vector<std::jthread> threads;
+    for (size_t i = 0; i < jobs.size(); ++i)
+      threads.emplace_back([&, i] {
+        try {
+          summary.streams[i] = save_stream(o, jobs[i]);
+        } catch (...) {  // e.g. the broker refused the subscription: the others stop too
+          thrown[i] = std::current_exception();
+          summary.streams[i] = SaveSummary{jobs[i].path, to_string(format), jobs[i].stream};
+          g_stop = true;
+        }
+      });
+  }
+  for (const auto& s : summary.streams) {
+    summary.stream += (summary.stream.empty() ? "" : ",") + s.stream;
+    summary.written += s.written;
+    summary.missed += s.missed;
+    summary.bytes += s.bytes;
+    summary.restarts += s.restarts;
+  }
+  summary.as_channels = o.as_channels;
+  summary.error = first_error(summary.streams);
+  if (channels)
+    if (auto e = channels->finish(); !e.empty() && summary.error.empty()) summary.error = e;
+  summary.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (const auto& e : thrown)
+    if (e) std::rethrow_exception(e);
   return summary;
 }
 

@@ -2,6 +2,9 @@
 // writes them (or copies them into chunk buffers) and releases each slot as
 // soon as it is done with it. Gaps in seq are handed to the writer as missed
 // frames, so the output accounts for every frame of the acquisition.
+// Several streams: that loop runs once per stream, each on a thread of its own with its own
+// connection, subscription, writer thread and accounting, into one dataset per stream in a group
+// (or, with as_channels, into the channels of one image: see channels_writer.hpp).
 #pragma once
 
 #include <cstdint>
@@ -18,18 +21,22 @@ enum class Format { Zarr, Zarr3, Tiff, Raw };
 const char* to_string(Format f);
 // .zarr / .ome.zarr -> zarr; .tif / .tiff / .ome.tif(f) -> tiff; else raw.
 Format format_for_path(const std::string& path);
-// --sequences all: where sequence `id` goes under `root` (root/seq-<id>, or for TIFF
-// run.seq-<id>.ome.tif beside run.ome.tif).
+// Where the member `name` of a group goes under `root` (root/<name>, or for TIFF
+// run.<name>.ome.tif beside run.ome.tif): a stream of several.
+std::string member_path(Format format, const std::string& root, const std::string& name);
+// --sequences all: where sequence `id` goes, member_path() of "seq-<id>".
 std::string sequence_path(Format format, const std::string& root, uint64_t id);
 
 // zarr3's default shard: the most whole chunks in this many bytes (at least one chunk).
 constexpr uint64_t kShardBytes = 64ull << 20;
 
 struct SaveOptions {
-  std::string stream;
+  // One stream: `path` is its dataset. Several: a group with one dataset per stream at
+  // member_path(format, path, stream), or with as_channels one image.
+  std::vector<std::string> streams;
   std::string path;
   std::optional<Format> format;
-  std::optional<uint64_t> frames;
+  std::optional<uint64_t> frames;  // per stream
   std::optional<double> duration_s;
   Compression compression = Compression::None;
   int clevel = 5;
@@ -42,6 +49,8 @@ struct SaveOptions {
   // false: the first sequence's frames only (or, if the first frame belongs to none, every frame);
   // true: each sequence into its own dataset under `path`, frames outside sequences skipped.
   bool all_sequences = false;
+  // Several streams as the channels (c) of one Zarr image; needs `frames` and one format.
+  bool as_channels = false;
   bool overwrite = false;
   bool json = false;
   std::string socket, instance = "default";
@@ -52,14 +61,17 @@ struct SaveOptions {
 };
 
 struct SaveSummary {
-  std::string path, format, stream;
+  std::string path, format, stream;  // several streams: their names joined by ','
   uint64_t written = 0, missed = 0, bytes = 0;
   std::optional<uint64_t> first_seq, last_seq;
   std::vector<uint64_t> sequences;  // the ids of the sequences saved
   uint64_t outside_sequences = 0;   // --sequences all: frames skipped, outside any sequence
   uint64_t restarts = 0;            // broker restarts gone through (--reconnect)
   double elapsed_s = 0;
-  std::string error;  // empty when the save ended well
+  std::string error;  // empty when the save ended well (several: the first, "<stream>: ...")
+  // Several streams: each one's summary; the fields above are their totals.
+  std::vector<SaveSummary> streams;
+  bool as_channels = false;
 };
 
 // Runs a whole save. Throws framebroker::Error for broker trouble before the
