@@ -72,6 +72,10 @@ struct Case {
   json codecs, chunks;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class FbsaveZarr3 : public ::testing::TestWithParam<Case> {};
 
 }  // namespace
