@@ -86,6 +86,16 @@ uint64_t tree_bytes(const std::string& path) {
   return total;
 }
 
+uint64_t tree_files(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return 1;
+  uint64_t n = 0;
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    n += it->is_regular_file(ec) ? 1 : 0;
+  return n;
+}
+
 void sync_filesystem(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("cannot open " + dir + ": " + errno_text(errno));

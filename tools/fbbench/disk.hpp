@@ -17,6 +17,8 @@ FsInfo filesystem_of(const std::string& path);
 uint64_t free_bytes(const std::string& path);
 // The sizes of the regular files under `path` (or of `path` itself), summed.
 uint64_t tree_bytes(const std::string& path);
+// The regular files under `path` (1 for a file), counted.
+uint64_t tree_files(const std::string& path);
 // syncfs() of the filesystem that holds `dir`. Throws std::runtime_error.
 void sync_filesystem(const std::string& dir);
 // Removes a file or a directory tree, if there. Throws std::runtime_error.

@@ -20,9 +20,10 @@ const char* const kBrokerHelp = "framebrokerd binary (default: ../daemon/framebr
 CLI::App* add_save_command(CLI::App& app, SaveBenchOptions& o) {
   auto* save = app.add_subcommand(
       "save",
-      "fbsave's sustained write speed (raw, zarr, zarr lz4) with the data on disk, next to\n"
-      "dd oflag=direct and python3-zarr + numcodecs Blosc lz4 writing the same bytes to the same\n"
-      "filesystem.\n\n"
+      "fbsave's sustained write speed (raw; zarr and zarr3, uncompressed and Blosc lz4) with\n"
+      "the data on disk, next to dd oflag=direct and python3-zarr + numcodecs (none, Blosc lz4)\n"
+      "writing the same bytes to the same filesystem, and the files each zarr creates per second\n"
+      "at 1 kHz.\n\n"
       "Per size it starts its own framebrokerd (simulated Mono16 camera, `spots` pattern). Per\n"
       "format, a free run (FrameRate=0 for --free-seconds; the frames the saver cannot take are\n"
       "missed) gives the rate the saver reaches; paced runs of --frames frames then look for the\n"

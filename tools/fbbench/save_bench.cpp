@@ -30,8 +30,8 @@ constexpr const char* kCamera = "bench";
 // One fbsave run.
 
 struct FormatSpec {
-  std::string name;      // raw, zarr, zarr-lz4
-  std::string format;    // fbsave --format
+  std::string name;      // raw, zarr, zarr-lz4, zarr3, zarr3-lz4
+  std::string format;    // fbsave --format (zarr: v2, zarr3: v3 with its default shards)
   std::string compress;  // fbsave --compress
   std::string output;    // output name in the work dir
   std::string baseline;  // what it is compared with: dd, py-zarr, py-zarr-lz4
@@ -42,6 +42,8 @@ const std::vector<FormatSpec>& format_specs() {
       {"raw", "raw", "none", "raw", "dd"},
       {"zarr", "zarr", "none", "zarr.zarr", "py-zarr"},
       {"zarr-lz4", "zarr", "lz4", "zarr-lz4.zarr", "py-zarr-lz4"},
+      {"zarr3", "zarr3", "none", "zarr3.zarr", "py-zarr"},
+      {"zarr3-lz4", "zarr3", "lz4", "zarr3-lz4.zarr", "py-zarr-lz4"},
   };
   return specs;
 }
@@ -51,6 +53,7 @@ struct SaveRun {
   double rate_fps = 0;
   uint64_t frames = 0;  // asked for (paced)
   uint64_t written = 0, missed = 0, bytes = 0, disk_bytes = 0;
+  uint64_t files = 0;         // regular files in the output
   double seconds = 0;         // fbsave start to the end of syncfs
   double sync_seconds = 0;    // the syncfs after fbsave exited
   double fbsave_elapsed = 0;  // fbsave's own elapsed_s
@@ -59,6 +62,10 @@ struct SaveRun {
   bool ok() const { return error.empty(); }
   bool lossless() const { return ok() && missed == 0 && written == frames; }
   double mb_per_s() const { return seconds > 0 ? double(bytes) / seconds / 1e6 : 0; }
+  // The files a camera at 1 kHz would make the saver create each second: files per frame x 1000.
+  double files_per_s_at_1khz() const {
+    return written ? double(files) * 1000 / double(written) : 0;
+  }
 };
 
 struct SaveJob {
@@ -81,6 +88,8 @@ std::vector<std::string> fbsave_argv(const std::string& exe, const std::string& 
   if (spec.format == "zarr")
     a.insert(a.end(),
              {"--compress", spec.compress, "--chunk-frames", std::to_string(chunk_frames)});
+  if (spec.format == "zarr3")  // its defaults: a frame per inner chunk, shards of up to 64 MiB
+    a.insert(a.end(), {"--compress", spec.compress});
   return a;
 }
 
@@ -313,6 +322,7 @@ class SaveBench {
     r.seconds = seconds_since(t0);
     read_fbsave_summary(p, r);
     r.disk_bytes = tree_bytes(path);
+    r.files = tree_files(path);
     remove_output(path);
     check_interrupted();
     return r;
@@ -777,13 +787,17 @@ class SaveBench {
                 python_versions_.empty() ? "zarr: not available" : python_versions_.c_str());
     std::printf(
         "times run from start to the end of syncfs(); MB/s = frame bytes / time (1 MB = 1e6 "
-        "B)\n\n");
+        "B)\n");
+    std::printf(
+        "zarr: Zarr v2, a file per chunk; zarr3: Zarr v3 with fbsave's default shards (a frame per "
+        "inner chunk, up to 64 MiB a file); FILES/S: files created per second at 1 kHz (files in "
+        "the output per frame x 1000)\n\n");
   }
 
   void print_table() const {
     print_header();
-    std::printf("%-10s %-16s %-17s %7s %8s %7s %8s %8s  %s\n", "SIZE", "WRITER", "CAMERA",
-                "WRITTEN", "MISSED", "SECONDS", "MB/S", "DISK_MB", "VERSUS");
+    std::printf("%-10s %-17s %-17s %7s %8s %7s %8s %8s %8s  %s\n", "SIZE", "WRITER", "CAMERA",
+                "WRITTEN", "MISSED", "SECONDS", "MB/S", "DISK_MB", "FILES/S", "VERSUS");
     for (const auto& s : results_) {
       for (const auto& row : rows_of(s)) print_row(row);
       std::printf("\n");
@@ -795,36 +809,51 @@ class SaveBench {
     if (row.baseline) {
       const Baseline& b = *row.baseline;
       if (!b.ok()) {
-        std::printf("%-10s %-16s failed: %s\n", row.size.c_str(), b.name.c_str(), b.error.c_str());
+        std::printf("%-10s %-17s failed: %s\n", row.size.c_str(), b.name.c_str(), b.error.c_str());
         return;
       }
-      std::printf("%-10s %-16s %-17s %7llu %8s %7.2f %8.0f %8.0f\n", row.size.c_str(),
+      std::printf("%-10s %-17s %-17s %7llu %8s %7.2f %8.0f %8.0f %8s\n", row.size.c_str(),
                   b.name.c_str(), "-", (unsigned long long)b.frames, "-", b.seconds, b.mb_per_s(),
-                  b.disk_bytes / 1e6);
+                  b.disk_bytes / 1e6, "-");
       return;
     }
     const SaveRun& r = *row.run;
     const std::string name = "fbsave " + row.format;
     if (!r.ok()) {
-      std::printf("%-10s %-16s %-17s failed: %s\n", row.size.c_str(), name.c_str(),
+      std::printf("%-10s %-17s %-17s failed: %s\n", row.size.c_str(), name.c_str(),
                   run_label(r).c_str(), r.error.c_str());
       return;
     }
     const std::string versus =
         row.versus > 0 ? fmt("%.2f", row.versus) + " x " + row.versus_name : std::string("-");
-    std::printf("%-10s %-16s %-17s %7llu %8llu %7.2f %8.0f %8.0f  %s\n", row.size.c_str(),
+    std::printf("%-10s %-17s %-17s %7llu %8llu %7.2f %8.0f %8.0f %8.1f  %s\n", row.size.c_str(),
                 name.c_str(), run_label(r).c_str(), (unsigned long long)r.written,
                 (unsigned long long)r.missed, r.seconds, r.mb_per_s(), r.disk_bytes / 1e6,
-                versus.c_str());
+                r.files_per_s_at_1khz(), versus.c_str());
   }
 
   // The goals, from the lossless paced runs.
   void print_goals() const {
     for (const auto& s : results_) {
       const std::string size = size_name(s);
-      std::printf("%s: raw/dd %s (goal >= 0.90), zarr-lz4/py-zarr-lz4 %s (goal >= 1.30)\n",
-                  size.c_str(), goal_text(s, "raw").c_str(), goal_text(s, "zarr-lz4").c_str());
+      std::printf(
+          "%s: raw/dd %s (goal >= 0.90); zarr/dd %s, zarr3/dd %s (goal >= 0.90); zarr/py-zarr %s, "
+          "zarr3/py-zarr %s (goal >= 1.00); zarr-lz4/py-zarr-lz4 %s, zarr3-lz4/py-zarr-lz4 %s "
+          "(goal >= 1.30)\n",
+          size.c_str(), goal_text(s, "raw").c_str(), versus_dd_text(s, "zarr").c_str(),
+          versus_dd_text(s, "zarr3").c_str(), goal_text(s, "zarr").c_str(),
+          goal_text(s, "zarr3").c_str(), goal_text(s, "zarr-lz4").c_str(),
+          goal_text(s, "zarr3-lz4").c_str());
     }
+  }
+
+  // An uncompressed zarr's lossless paced rate against dd, which writes the same bytes.
+  static std::string versus_dd_text(const SizeResult& s, const std::string& format) {
+    const double dd = s.baseline_mb_per_s("dd");
+    for (const auto& row : rows_of(s))
+      if (row.run && row.format == format && row.mode == "paced" && row.run->lossless() && dd > 0)
+        return fmt("%.2f", row.run->mb_per_s() / dd);
+    return "n/a";
   }
 
   static std::string goal_text(const SizeResult& s, const std::string& format) {
@@ -849,6 +878,9 @@ class SaveBench {
             {"lossless", r.mode == "paced" && r.lossless()},
             {"bytes", r.bytes},
             {"bytes_on_disk", r.disk_bytes},
+            {"files", r.files},
+            {"files_per_s_at_1khz",
+             r.ok() && r.written ? json(r.files_per_s_at_1khz()) : json(nullptr)},
             {"seconds", r.seconds},
             {"fbsave_elapsed_s", r.fbsave_elapsed},
             {"sync_s", r.sync_seconds},

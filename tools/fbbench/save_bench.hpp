@@ -1,6 +1,6 @@
-// fbbench save: how fast fbsave writes (raw, zarr, zarr with Blosc lz4) with the data on disk,
-// side by side in one run with `dd oflag=direct` writing the same bytes to the same directory and
-// with python3-zarr + numcodecs writing comparable frames with the same chunks.
+// fbbench save: how fast fbsave writes (raw, zarr and zarr3, each also with Blosc lz4) with the
+// data on disk, side by side in one run with `dd oflag=direct` writing the same bytes to the same
+// directory and with python3-zarr + numcodecs writing comparable frames with the same chunks.
 //
 // For each frame size it starts its own framebrokerd with one simulated camera (Mono16, `spots`)
 // and, per format, runs fbsave twice or more:
@@ -24,7 +24,7 @@ struct SoakOptions {
   double seconds = 600;
   double rate_fps = 150;
   uint32_t side = 512;
-  std::string format = "zarr-lz4";  // raw, zarr or zarr-lz4
+  std::string format = "zarr-lz4";  // raw, zarr, zarr-lz4, zarr3 or zarr3-lz4
   std::string pattern = "spots";    // the simulated camera's Pattern (spots, counter, ...)
   int hogs = 0;                     // CPU-bound processes (nice 0) running beside it
   // The mix: besides fbsave, 7 subscriber threads (3 `every`, 1 slow `every`, 3 `latest`); the
@@ -49,7 +49,7 @@ struct SaveBenchOptions {
   std::optional<SoakOptions> soak;  // set: run the soak instead of the size sweep
 };
 
-// The formats the benchmark knows: raw, zarr, zarr-lz4.
+// The formats the benchmark knows: raw, zarr, zarr-lz4, zarr3, zarr3-lz4.
 std::vector<std::string> save_format_names();
 
 // The default ring: 256 MiB (what a saver's stream would be given), at least 64 slots.
