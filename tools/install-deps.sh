@@ -39,6 +39,9 @@ packages=(
   # fbsave's Zarr v3 zstd codec; its v3 datasets are read back in the tests by zarrita under node
   # (npm packages pinned in tests/package-lock.json, installed below)
   libzstd-dev nodejs
+  # fbbridge (ZeroMQ with CURVE); its tests use network namespaces, veth pairs and tc (iproute2),
+  # and fbbench bridge compares with iperf3
+  libzmq3-dev cppzmq-dev iperf3 iproute2
 )
 
 missing=()
