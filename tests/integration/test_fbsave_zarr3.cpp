@@ -62,7 +62,9 @@ void expect_whole(const json& d, size_t frames, const std::string& what) {
   for (const auto& s : d["seqs"]) seen.insert(s.get<uint64_t>());
   for (const auto& s : d["missed"]) seen.insert(s.get<uint64_t>());
   EXPECT_EQ(seen.size(), d["seqs"].size() + d["missed"].size()) << what << ": a seq twice";
-  if (!seen.empty()) EXPECT_EQ(*seen.rbegin() - *seen.begin() + 1, seen.size()) << what;
+  if (!seen.empty()) {
+    EXPECT_EQ(*seen.rbegin() - *seen.begin() + 1, seen.size()) << what;
+  }
 }
 
 struct Case {
