@@ -500,6 +500,19 @@ TEST(Fbbridge, GarbagePeersAreRefusedAndTheBridgeGoesOn) {
       10s))
       << im.err();
   EXPECT_TRUE(im.running()) << im.err();
+  // The remote format changes: the local stream is advertised again with the new one.
+  {
+    constexpr uint32_t w = 16;
+    frame(10, w, 16, 4, w * 16 * 2, w * 16 * 2, 2);
+    ASSERT_TRUE(b.wait_status(
+        [](const json& s) {
+          for (const auto& st : s["streams"])
+            if (st["name"] == "F.cam" && st["width"] == 16) return st["published"].get<int>() >= 1;
+          return false;
+        },
+        10s))
+        << im.err();
+  }
   // An oversized message (ZMQ_MAXMSGSIZE 1 MiB) drops the connection; the importer reconnects.
   const std::string huge(2 << 20, 'x');
   zmq_send(r, id.data(), id.size(), ZMQ_SNDMORE);
@@ -509,7 +522,7 @@ TEST(Fbbridge, GarbagePeersAreRefusedAndTheBridgeGoesOn) {
   im.signal(SIGTERM);
   ASSERT_TRUE(im.wait(3s)) << "the importer hung on SIGTERM";
   const auto is = json::parse(im.out());
-  EXPECT_EQ(is["frames"], 2);
+  EXPECT_EQ(is["frames"], 3);
   EXPECT_EQ(is["bad_messages"], 7) << im.err();
   EXPECT_NE(im.err().find("refused"), std::string::npos);
   zmq_close(r);
@@ -532,6 +545,74 @@ TEST(Fbbridge, GarbagePeersAreRefusedAndTheBridgeGoesOn) {
   ex.signal(SIGTERM);
   ASSERT_TRUE(ex.wait(3s)) << "the exporter hung on SIGTERM";
   EXPECT_GE(json::parse(ex.out())["bad_messages"].get<int>(), 3) << ex.err();
+}
+
+// CURVE: keys from `fbbridge keygen`; the exporter admits only the listed client key. The
+// right importer gets every frame over the encrypted link; one with another key pair gets none,
+// and the exporter logs the refusal. Then either side restarted: the other goes on.
+TEST_F(FbbridgeTest, CurveAdmitsTheListedKeyRefusesOthersAndSurvivesRestarts) {
+  NetPair net;
+  Broker a(counter_camera(32, 16, 200, 64)), b, c;
+  const std::string keys = a.runtime_dir() + "/keys", other = a.runtime_dir() + "/other";
+  ASSERT_EQ(run({FB_FBBRIDGE_BIN, "keygen", keys}).exit_code, 0);
+  ASSERT_EQ(run({FB_FBBRIDGE_BIN, "keygen", other}).exit_code, 0);
+  EXPECT_NE(run({FB_FBBRIDGE_BIN, "keygen", keys}).exit_code, 0) << "keygen overwrote keys";
+  EXPECT_EQ(fs::status(keys + "/server.key").permissions() & fs::perms::others_read,
+            fs::perms::none);
+  const std::vector<std::string> curve = {"--curve-server-key", keys + "/server.key",
+                                          "--curve-allow", keys + "/client.pub"};
+  auto ex = exporter(net, a, curve);
+  ASSERT_TRUE(a.wait_status([](const json& s) {
+    return has_subscriber(s, "cam", "bridge-export");
+  })) << ex->proc().err();
+  auto im = importer(
+      net, b,
+      {"--curve-client-key", keys + "/client.key", "--curve-server-public", keys + "/server.pub"});
+  auto intruder = importer(
+      net, c,
+      {"--curve-client-key", other + "/client.key", "--curve-server-public", keys + "/server.pub"});
+  const std::string out = b.runtime_dir() + "/saved";
+  auto save = save_imported(a, b, out, 100);
+  ASSERT_EQ(a.fbctl({"start", "cam"}).exit_code, 0);
+  ASSERT_EQ(exit_code(*save, 30s), 0) << save->err() << im->proc().err();
+  const auto d = read_raw(out);
+  EXPECT_EQ(d["frames"], 100);
+  EXPECT_EQ(d["bad_frames"], 0);
+  EXPECT_FALSE(has_stream(c.status(), "P.cam")) << "a client with another key got frames";
+  EXPECT_NE(ex->proc().err().find("refused a client"), std::string::npos) << ex->proc().err();
+  EXPECT_EQ(ex->proc().err().find("UNENCRYPTED"), std::string::npos);
+  EXPECT_EQ(intruder->stop(), 0);
+
+  const auto published = [&](Broker& br) {
+    const auto s = br.status();
+    for (const auto& st : s["streams"])
+      if (st["name"] == "P.cam") return st["published"].get<int>();
+    return 0;
+  };
+  // The importer is killed and started again: the exporter takes the new peer.
+  im->proc().signal(SIGKILL);
+  im->proc().wait(5s);
+  im = importer(
+      net, b,
+      {"--curve-client-key", keys + "/client.key", "--curve-server-public", keys + "/server.pub"});
+  ASSERT_TRUE(b.wait_status([](const json& s) { return has_stream(s, "P.cam"); }, 20s))
+      << im->proc().err();
+  const int before = published(b);
+  ASSERT_TRUE(b.wait_status([&](const json&) { return published(b) > before + 50; }, 20s))
+      << im->proc().err() << ex->proc().err();
+  // The exporter is killed and started again: the importer reconnects (a new session) and the
+  // same local stream goes on.
+  ex->proc().signal(SIGKILL);
+  ex->proc().wait(5s);
+  ex = exporter(net, a, curve);
+  const int before2 = published(b);
+  ASSERT_TRUE(b.wait_status([&](const json&) { return published(b) > before2 + 50; }, 20s))
+      << im->proc().err() << ex->proc().err();
+  EXPECT_EQ(im->stop(), 0);
+  EXPECT_GE(im->summary()["sessions"].get<int>(), 2);
+  EXPECT_EQ(ex->stop(), 0);
+  EXPECT_TRUE(a.process().running());
+  EXPECT_TRUE(b.process().running());
 }
 
 #endif  // FB_FBBRIDGE_BIN
