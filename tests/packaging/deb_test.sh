@@ -168,6 +168,11 @@ need ./usr/share/man/man1/fbsave.1.gz
 need ./usr/share/man/man1/fbview.1.gz
 need ./usr/share/man/man1/fbproc.1.gz
 need ./usr/share/man/man1/fbreplay.1.gz
+# fbbridge is built where libzmq is (install-deps.sh installs it).
+if pkg-config --exists libzmq; then
+  need ./usr/bin/fbbridge
+  need ./usr/share/man/man1/fbbridge.1.gz
+fi
 need ./usr/share/man/man1/fbbench.1.gz
 need ./usr/lib/python3/dist-packages/framebroker/__init__.py
 need ./usr/lib/python3/dist-packages/framebroker/_framebroker.pyi

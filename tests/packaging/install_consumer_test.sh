@@ -93,6 +93,10 @@ need f "$R/share/man/man1/fbctl.1"
 need f "$R/share/man/man1/fbsave.1"
 need f "$R/share/man/man1/fbproc.1"
 need f "$R/share/man/man1/fbview.1"
+if pkg-config --exists libzmq; then  # fbbridge is built where libzmq is
+  need x "$R/bin/fbbridge"
+  need f "$R/share/man/man1/fbbridge.1"
+fi
 [[ $missing == 0 ]] || fail "files missing from the install (see above)"
 
 [[ $(readlink "$L/libframebroker.so") == libframebroker.so.0 &&
