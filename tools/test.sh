@@ -73,7 +73,7 @@ if ((asan)); then
 fi
 if ((tsan)); then
   # Only what the labelled tests run is built (FB_TSAN limits the test sources).
-  configure_and_build build-tsan -DFB_TSAN=ON "${sanitizer_flags[@]}" -- fb_integration_tests
+  configure_and_build build-tsan -DFB_TSAN=ON "${sanitizer_flags[@]}" -- fb_integration_tests fb_pipeline_tests
   # A race report makes the process exit 66; the test harness also fails a test whose broker
   # printed one. handle_segv=0: the tests that write into a read-only slot expect a real SIGSEGV.
   TSAN_OPTIONS="second_deadlock_stack=1 exitcode=66 handle_segv=0" run_ctest build-tsan -L "concurrency|parsing"
