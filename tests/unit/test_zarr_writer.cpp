@@ -1,5 +1,8 @@
 // fbsave's OME-Zarr writer, read back with zarr-python (/usr/bin/python3: zarr 2, numcodecs,
 // numpy): layout, metadata, every pixel, missed seqs, a kill -9 after a checkpoint, errors.
+// Uncompressed packed frames take the writer's direct path (written from the slots, no copy):
+// v2 and v3 (sharded or not; read back by this file's own v3 decoder), batches, misaligned
+// slots, partial last files, sequences, a full disk.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,14 +23,19 @@
 #include <thread>
 #include <vector>
 
+#include "fbsave/file_io.hpp"
 #include "fbsave/writer.hpp"
 #include "fbsave/zarr_metadata.hpp"
 
 namespace fs = std::filesystem;
+using framebroker::fbsave::aligned_bytes;
+using framebroker::fbsave::AlignedBytes;
 using framebroker::fbsave::Compression;
 using framebroker::fbsave::DatasetInfo;
 using framebroker::fbsave::FrameRecord;
+using framebroker::fbsave::make_zarr3_writer;
 using framebroker::fbsave::make_zarr_writer;
+using framebroker::fbsave::SequenceInfo;
 using framebroker::fbsave::Writer;
 using nlohmann::json;
 
@@ -129,6 +137,103 @@ if not np.array_equal(data, want):
 print("OK", T)
 )PY";
 
+// Reads a v2 (zarr-python) or v3 (by hand: chunk keys, shards, their index and its crc32c)
+// dataset and checks every frame against the counter pattern of its camera frame id, in the order
+// of the "framebroker" columns (a sequence's: at the frame's [t, c, z]; planes without a frame
+// read as zeros); no temporary file is left. Prints "FAIL: ..." and exits 1 on the first mismatch.
+constexpr const char* kDecodeScript = R"PY(
+import json, math, os, struct, sys
+import numpy as np
+
+path, version, expect = sys.argv[1], int(sys.argv[2]), json.load(open(sys.argv[3]))
+
+def check(cond, msg):
+    if not cond:
+        print("FAIL:", msg)
+        sys.exit(1)
+
+def crc32c(b):
+    crc = 0xFFFFFFFF
+    for x in b:
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+for root, dirs, files in os.walk(path):
+    check(not [f for f in files if f.endswith(".tmp")], "temporary files left in %s" % root)
+
+if version == 2:
+    import zarr
+    g = zarr.open_group(path, mode="r")
+    fb = g.attrs.asdict()["framebroker"]
+    data = g["0"][:]
+else:
+    fb = json.load(open(os.path.join(path, "zarr.json")))["attributes"]["framebroker"]
+    m = json.load(open(os.path.join(path, "0", "zarr.json")))
+    shape = m["shape"]
+    grid = m["chunk_grid"]["configuration"]["chunk_shape"]
+    dt = np.dtype({"uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "float32": "<f4"}[m["data_type"]])
+    codecs = m["codecs"]
+    inner = None
+    if codecs[0]["name"] == "sharding_indexed":
+        inner = codecs[0]["configuration"]["chunk_shape"]
+        codecs = codecs[0]["configuration"]["codecs"]
+    check([c["name"] for c in codecs] == ["bytes"], "codecs %s" % codecs)
+    check(m["chunk_key_encoding"]["configuration"]["separator"] == "/", "separator")
+    data = np.zeros(shape, dt)
+    for coords in np.ndindex(*[math.ceil(s / g) for s, g in zip(shape, grid)]):
+        f = os.path.join(path, "0", "c", *map(str, coords))
+        if not os.path.exists(f):
+            continue
+        b = open(f, "rb").read()
+        if inner is None:
+            check(len(b) == math.prod(grid) * dt.itemsize, "%s: %d bytes" % (f, len(b)))
+            block = np.frombuffer(b, dt).reshape(grid)
+        else:
+            ngrid = [g // i for g, i in zip(grid, inner)]
+            n = math.prod(ngrid)
+            idx = b[len(b) - 16 * n - 4:]
+            check(crc32c(idx[:-4]) == struct.unpack("<I", idx[-4:])[0], "%s: index crc32c" % f)
+            block = np.zeros(grid, dt)
+            end = 0
+            for j, ic in enumerate(np.ndindex(*ngrid)):
+                off, nb = struct.unpack_from("<QQ", idx, 16 * j)
+                if off == 2**64 - 1:
+                    check(nb == 2**64 - 1, "%s: absent chunk %d nbytes" % (f, j))
+                    continue
+                check(nb == math.prod(inner) * dt.itemsize and off == end, "%s: chunk %d" % (f, j))
+                end = off + nb
+                block[tuple(slice(c * i, (c + 1) * i) for c, i in zip(ic, inner))] = \
+                    np.frombuffer(b[off:end], dt).reshape(inner)
+            check(len(b) == end + 16 * n + 4, "%s: %d bytes, data ends at %d" % (f, len(b), end))
+        sl = tuple(slice(c * g, min((c + 1) * g, s)) for c, g, s in zip(coords, grid, shape))
+        data[sl] = block[tuple(slice(0, x.stop - x.start) for x in sl)]
+
+ids = fb["frames"]["camera_frame_id"]
+check(ids == expect["camera_frame_ids"], "camera frame ids %s" % ids[:20])
+check(fb["frames_written"] == len(ids), "frames_written")
+h, w = data.shape[-2:]
+k = np.arange(h * w, dtype=np.uint64)
+def pattern(f):
+    return ((f + k) % (1 << (8 * data.dtype.itemsize))).astype(data.dtype).reshape(h, w)
+if "sequence" in fb:
+    index = fb["frames"]["index"]
+    seen = set()
+    for i, f in enumerate(ids):
+        t, c, z = index[i]
+        seen.add((t, c, z))
+        check(np.array_equal(data[t, c, z], pattern(f)), "plane %s of frame %d" % (index[i], i))
+    for t, c, z in np.ndindex(*data.shape[:3]):
+        if (t, c, z) not in seen:
+            check(not data[t, c, z].any(), "plane %s without a frame is not zero" % ((t, c, z),))
+else:
+    check(data.shape[0] == len(ids), "shape %s, %d frames" % (data.shape, len(ids)))
+    for t, f in enumerate(ids):
+        check(np.array_equal(data[t], pattern(f)), "frame %d" % t)
+print("OK", len(ids))
+)PY";
+
 struct Case {
   uint32_t width = 64, height = 48;
   std::string pixel_type = "Mono16";
@@ -167,8 +272,14 @@ uint64_t camera_frame_id(uint64_t seq) {
 // dataset should then hold.
 class Feeder {
  public:
-  Feeder(Writer& w, const Case& c) : w_(w), c_(c), info_(info_for(c)) {
-    slot_.resize(size_t(info_.stride) * c.height);
+  // Frames go to the writer in batches of `batch` consecutive seqs (write_batch(), as the saver
+  // does), each from its own slot starting `misalign` bytes after a 4096-byte boundary (slots in
+  // shared memory are page-aligned).
+  Feeder(Writer& w, const Case& c, size_t batch = 1, size_t misalign = 0)
+      : w_(w), c_(c), info_(info_for(c)), batch_(batch), misalign_(misalign) {
+    slot_bytes_ = size_t(info_.stride) * c.height;
+    slot_span_ = (slot_bytes_ + misalign + 4095) / 4096 * 4096;
+    pool_ = aligned_bytes(slot_span_ * batch);
   }
 
   void feed(uint64_t nseq, const std::set<uint64_t>& skip) {
@@ -180,22 +291,39 @@ class Feeder {
   }
 
   void frame(uint64_t seq) {
-    gap_to(seq);
+    if (seq != next_) gap_to(seq);
     const uint64_t f = camera_frame_id(seq);
-    fill(f);
+    std::byte* slot = pool_.get() + pending_.size() * slot_span_ + misalign_;
+    fill(slot, f);
     FrameRecord r;
     r.seq = seq;
     r.camera_frame_id = f;
     r.mono_ns = seq * 1000000 + 17;
     r.realtime_ns = 1700000000000000000ull + seq * 1000;
     if (seq % 2 == 0) r.hw_timestamp_ns = seq * 250;
-    r.pixels = std::span<const std::byte>(slot_);
-    w_.write(r);
-    seqs_.push_back(seq);
+    r.pixels = std::span<const std::byte>(slot, slot_bytes_);
+    pending_.push_back(r);
+    pending_seqs_.push_back(seq);
     next_ = seq + 1;
+    if (pending_.size() == batch_) flush();
+  }
+
+  // Hands the frames not yet written to the writer.
+  void flush() {
+    if (pending_.empty()) return;
+    std::vector<FrameRecord> batch;
+    batch.swap(pending_);
+    std::vector<uint64_t> seqs;
+    seqs.swap(pending_seqs_);
+    if (batch.size() == 1)
+      w_.write(batch[0]);
+    else
+      w_.write_batch(batch);
+    seqs_.insert(seqs_.end(), seqs.begin(), seqs.end());
   }
 
   void gap_to(uint64_t seq) {
+    flush();
     if (seq > next_) {
       w_.missed(next_, seq - next_);
       for (uint64_t s = next_; s < seq; ++s) missed_.push_back(s);
@@ -237,15 +365,21 @@ class Feeder {
   json expect_all() const { return expect(seqs_.size(), UINT64_MAX, true); }
 
   const DatasetInfo& info() const { return info_; }
+  void fill_slot(std::byte* slot, uint64_t f) { fill(slot, f); }
+  json camera_frame_ids() const {
+    json ids = json::array();
+    for (uint64_t s : seqs_) ids.push_back(camera_frame_id(s));
+    return ids;
+  }
   size_t written() const { return seqs_.size(); }
   size_t missed() const { return missed_.size(); }
 
  private:
-  void fill(uint64_t f) {
+  void fill(std::byte* slot, uint64_t f) {
     const size_t row = size_t(c_.width) * c_.samples * c_.bytes_per_sample;
     const size_t per_row = size_t(c_.width) * c_.samples;
     for (size_t y = 0; y < c_.height; ++y) {
-      std::byte* p = slot_.data() + y * info_.stride;
+      std::byte* p = slot + y * info_.stride;
       for (size_t i = 0; i < per_row; ++i) {
         const uint64_t v = f + y * per_row + i;
         if (c_.floating) {
@@ -268,8 +402,10 @@ class Feeder {
   Writer& w_;
   Case c_;
   DatasetInfo info_;
-  std::vector<std::byte> slot_;
-  std::vector<uint64_t> seqs_, missed_;
+  size_t batch_ = 1, misalign_ = 0, slot_bytes_ = 0, slot_span_ = 0;
+  AlignedBytes pool_;
+  std::vector<FrameRecord> pending_;
+  std::vector<uint64_t> pending_seqs_, seqs_, missed_;
   uint64_t next_ = 0;
 };
 
@@ -280,6 +416,7 @@ class ZarrWriterTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     std::ofstream(dir_ + "/check.py") << kCheckScript;
+    std::ofstream(dir_ + "/decode.py") << kDecodeScript;
   }
   void TearDown() override {
     std::error_code ec;
@@ -290,7 +427,22 @@ class ZarrWriterTest : public ::testing::Test {
   int check(const std::string& path, const json& expect, std::string& out) {
     const std::string e = dir_ + "/expect.json";
     std::ofstream(e) << expect.dump();
-    const std::string cmd = "/usr/bin/python3 " + dir_ + "/check.py " + path + " " + e + " 2>&1";
+    return run("/usr/bin/python3 " + dir_ + "/check.py " + path + " " + e + " 2>&1", out);
+  }
+
+  // Decodes a v2 or v3 dataset (kDecodeScript): its frames are those of `camera_frame_ids`.
+  void expect_decoded(const std::string& path, int version, const json& camera_frame_ids) {
+    const std::string e = dir_ + "/ids.json";
+    std::ofstream(e) << json{{"camera_frame_ids", camera_frame_ids}}.dump();
+    std::string out;
+    EXPECT_EQ(run("/usr/bin/python3 " + dir_ + "/decode.py " + path + " " +
+                      std::to_string(version) + " " + e + " 2>&1",
+                  out),
+              0)
+        << out;
+  }
+
+  int run(const std::string& cmd, std::string& out) {
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) return -1;
     char buf[4096];
@@ -306,10 +458,11 @@ class ZarrWriterTest : public ::testing::Test {
   }
 
   // Writes 1000 seqs, some missed, and reads every frame back.
-  void round_trip(const Case& c, const std::set<uint64_t>& skip, uint64_t nseq = 1000) {
+  void round_trip(const Case& c, const std::set<uint64_t>& skip, uint64_t nseq = 1000,
+                  size_t batch = 1, size_t misalign = 0) {
     const std::string path = dir_ + "/out.ome.zarr";
     auto w = make_zarr_writer(path);
-    Feeder feeder(*w, c);
+    Feeder feeder(*w, c, batch, misalign);
     w->begin(feeder.info());
     feeder.feed(nseq, skip);
     w->checkpoint();
@@ -543,7 +696,8 @@ TEST_F(ZarrWriterTest, DiskFullOnTheLastChunkIsThrownByFinish) {
 
   const std::string path = mnt + "/out.ome.zarr";
   Case c;
-  c.k = 200;  // one 1.2 MB chunk: only finish() writes it
+  c.k = 200;         // one 1.2 MB chunk: only finish() writes it
+  c.stride_pad = 4;  // padded rows: the copying path (the direct one writes frames as they come)
   auto w = make_zarr_writer(path);
   Feeder feeder(*w, c);
   w->begin(feeder.info());
@@ -559,6 +713,174 @@ TEST_F(ZarrWriterTest, DiskFullOnTheLastChunkIsThrownByFinish) {
   auto e = feeder.expect_all();
   e["prefix"] = true;
   expect_valid(path, e);
+}
+
+// The direct path (uncompressed, packed rows: frames written from the slots, no copy).
+
+// Frames of 64 x 64 Mono16 (8 KiB): whole blocks, so O_DIRECT where the filesystem takes it.
+Case direct_case(uint32_t k) {
+  Case c;
+  c.width = 64;
+  c.height = 64;
+  c.k = k;
+  return c;
+}
+
+size_t files_in(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename().string()[0] != '.' &&
+        e.path().filename() != "zarr.json")
+      ++n;
+  return n;
+}
+
+TEST_F(ZarrWriterTest, DirectV2BatchesFromAlignedSlotsWithAPartialLastChunk) {
+  // 981 frames in batches of 7 (pwritev, crossing chunk ends): 61 chunks and a partial one.
+  round_trip(direct_case(16), kSkip, 1000, 7, 0);
+  const std::string path = dir_ + "/out.ome.zarr";
+  EXPECT_EQ(fs::file_size(path + "/0/61.0.0"), 16u * 8192);  // padded with the fill value
+  EXPECT_FALSE(fs::exists(path + "/0/62.0.0"));
+  for (int i = 0; i < 62; ++i)
+    EXPECT_EQ(fs::file_size(path + "/0/" + std::to_string(i) + ".0.0"), 16u * 8192) << i;
+}
+
+TEST_F(ZarrWriterTest, DirectV2FromMisalignedSlots) {
+  // Slots 64 bytes off a block: O_DIRECT takes each frame through the bounce buffer.
+  round_trip(direct_case(5), {3, 17}, 63, 4, 64);
+  // Frames of 6144 bytes (not whole blocks): the page cache, from a misaligned slot.
+  round_trip(Case{}, {}, 50, 3, 8);
+}
+
+TEST_F(ZarrWriterTest, DirectV3ShardedAndUnsharded) {
+  struct V3Case {
+    Case c;
+    uint32_t shard_frames;
+    size_t batch, misalign;
+    uint64_t nseq;
+    std::set<uint64_t> skip;
+    size_t files;
+  };
+  const V3Case cases[] = {
+      // Shards of 32 frames in 4 inner chunks of 8: 90 frames, the last shard 26 (its 4th chunk
+      // partial, padded with zeros: a hole before the index).
+      {direct_case(8), 32, 10, 0, 93, {4, 50, 51}, 3},
+      // A whole last shard (64 frames); misaligned slots.
+      {direct_case(8), 32, 6, 512, 64, {}, 2},
+      // Unsharded chunks of 16 frames of 6144 bytes (the page cache): 40 frames, 3 chunks.
+      {Case{}, 0, 9, 0, 41, {40}, 3},
+  };
+  int n = 0;
+  for (const V3Case& v : cases) {
+    const std::string path = dir_ + "/v3_" + std::to_string(n++) + ".ome.zarr";
+    auto w = make_zarr3_writer(path);
+    Feeder feeder(*w, v.c, v.batch, v.misalign);
+    DatasetInfo info = feeder.info();
+    info.shard_frames = v.shard_frames;
+    w->begin(info);
+    feeder.feed(v.nseq, v.skip);
+    w->finish();
+    EXPECT_EQ(w->totals().written, feeder.written()) << path;
+    EXPECT_EQ(files_in(path + "/0/c"), v.files) << path;
+    expect_decoded(path, 3, feeder.camera_frame_ids());
+  }
+}
+
+// A sequence: one plane a file, in acquisition order (z fastest here), some planes never come.
+TEST_F(ZarrWriterTest, DirectSequenceV2AndV3) {
+  for (int version : {2, 3}) {
+    const std::string path = dir_ + "/seq" + std::to_string(version) + ".ome.zarr";
+    auto w = version == 2 ? make_zarr_writer(path) : make_zarr3_writer(path);
+    Case c = direct_case(1);
+    DatasetInfo info = info_for(c);
+    SequenceInfo s;
+    s.id = 7;
+    s.axes = "t=2,c=2,z=3";
+    s.order = "tcz";
+    s.t = 2;
+    s.c = 2;
+    s.z = 3;
+    info.sequence = s;
+    if (version == 3) info.shard_frames = 1;  // a shard per plane, with its index
+    w->begin(info);
+    struct Null : Writer {
+      void begin(const DatasetInfo&) override {}
+      void write(const FrameRecord&) override {}
+      void missed(uint64_t, uint64_t) override {}
+      void checkpoint() override {}
+      void finish() override {}
+      framebroker::fbsave::Totals totals() const override { return {}; }
+    } null;
+    Feeder pattern(null, c);  // for its slot filling only
+    AlignedBytes slot = aligned_bytes(64 * 64 * 2);
+    json ids = json::array();
+    uint64_t written = 0;
+    for (uint64_t p = 0; p < s.planes(); ++p) {
+      if (p == 4 || p == 9) {
+        w->missed(p, 1);
+        continue;
+      }
+      const auto [t, ci, z] = s.tcz_of_place(p);
+      FrameRecord r;
+      r.seq = p;
+      r.camera_frame_id = camera_frame_id(p);
+      r.position = int64_t(p);
+      r.t = t;
+      r.c = ci;
+      r.z = z;
+      pattern.fill_slot(slot.get(), r.camera_frame_id);
+      r.pixels = std::span<const std::byte>(slot.get(), 64 * 64 * 2);
+      w->write(r);
+      ids.push_back(r.camera_frame_id);
+      ++written;
+    }
+    w->finish();
+    EXPECT_EQ(w->totals().written, written);
+    EXPECT_EQ(files_in(path + "/0"), written) << path;
+    expect_decoded(path, version, ids);
+  }
+}
+
+// A full disk on the direct path: write() reports it once, the file it was writing is gone, and
+// the dataset holds the whole files before it.
+TEST_F(ZarrWriterTest, DiskFullOnTheDirectPathLeavesWholeFiles) {
+  const std::string mnt = dir_ + "/small";
+  fs::create_directory(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a 1 MiB tmpfs at " << mnt << ": " << std::strerror(errno);
+  struct Unmount {
+    std::string m;
+    ~Unmount() { ::umount2(m.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+
+  for (int version : {2, 3}) {
+    const std::string path = mnt + "/out" + std::to_string(version) + ".ome.zarr";
+    const Case c = direct_case(8);  // 64 KiB files: about 15 fit
+    auto w = version == 2 ? make_zarr_writer(path) : make_zarr3_writer(path);
+    Feeder feeder(*w, c, 5);
+    DatasetInfo info = feeder.info();
+    if (version == 3) info.shard_frames = 16;
+    w->begin(info);
+    std::string error;
+    try {
+      for (uint64_t seq = 0; seq < 1000; ++seq) feeder.frame(seq);
+    } catch (const std::runtime_error& e) {
+      error = e.what();
+    }
+    EXPECT_NE(error.find("No space left on device"), std::string::npos) << error;
+    EXPECT_NE(error.find("cannot write " + path), std::string::npos) << error;
+    EXPECT_NO_THROW(w->finish());  // already reported
+    const uint64_t per_file = version == 2 ? 8 : 16;
+    const auto t = w->totals();
+    EXPECT_GT(t.written, 0u);
+    EXPECT_EQ(t.written % per_file, 0u);
+    EXPECT_EQ(files_in(path + "/0"), t.written / per_file);
+    EXPECT_LT(t.written, 1000u);
+    json ids = json::array();  // no seq skipped: the first t.written
+    for (uint64_t seq = 0; seq < t.written; ++seq) ids.push_back(camera_frame_id(seq));
+    expect_decoded(path, version, ids);
+    fs::remove_all(path);
+  }
 }
 
 // The metadata texts on their own (a Zarr v3 writer will build on them): the frame table

@@ -45,6 +45,22 @@ class Layout {
   virtual std::span<const std::byte> encode(uint64_t index, std::byte* raw, uint32_t frames,
                                             std::byte* out) const = 0;
 
+  // True when a file is nothing but its frames, packed and as they are, back to back from
+  // offset 0, then trailer() (no compression, no tiles, no reordering): the writer may then
+  // write the frames straight from the slots and never calls encode().
+  virtual bool frames_as_is() const = 0;
+  // With frames_as_is(): the most bytes trailer() writes (0: there is never one).
+  virtual size_t trailer_bytes() const = 0;
+  struct Trailer {
+    uint64_t offset = 0;  // where it goes in the file
+    size_t bytes = 0;     // its size at `out`
+  };
+  // With frames_as_is(): the end of a file whose first `frames` frames are written. Writes the
+  // trailer (a v3 shard's index) to `out` and says where it goes; the file is exactly
+  // offset + bytes long, and whatever lies between the frames and `offset` reads as zeros (the
+  // fill value: a partial chunk's padding). Allocates nothing.
+  virtual Trailer trailer(uint32_t frames, std::byte* out) const = 0;
+
   // The file of `index`, relative to the dataset's root ("0/3.0.0", "0/c/3/0/0").
   virtual std::string file_path(uint64_t index) const = 0;
 

@@ -70,6 +70,11 @@ class V2Layout final : public Layout {
     return {out, size_t(n)};
   }
 
+  // Uncompressed, a chunk is its K frames; a partial one is padded with zeros.
+  bool frames_as_is() const override { return !cname_; }
+  size_t trailer_bytes() const override { return 0; }
+  Trailer trailer(uint32_t, std::byte*) const override { return {chunk_bytes_, 0}; }
+
   std::string file_path(uint64_t index) const override { return "0/" + chunk_key_v2(info_, index); }
 
   std::string write_metadata(const FrameTable& table, uint64_t frames, bool final) override {

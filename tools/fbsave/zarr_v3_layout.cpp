@@ -19,7 +19,9 @@
 // lives in them (it allocates nothing; Blosc's blosc_compress_ctx, asked for 1 thread, makes
 // its own small context, as the v2 layout's does):
 //   raw  the S frames, then room for the index: uncompressed whole-frame chunks are already where
-//        the shard wants them, so the index is written after the last present one, in place.
+//        the shard wants them, so the index is written after the last present one, in place
+//        (trailer(): the same index, for ZarrWriter's direct path, which writes such shards
+//        straight from the slots and never calls encode()).
 //   out  [compressed chunks | index][index scratch][tile scratch][zstd workspace]
 //        (the parts a configuration needs; see out_bytes()). A tile is gathered row by row into
 //        the tile scratch (uncompressed: straight into its place in `out`) and compressed from
@@ -70,6 +72,12 @@ class V3Layout final : public Layout {
   size_t out_bytes() const override { return out_bytes_; }
   std::span<const std::byte> encode(uint64_t index, std::byte* raw, uint32_t frames,
                                     std::byte* out) const override;
+  // Uncompressed whole-frame chunks: a file is its frames, then (sharded) the index.
+  bool frames_as_is() const override {
+    return info_.compression == Compression::None && tile_ == 0;
+  }
+  size_t trailer_bytes() const override { return sharded_ ? index_bytes_ : 0; }
+  Trailer trailer(uint32_t frames, std::byte* out) const override;
   std::string file_path(uint64_t index) const override { return "0/" + chunk_key_v3(info_, index); }
   std::string write_metadata(const FrameTable& table, uint64_t frames, bool final) override;
 
@@ -79,6 +87,17 @@ class V3Layout final : public Layout {
   }
   // Compresses `n` bytes at `src` into `dst` (room: bound_); returns the compressed size.
   size_t compress(uint64_t index, const std::byte* src, std::byte* dst, std::byte* out) const;
+  // Inner chunks of a file whose first `frames` frames are there (the others are absent).
+  size_t present_chunks(uint32_t frames) const {
+    const size_t groups = std::min<size_t>((size_t(frames) + k_ - 1) / k_, files_frames_ / k_);
+    return groups * tiles_y_ * tiles_x_;
+  }
+  // Ends the index at `index` (its entries written) with their crc32c.
+  void seal_index(std::byte* index) const {
+    Crc32c crc;
+    crc.process_bytes(index, index_bytes_ - 4);
+    store_le32(index + index_bytes_ - 4, crc.checksum());
+  }
   // Copies tile (ty, tx) of the frame at `frame` to `dst`, zero-padded at the frame's edges.
   void gather_tile(const std::byte* frame, uint32_t ty, uint32_t tx, std::byte* dst) const;
 
@@ -227,6 +246,19 @@ size_t V3Layout::compress(uint64_t index, const std::byte* src, std::byte* dst,
   return n;
 }
 
+Layout::Trailer V3Layout::trailer(uint32_t frames, std::byte* out) const {
+  if (!sharded_) return {inner_bytes_, 0};  // a partial chunk: padded with zeros
+  // The present chunks are back to back from 0, the partial last one padded with zeros.
+  const size_t present = present_chunks(frames);
+  for (size_t i = 0; i < inner_chunks_; ++i) {
+    const bool here = i < present;
+    store_le64(out + 16 * i, here ? i * inner_bytes_ : kAbsent);
+    store_le64(out + 16 * i + 8, here ? inner_bytes_ : kAbsent);
+  }
+  seal_index(out);
+  return {present * inner_bytes_, index_bytes_};
+}
+
 std::span<const std::byte> V3Layout::encode(uint64_t index, std::byte* raw, uint32_t frames,
                                             std::byte* out) const {
   const bool compressed = info_.compression != Compression::None;
@@ -234,13 +266,16 @@ std::span<const std::byte> V3Layout::encode(uint64_t index, std::byte* raw, uint
     if (!compressed) return {raw, inner_bytes_};
     return {out, compress(index, raw, out, out)};
   }
+  if (frames_as_is()) {  // the frames are in place: the index goes straight after them
+    const Trailer t = trailer(frames, raw + present_chunks(frames) * inner_bytes_);
+    return {raw, size_t(t.offset) + t.bytes};
+  }
   // Inner chunks in C order: (group of K frames, tile row, tile column); those of the groups
   // past `frames` are absent.
   const size_t per_group = size_t(tiles_y_) * tiles_x_;
-  const size_t groups = std::min<size_t>((size_t(frames) + k_ - 1) / k_, files_frames_ / k_);
-  const size_t present = groups * per_group;
-  std::byte* const dst = compressed || tile_ ? out : raw;  // uncompressed frames: in place
-  // Uncompressed, the present chunks' bytes are known, so the index goes straight after them.
+  const size_t present = present_chunks(frames);
+  std::byte* const dst = compressed || tile_ ? out : raw;
+  // Uncompressed tiles: their bytes are known, so the index goes straight after them.
   std::byte* index_at = compressed ? out + index_scratch_ : dst + present * inner_bytes_;
   size_t pos = 0;
   for (size_t i = 0; i < inner_chunks_; ++i) {
@@ -252,9 +287,7 @@ std::span<const std::byte> V3Layout::encode(uint64_t index, std::byte* raw, uint
     }
     const std::byte* frame = raw + (i / per_group) * k_ * frame_bytes_;
     size_t n = inner_bytes_;
-    if (!tile_ && !compressed) {
-      // already in place
-    } else if (!tile_) {
+    if (!tile_) {
       n = compress(index, frame, dst + pos, out);
     } else if (!compressed) {
       gather_tile(frame, uint32_t(i % per_group / tiles_x_), uint32_t(i % tiles_x_), dst + pos);
@@ -268,9 +301,7 @@ std::span<const std::byte> V3Layout::encode(uint64_t index, std::byte* raw, uint
     pos += n;
   }
   if (index_at != dst + pos) std::memcpy(dst + pos, index_at, index_bytes_ - 4);
-  Crc32c crc;
-  crc.process_bytes(dst + pos, index_bytes_ - 4);
-  store_le32(dst + pos + index_bytes_ - 4, crc.checksum());
+  seal_index(dst + pos);
   return {dst, pos + index_bytes_};
 }
 
