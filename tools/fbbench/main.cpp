@@ -3,6 +3,7 @@
 #include <string>
 
 #include "fbbench/bench_commands.hpp"
+#include "fbbench/bridge_bench.hpp"
 #include "fbbench/flood_bench.hpp"
 #include "fbbench/restart_bench.hpp"
 #include "fbbench/save_bench.hpp"
@@ -369,6 +370,49 @@ CLI::App* add_storm_victim_command(CLI::App& app, StormVictimOptions& o) {
   return cmd;
 }
 
+CLI::App* add_bridge_command(CLI::App& app, BridgeOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "bridge",
+      "fbbridge across two network namespaces joined by a veth pair, next to iperf3's\n"
+      "single-stream TCP throughput over the same pair in the same run. Needs root: it makes\n"
+      "the namespaces and the pair and removes them at the end (also on failure or Ctrl-C).\n\n"
+      "Per size and mode a broker on each side (the exporter's with a simulated Mono16 camera,\n"
+      "pattern `empty`, free-running: it commits without writing a pixel), `fbbridge export` in\n"
+      "the first namespace, `fbbridge import --prefix P.` in the second, and an `every`\n"
+      "subscriber on the importer's broker: frames/s and GB/s it receives, camera frames it\n"
+      "missed, the exporter's CPU seconds per GB next to a memcpy of the same bytes. Per size\n"
+      "also the latency from the exporter-side commit to the remote subscriber at --latency-rate.\n"
+      "Goal: 8M every >= 0.80 of iperf3.\n\n"
+      "Example:\n"
+      "  sudo fbbench bridge --sizes 8M,512x512 --duration 3 --json");
+  cmd->add_option("--sizes,--size", o.sizes,
+                  "frame sizes, comma separated: bytes (K, M) for a nearly square Mono16 frame, "
+                  "or WxH pixels")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--modes", o.modes, "fbbridge modes, comma separated")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"every", "latest"}))
+      ->capture_default_str();
+  cmd->add_option("--duration", o.seconds, "seconds measured per throughput run")
+      ->check(CLI::Range(0.2, 3600.0))
+      ->capture_default_str();
+  cmd->add_option("--latency-rate", o.latency_rate, "the camera's frames per second, latency run")
+      ->check(CLI::Range(1.0, 10000.0))
+      ->capture_default_str();
+  cmd->add_option("--latency-frames", o.latency_frames, "frames measured in the latency run")
+      ->check(CLI::Range(uint64_t(1), uint64_t(1'000'000)))
+      ->capture_default_str();
+  cmd->add_option("--iperf-seconds", o.iperf_seconds, "length of the iperf3 baseline")
+      ->check(CLI::Range(1.0, 600.0))
+      ->capture_default_str();
+  cmd->add_option("--fbbridge", o.fbbridge, "fbbridge binary (default: beside fbbench)");
+  cmd->add_option("--iperf3", o.iperf3, "iperf3 binary (default: iperf3 in PATH)");
+  cmd->add_option("--broker", o.broker, kBrokerHelp);
+  cmd->add_flag("--json", o.json, "print the results as JSON");
+  return cmd;
+}
+
 // fbbench python, for the help: main() hands its arguments to python3 before parsing.
 CLI::App* add_python_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
@@ -441,6 +485,8 @@ int main(int argc, char** argv) {
   auto* storm = add_storm_command(app, storm_options);
   StormVictimOptions storm_victim_options;
   auto* storm_victim = add_storm_victim_command(app, storm_victim_options);
+  BridgeOptions bridge_options;
+  auto* bridge = add_bridge_command(app, bridge_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -464,6 +510,10 @@ int main(int argc, char** argv) {
   if (flood->parsed()) {
     flood_options.json = flood_options.json || json;
     return run_flood(flood_options);
+  }
+  if (bridge->parsed()) {
+    bridge_options.json = bridge_options.json || json;
+    return run_bridge_bench(bridge_options);
   }
   if (storm_victim->parsed()) return run_storm_victim(storm_victim_options);
   if (chain_publisher->parsed()) return run_chain_publisher(chain_publisher_options);
