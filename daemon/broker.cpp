@@ -300,6 +300,8 @@ void Broker::on_message(Connection& c, const wire::Received& msg) {
       return on_end_sequence(c, *env->message_as_EndSequence());
     case wire::Message::ReleasesWritten:
       return;  // drained above
+    case wire::Message::ClientStats:
+      return on_client_stats(c, rid, *env->message_as_ClientStats());
     default:
       c.send_error(
           rid, ErrorCode::Malformed,

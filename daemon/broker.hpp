@@ -111,6 +111,10 @@ class Broker : private MessageHandler {
   bool releases_wanted_at_once(Stream& s);
   // In broker_status.cpp: the snapshot behind fbctl status/streams/slots/...
   void on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m);
+  // Keeps a client's own counters for status (at most kMaxClientStats bytes, a JSON object).
+  void on_client_stats(Connection& c, uint32_t rid, const wire::ClientStats& m);
+  static constexpr size_t kMaxClientStats = 8 * 1024;
+  static constexpr size_t kClientStatsBudget = 256 * 1024;  // all clients' stats in one Status
   flatbuffers::Offset<wire::SlotMap> slot_map(flatbuffers::FlatBufferBuilder& fbb, Stream& s);
   void on_camera(Connection& c, uint32_t rid, const wire::CameraCommand& m);
   // Start with a sequence: checks it (std::invalid_argument), announces it, starts the camera.

@@ -3,6 +3,7 @@
 // that thread owns, so nothing is locked; the camera threads never wait for it.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include "broker.hpp"
 #include "framebroker/frame_meta_generated.h"
@@ -83,6 +84,20 @@ flatbuffers::Offset<wire::SequenceStatus> sequence_status(flatbuffers::FlatBuffe
 
 }  // namespace
 
+void Broker::on_client_stats(Connection& c, uint32_t rid, const wire::ClientStats& m) {
+  const std::string_view json = m.json() ? m.json()->string_view() : std::string_view();
+  if (json.size() > kMaxClientStats)
+    return c.send_error(rid, wire::ErrorCode::InvalidValue,
+                        "ClientStats of " + std::to_string(json.size()) +
+                            " bytes refused: at most " + std::to_string(kMaxClientStats) +
+                            " bytes; the last stats are kept");
+  const auto first = json.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || json[first] != '{' || !nlohmann::json::accept(json))
+    return c.send_error(rid, wire::ErrorCode::InvalidValue,
+                        "ClientStats refused: not a JSON object; the last stats are kept");
+  c.set_stats(json);
+}
+
 void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m) {
   const auto t0 = Clock::now();
   // Counts and holders as the clients see them: what they released is taken first.
@@ -150,9 +165,24 @@ void Broker::on_status(Connection& c, uint32_t rid, const wire::StatusRequest& m
         opt.window, ctr.held, ctr.queued, ctr.delivered, ctr.missed, ctr.conflated, ctr.last_seq,
         lag, connected_ms, cc.peer().gid, fbb.CreateString(cc.role())));
   }
+  // Client stats share the status message's 1 MiB with everything else: past a budget, a
+  // client is listed with a note instead of its stats.
+  std::vector<flatbuffers::Offset<wire::ClientInfo>> reporting;
+  size_t stats_bytes = 0;
+  for (const auto& [id, conn] : connections_) {
+    if (conn->stats().empty()) continue;
+    stats_bytes += conn->stats().size();
+    const bool fits = stats_bytes <= kClientStatsBudget;
+    reporting.push_back(wire::CreateClientInfo(
+        fbb, id, fbb.CreateString(conn->client_name()), conn->peer().pid,
+        fbb.CreateString(conn->role()),
+        fbb.CreateString(
+            fits ? conn->stats()
+                 : std::string(R"({"omitted":"too many client stats for one status"})"))));
+  }
   auto map = mapped ? slot_map(fbb, *mapped) : flatbuffers::Offset<wire::SlotMap>();
   auto body = wire::CreateStatus(fbb, broker, fbb.CreateVector(streams), fbb.CreateVector(subs),
-                                 fbb.CreateVector(cams), map);
+                                 fbb.CreateVector(cams), map, fbb.CreateVector(reporting));
   wire::finish(fbb, rid, wire::Message::Status, body);
   spdlog::debug("status for client {} built in {:.1f} us ({} bytes)", c.id(),
                 std::chrono::duration<double, std::micro>(Clock::now() - t0).count(),

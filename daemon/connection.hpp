@@ -19,6 +19,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "framebroker/internal/wire.hpp"
@@ -94,6 +95,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string& client_name() const { return client_name_; }
   const std::string& role() const { return role_; }
   std::chrono::system_clock::time_point connected_at() const { return connected_at_; }
+  // The client's last ClientStats (a JSON object, verbatim); empty: it never sent one.
+  const std::string& stats() const { return stats_; }
+  void set_stats(std::string_view json) { stats_.assign(json); }
 
   // The client's release lanes, when it asked for them at Hello (nullptr: it releases over the
   // socket only).
@@ -128,6 +132,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool greeted_ = false;
   std::string client_name_ = "?";
   std::string role_;
+  std::string stats_;
   std::chrono::system_clock::time_point connected_at_ = std::chrono::system_clock::now();
   std::unique_ptr<ReleaseLanes> lanes_;
 };

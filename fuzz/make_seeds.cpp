@@ -145,6 +145,16 @@ void broker_seeds() {
        prefix(1, message<wire::DiscoverRequest>(2, wire::Message::DiscoverRequest, [](auto& fbb) {
                 return wire::CreateDiscoverRequest(fbb, false);
               })));
+  // A client's own counters: a good object, one over 8 KiB, not JSON, an array; then status.
+  const auto stats = [](uint32_t rid, std::string text) {
+    return message<wire::ClientStats>(rid, wire::Message::ClientStats, [&](auto& fbb) {
+      return wire::CreateClientStats(fbb, fbb.CreateString(text));
+    });
+  };
+  save(t, "client_stats",
+       prefix(1, stats(0, R"({"side":"import","link":"up","frames":12,"lag_us":400})") +
+                     stats(3, "{\"pad\":\"" + std::string(8200, 'x') + "\"}") +
+                     stats(4, "{\"open\": ") + stats(5, "[1,2]") + status));
   save(t, "advertise_commit",
        prefix(1, advertise(2, "pub") + commit("pub", 1, 0) + commit("pub", 1, 1) +
                      commit("pub", 9, 99)));

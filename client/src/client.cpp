@@ -1,5 +1,7 @@
 #include "framebroker/client.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "core.hpp"
 #include "framebroker/internal/sequence_wire.hpp"
 
@@ -117,6 +119,9 @@ Status status_from_wire(const wire::Status& w) {
                            str(c->state()), str(c->error()), c->fps()});
   }
   if (const auto* m = w.slot_map()) s.slot_map = slot_map_from_wire(*m);
+  if (w.clients())
+    for (const auto* c : *w.clients())
+      s.clients.push_back({c->id(), str(c->client()), c->pid(), str(c->role()), str(c->stats())});
   return s;
 }
 
@@ -202,6 +207,21 @@ const std::string& Client::instance() const {
 const std::string& Client::broker_version() const {
   return core_->broker_version();
 }
+void Client::report_stats(std::string_view json_object) {
+  constexpr size_t kMaxStats = 8 * 1024;  // the broker's limit (daemon/broker.hpp)
+  if (json_object.size() > kMaxStats)
+    throw Error(Errc::InvalidArgument, "report_stats: " + std::to_string(json_object.size()) +
+                                           " bytes, at most " + std::to_string(kMaxStats));
+  const auto first = json_object.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || json_object[first] != '{' ||
+      !nlohmann::json::accept(json_object))
+    throw Error(Errc::InvalidArgument, "report_stats: not a JSON object");
+  flatbuffers::FlatBufferBuilder fbb(json_object.size() + 128);
+  auto body = wire::CreateClientStats(fbb, fbb.CreateString(json_object));
+  wire::finish(fbb, 0, wire::Message::ClientStats, body);
+  core_->send(fbb);
+}
+
 void Client::flush() {
   core_->flush_releases();
 }

@@ -126,6 +126,14 @@ std::string to_json(const Status& s, int indent) {
                             {"fps", c.fps}});
   }
   if (s.slot_map) j["slot_map"] = slot_map_json(*s.slot_map);
+  // Clients that reported their own counters (an fbbridge's link): "stats" is their object.
+  j["clients"] = json::array();
+  for (const auto& c : s.clients) {
+    json stats = json::parse(c.stats, nullptr, false);
+    if (stats.is_discarded()) stats = c.stats;  // the broker checked it; kept rather than lost
+    j["clients"].push_back(
+        {{"id", c.id}, {"client", c.client}, {"pid", c.pid}, {"role", c.role}, {"stats", stats}});
+  }
   return dump(j, indent);
 }
 

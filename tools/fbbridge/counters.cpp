@@ -25,6 +25,8 @@ std::string StatsLine::line(const char* side, const BridgeCounters& c) {
                     : std::chrono::duration<double>(now - last_).count();
   const double fps = secs > 0 ? double(frames - last_frames_) / secs : 0;
   const double gbps = secs > 0 ? double(bytes - last_bytes_) / secs / 1e9 : 0;
+  fps_ = fps;
+  bytes_per_s_ = gbps * 1e9;
   last_ = now;
   last_frames_ = frames;
   last_bytes_ = bytes;
@@ -59,6 +61,18 @@ std::string StatsLine::json(const char* side, const BridgeCounters& c) {
                         {"streams", c.streams.load()},
                         {"lag_us_max", c.lag_us_max.load()}}
       .dump();
+}
+
+std::string StatsLine::report(const char* side, const BridgeCounters& c,
+                              nlohmann::json extra) const {
+  nlohmann::json j = nlohmann::json::parse(json(side, c));
+  j["frames_per_s"] = fps_;
+  j["bytes_per_s"] = bytes_per_s_;
+  j["lag_us"] = c.lag_us.load();
+  j["in_flight"] = c.in_flight.load();
+  j.update(extra);
+  // Stream and peer names come from elsewhere: replaced, never thrown about, if not UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace framebroker::fbbridge

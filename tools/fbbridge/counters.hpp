@@ -1,12 +1,14 @@
 // Per-link counters of one fbbridge process, in one struct: the exporter and the importer update
 // them (relaxed atomics, from their one loop thread), the stats line and `--stats-json` read
-// them, and so can a later `fbctl status` hook (docs/fbbridge.md, "Counters").
+// them, and so does `fbctl status` through report() (docs/fbbridge.md, "Counters").
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace framebroker::fbbridge {
 
@@ -53,12 +55,16 @@ class StatsLine {
  public:
   // "fbbridge export: up, 2 peers, 1234 frames (120.0/s), 1.02 GB/s, ..."
   std::string line(const char* side, const BridgeCounters& c);
-  // The counters as one JSON object (the exit summary, and fbctl's future hook).
+  // The counters as one JSON object (the exit summary).
   static std::string json(const char* side, const BridgeCounters& c);
+  // What the bridge hands its broker for `fbctl status` (Client::report_stats): json() plus
+  // the rates of the last line() call, the lag now, and `extra` (streams, peers).
+  std::string report(const char* side, const BridgeCounters& c, nlohmann::json extra) const;
 
  private:
   std::chrono::steady_clock::time_point last_{};
   uint64_t last_frames_ = 0, last_bytes_ = 0;
+  double fps_ = 0, bytes_per_s_ = 0;  // of the last line()
 };
 
 }  // namespace framebroker::fbbridge

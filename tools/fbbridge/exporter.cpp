@@ -171,9 +171,11 @@ class Exporter {
       else
         pump_every();
       const auto now = Clock::now();
-      if (o_.stats_interval.count() > 0 && now >= next_stats) {
-        spdlog::info("{}", stats_.line("export", c_));
-        next_stats = now + o_.stats_interval;
+      if (now >= next_stats) {
+        const std::string line = stats_.line("export", c_);
+        if (o_.stats_interval.count() > 0) spdlog::info("{}", line);
+        report_stats();
+        next_stats = now + (o_.stats_interval.count() > 0 ? o_.stats_interval : 1000ms);
       }
       if (now >= next_scan) {
         subscribe_streams();
@@ -190,6 +192,27 @@ class Exporter {
     int32_t pending = -1;  // latest: the newest frame, not yet sent to every peer
     uint32_t bpp = 0;
   };
+
+  // The broker lists this for `fbctl status` (docs/fbbridge.md, "Counters").
+  void report_stats() {
+    nlohmann::json streams = nlohmann::json::array(), peers = nlohmann::json::array();
+    for (const auto& st : streams_) streams.push_back(st.name);
+    for (const auto& p : peers_)
+      peers.push_back({{"name", p.name},
+                       {"in_flight", p.sent - p.acked},
+                       {"credits", p.window - std::min<uint64_t>(p.window, p.sent - p.acked)},
+                       {"window", p.window}});
+    try {
+      client_.report_stats(stats_.report("export", c_,
+                                         {{"bind", o_.bind},
+                                          {"mode", o_.latest ? "latest" : "every"},
+                                          {"compress", o_.lz4 ? "lz4" : "none"},
+                                          {"stream_names", streams},
+                                          {"peer_list", peers}}));
+    } catch (const Error& e) {
+      spdlog::debug("fbbridge export: stats not reported: {}", e.what());
+    }
+  }
 
   void subscribe_streams() {
     std::vector<std::string> want = o_.streams;

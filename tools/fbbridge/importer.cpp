@@ -107,15 +107,29 @@ class Importer {
       }
       keepalive();
       const auto now = Clock::now();
-      if (o_.stats_interval.count() > 0 && now >= next_stats) {
-        spdlog::info("{}", stats_.line("import", c_));
-        next_stats = now + o_.stats_interval;
+      if (now >= next_stats) {
+        const std::string line = stats_.line("import", c_);
+        if (o_.stats_interval.count() > 0) spdlog::info("{}", line);
+        report_stats();
+        next_stats = now + (o_.stats_interval.count() > 0 ? o_.stats_interval : 1000ms);
       }
     }
     return 0;
   }
 
  private:
+  // The broker lists this for `fbctl status` (docs/fbbridge.md, "Counters").
+  void report_stats() {
+    nlohmann::json streams = nlohmann::json::array();
+    for (const auto& [name, st] : streams_) streams.push_back(o_.prefix + name);
+    try {
+      client_.report_stats(stats_.report(
+          "import", c_, {{"peer", o_.connect}, {"prefix", o_.prefix}, {"stream_names", streams}}));
+    } catch (const Error& e) {
+      spdlog::debug("fbbridge import: stats not reported: {}", e.what());
+    }
+  }
+
   void handle_monitor() {
     Monitor::Event e;
     while (monitor_->next(e)) {

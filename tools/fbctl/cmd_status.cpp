@@ -81,6 +81,11 @@ void add_status_commands(CLI::App& app, Context& ctx) {
            "queued, delivered, missed, conflated, lag, connected since\n"
            "  e.g. fbctl subscribers --json",
            "subscribers", print_subscribers);
+  add_view(app, ctx, "bridges",
+           "per fbbridge (clients with a bridge role that report their counters): role, client,\n"
+           "pid, exported streams or imported peer, link state, MB/s, frames, gaps, lag, frames\n"
+           "in flight; --json: every client's reported stats\n  e.g. fbctl bridges --json",
+           "clients", print_bridges);
   auto* cameras = add_view(app, ctx, "cameras",
                            "per camera: driver, state (idle, running, error), frames, fps, error;\n"
                            "with --discover, the GenICam devices the broker can open\n"

@@ -1,7 +1,9 @@
 #include "fbctl/status_view.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <nlohmann/json.hpp>
 
 #include "common/table.hpp"
 
@@ -47,7 +49,60 @@ std::string holder_text(const SlotHolderStatus& h) {
          (h.queued ? ", queued)" : ")");
 }
 
+bool is_bridge(const ClientReport& c) {
+  return c.role.starts_with("bridge");
+}
+
+// A field of a bridge's stats object as text ("-" when absent or not a number/string).
+std::string field(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+  if (it->is_number()) return fixed(it->get<double>(), 1);
+  return "-";
+}
+
+std::string joined(const nlohmann::json& j, const char* key) {
+  std::string out;
+  if (const auto it = j.find(key); it != j.end() && it->is_array())
+    for (const auto& v : *it)
+      if (v.is_string()) out += (out.empty() ? "" : ",") + v.get<std::string>();
+  return out.empty() ? "-" : out;
+}
+
+// Exporter: its streams and peers; importer: the peer it connects to and its local streams.
+std::string streams_or_peer(const nlohmann::json& j) {
+  if (j.value("side", "") == "import") return field(j, "peer") + " -> " + joined(j, "stream_names");
+  return joined(j, "stream_names") + " @ " + field(j, "bind") + " (" + field(j, "mode") + ", " +
+         field(j, "peers") + " peer" + (field(j, "peers") == "1" ? "" : "s") + ")";
+}
+
+std::string lag_ms(const nlohmann::json& j) {
+  const auto it = j.find("lag_us");
+  if (it == j.end() || !it->is_number() || it->get<double>() < 0) return "-";
+  return fixed(it->get<double>() / 1000.0, 1);
+}
+
 }  // namespace
+
+void print_bridges(std::ostream& out, const Status& s) {
+  Table t({"ROLE", "CLIENT", "PID", "STREAMS / PEER", "LINK", "MB/S", "FRAMES", "GAPS", "LAG_MS",
+           "IN_FLIGHT"});
+  for (const auto& c : s.clients) {
+    if (!is_bridge(c)) continue;
+    const auto j = nlohmann::json::parse(c.stats, nullptr, false);
+    if (!j.is_object()) continue;
+    const bool importer = j.value("side", "") == "import";
+    const auto bps = j.find("bytes_per_s");
+    t.row({c.role, c.client, std::to_string(c.pid), streams_or_peer(j), field(j, "link"),
+           bps != j.end() && bps->is_number() ? fixed(bps->get<double>() / 1e6, 1) : "-",
+           field(j, "frames"), importer ? field(j, "gaps") : "-", importer ? lag_ms(j) : "-",
+           importer ? "-" : field(j, "in_flight")});
+  }
+  t.print(out);
+  if (t.empty()) out << "(no bridges)\n";
+}
 
 std::string sequence_text(const SequenceStatus& q) {
   std::string t = "sequence " + std::to_string(q.id) + ":";
@@ -93,6 +148,16 @@ void print_status(std::ostream& out, const Status& s) {
               std::to_string(sub.missed), std::to_string(sub.conflated)});
   subs.print(out);
   if (subs.empty()) out << "(no subscribers)\n";
+  // Clients that reported their own counters: bridges as a table, any other verbatim.
+  if (std::any_of(s.clients.begin(), s.clients.end(), is_bridge)) {
+    out << "\nBridges\n";
+    print_bridges(out, s);
+  }
+  for (const auto& c : s.clients)
+    if (!is_bridge(c))
+      out << "\n"
+          << c.client << " (pid " << c.pid << (c.role.empty() ? "" : ", " + c.role)
+          << "): " << c.stats << "\n";
 }
 
 void print_streams(std::ostream& out, const Status& s) {

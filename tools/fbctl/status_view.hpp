@@ -11,6 +11,8 @@ void print_status(std::ostream& out, const Status& s);
 void print_streams(std::ostream& out, const Status& s);
 void print_subscribers(std::ostream& out, const Status& s);
 void print_cameras(std::ostream& out, const Status& s);
+// The clients whose role is bridge-*: their last reported link counters.
+void print_bridges(std::ostream& out, const Status& s);
 // "sequence 3: t 2/3  c 1/2  z 15/20  (95/120, 1 missed)  running": the sequence's progress on
 // each axis (the last frame's index + 1 of the size), positions used of all, and how it ended
 // (running, complete, stopped early).

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "framebroker/camera_control.hpp"
@@ -44,6 +45,12 @@ class Client {
   const std::string& socket_path() const;
   const std::string& instance() const;
   const std::string& broker_version() const;
+  // Hands the broker this client's own counters, one JSON object of at most 8 KiB, replacing
+  // the last one: `fbctl status` lists them with the client's name, pid and role (fbbridge
+  // reports its link this way). Does not wait for the broker. Throws Error(InvalidArgument)
+  // when the text is too long or not a JSON object; errors the broker finds come back through
+  // take_async_errors().
+  void report_stats(std::string_view json_object);
   // Sends releases that are still batched.
   void flush();
   // Errors the broker reported outside a request (e.g. a bad release).

@@ -102,12 +102,22 @@ struct SlotMapStatus {
   std::vector<SlotStatus> slots;
 };
 
+// A client that reported its own counters (Client::report_stats), e.g. an fbbridge.
+struct ClientReport {
+  uint64_t id = 0;  // the broker's connection id
+  std::string client;
+  int pid = 0;
+  std::string role;   // ConnectOptions::role (fbbridge: "bridge-export", "bridge-import")
+  std::string stats;  // the JSON object it sent last, verbatim
+};
+
 struct Status {
   BrokerStatus broker;
   std::vector<StreamStatus> streams;
   std::vector<SubscriberStatus> subscribers;
   std::vector<CameraStatus> cameras;
   std::optional<SlotMapStatus> slot_map;  // when asked for
+  std::vector<ClientReport> clients;      // the clients that reported stats
 };
 
 // The JSON document of `fbctl status --json` (keys are stable: add, never rename).
