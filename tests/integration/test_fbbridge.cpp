@@ -27,6 +27,7 @@ TEST(Fbbridge, NotBuilt) {
 #include <fstream>
 #include <set>
 
+#include "common/veth_pair.hpp"
 #include "fbbridge/bridge_wire.hpp"
 
 using namespace fbtest;
@@ -35,7 +36,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kIp = "/usr/sbin/ip";
+constexpr const char* kIp = framebroker::tools::VethPair::kIp;
 
 // Root and a working `ip`: what the namespace tests need.
 std::string why_not_runnable() {
@@ -44,65 +45,20 @@ std::string why_not_runnable() {
   return {};
 }
 
-void ip(std::vector<std::string> args) {
-  args.insert(args.begin(), kIp);
-  auto r = run(args, 20s);
-  if (r.exit_code != 0) {
-    std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
-    throw std::runtime_error("`" + cmd + "` failed: " + r.err);
-  }
-}
-
-// Two namespaces, a and b, joined by a veth pair: 10.91.0.1 in a, 10.91.0.2 in b. Removed (with
-// the pair) when it goes, also when a test fails half-way.
-class NetPair {
+// Two namespaces joined by a veth pair: 10.91.0.1 in a, 10.91.0.2 in b.
+class NetPair : public framebroker::tools::VethPair {
  public:
-  NetPair() {
-    static int counter = 0;
-    const std::string id = std::to_string(getpid()) + "x" + std::to_string(counter++);
-    a_ = "fbbA" + id;
-    b_ = "fbbB" + id;
-    va_ = "fva" + id;
-    vb_ = "fvb" + id;
-    try {
-      ip({"netns", "add", a_});
-      ip({"netns", "add", b_});
-      ip({"link", "add", va_, "type", "veth", "peer", "name", vb_});
-      ip({"link", "set", va_, "netns", a_});
-      ip({"link", "set", vb_, "netns", b_});
-      ip({"-n", a_, "addr", "add", "10.91.0.1/24", "dev", va_});
-      ip({"-n", b_, "addr", "add", "10.91.0.2/24", "dev", vb_});
-      for (const auto& [ns, dev] : {std::pair{a_, va_}, std::pair{b_, vb_}}) {
-        ip({"-n", ns, "link", "set", "lo", "up"});
-        ip({"-n", ns, "link", "set", dev, "up"});
-      }
-    } catch (...) {
-      remove();
-      throw;
-    }
-  }
-  ~NetPair() { remove(); }
-  NetPair(const NetPair&) = delete;
-  NetPair& operator=(const NetPair&) = delete;
-
-  const std::string& a() const { return a_; }
-  const std::string& b() const { return b_; }
-  const std::string& dev_a() const { return va_; }
-  // argv run inside namespace `ns`.
-  static std::vector<std::string> in(const std::string& ns, std::vector<std::string> argv) {
-    argv.insert(argv.begin(), {kIp, "netns", "exec", ns});
-    return argv;
-  }
-  void link_a(bool up) { ip({"-n", a_, "link", "set", va_, up ? "up" : "down"}); }
+  NetPair() : VethPair(tag(), "10.91.0.1", "10.91.0.2", run_ip) {}
 
  private:
-  void remove() {
-    // Deleting a namespace deletes the veth end in it, and with it the pair.
-    run({kIp, "netns", "del", a_}, 20s);
-    run({kIp, "netns", "del", b_}, 20s);
+  static std::string tag() {
+    static int counter = 0;
+    return "fbb" + std::to_string(getpid()) + "x" + std::to_string(counter++);
   }
-  std::string a_, b_, va_, vb_;
+  static std::string run_ip(const std::vector<std::string>& argv) {
+    const auto r = run(argv, 20s);
+    return r.exit_code == 0 ? std::string() : "exit " + std::to_string(r.exit_code) + ": " + r.err;
+  }
 };
 
 // A bridge, started through `ip netns exec` (which execs it: the pid is the bridge's).

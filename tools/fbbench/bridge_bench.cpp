@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/table.hpp"
+#include "common/veth_pair.hpp"
 #include "fbbench/bench_report.hpp"
 #include "fbbench/fb_runs.hpp"
 #include "fbbench/process.hpp"
@@ -25,67 +26,21 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kIp = "/usr/sbin/ip";
+constexpr const char* kIp = tools::VethPair::kIp;
 constexpr const char* kAddrA = "10.93.0.1";  // the exporter's side
 constexpr const char* kAddrB = "10.93.0.2";  // the importer's (and iperf3's server)
 constexpr const char* kPrefix = "P.";
 constexpr const char* kRemoteTimeTag = "bridge.remote_realtime_ns";  // docs/fbbridge.md
 
-void ip(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{kIp};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const ProcResult r = run_capture(argv);
-  if (!r.ok()) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += a + " ";
-    throw std::runtime_error("`" + trim(cmd) + "` failed: " + trim(r.err));
-  }
-}
-
-// Two network namespaces joined by a veth pair (kAddrA in a, kAddrB in b); deleted, and the
-// pair with them, when it goes: also when a run fails half-way or is interrupted.
-class NetPair {
+// The two namespaces: kAddrA in a, kAddrB in b.
+class NetPair : public tools::VethPair {
  public:
-  NetPair() {
-    const std::string id = std::to_string(::getpid());
-    a_ = "fbnA" + id;
-    b_ = "fbnB" + id;
-    va_ = "fbnva" + id;
-    vb_ = "fbnvb" + id;
-    try {
-      ip({"netns", "add", a_});
-      ip({"netns", "add", b_});
-      ip({"link", "add", va_, "type", "veth", "peer", "name", vb_});
-      ip({"link", "set", va_, "netns", a_});
-      ip({"link", "set", vb_, "netns", b_});
-      ip({"-n", a_, "addr", "add", std::string(kAddrA) + "/24", "dev", va_});
-      ip({"-n", b_, "addr", "add", std::string(kAddrB) + "/24", "dev", vb_});
-      for (const auto& [ns, dev] : {std::pair{a_, va_}, std::pair{b_, vb_}}) {
-        ip({"-n", ns, "link", "set", "lo", "up"});
-        ip({"-n", ns, "link", "set", dev, "up"});
-      }
-    } catch (...) {
-      remove();
-      throw;
-    }
-  }
-  ~NetPair() { remove(); }
-  NetPair(const NetPair&) = delete;
-  NetPair& operator=(const NetPair&) = delete;
-  const std::string& a() const { return a_; }
-  const std::string& b() const { return b_; }
-  // argv run inside namespace `ns` (ip execs it: the pid is the command's).
-  static std::vector<std::string> in(const std::string& ns, std::vector<std::string> argv) {
-    argv.insert(argv.begin(), {kIp, "netns", "exec", ns});
-    return argv;
-  }
-
- private:
-  void remove() {
-    run_capture({kIp, "netns", "del", a_});
-    run_capture({kIp, "netns", "del", b_});
-  }
-  std::string a_, b_, va_, vb_;
+  NetPair()
+      : VethPair("fbn" + std::to_string(::getpid()), kAddrA, kAddrB,
+                 [](const std::vector<std::string>& argv) {
+                   const ProcResult r = run_capture(argv);
+                   return r.ok() ? std::string() : trim(r.err);
+                 }) {}
 };
 
 // The exporter's camera: exactly f (Mono16, pattern `empty`: it commits without writing a pixel)
