@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "../support/broker_thread.hpp"
 #include "alloc_counter.hpp"
 #include "apply_config.hpp"
 #include "broker.hpp"
@@ -36,53 +37,7 @@ constexpr uint64_t kCounted = 10'000;
 // Only a guard against a hang (the broker or a subscriber stuck), not a timing assertion.
 constexpr auto kPatience = 120s;
 
-// A broker as framebrokerd's main() sets it up, on a thread of its own, in a private runtime
-// directory and instance.
-class BrokerThread {
- public:
-  explicit BrokerThread(const std::string& camera_spec) {
-    char dir[] = "/tmp/fb-alloc-XXXXXX";
-    if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
-    dir_ = dir;
-    config_.instance = "alloc" + std::to_string(::getpid());
-    config_.runtime_dir = dir_;
-    config_.default_camera = false;
-    if (!camera_spec.empty()) config_.cameras.push_back(fd::parse_camera_spec(camera_spec));
-    fd::finalize(config_);
-    broker_ = std::make_unique<fd::Broker>(io_, config_.instance, config_.socket_path);
-    {
-      auto state = broker_->lock_state();
-      broker_->set_publish_limits(config_.publish_group_id, config_.publish_group,
-                                  config_.max_publish_mb << 20, config_.group_id);
-      for (const auto& cam : config_.cameras) fd::add_camera(*broker_, cam);
-      broker_->listen(config_.group_id);
-    }
-    thread_ = std::thread([this] { io_.run(); });
-  }
-
-  ~BrokerThread() {
-    boost::asio::post(io_, [this] {
-      auto state = broker_->lock_state();
-      broker_->shutdown();
-      io_.stop();
-    });
-    thread_.join();
-    broker_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  fb::Client connect(const std::string& name) const {
-    return fb::Client::connect({.socket_path = config_.socket_path, .client_name = name});
-  }
-
- private:
-  std::string dir_;
-  fd::BrokerConfig config_;
-  boost::asio::io_context io_{1};
-  std::unique_ptr<fd::Broker> broker_;
-  std::thread thread_;
-};
+using fbtest::BrokerThread;
 
 // Takes frames on a thread of its own, looking at each, and lets each go before the next.
 class Taker {
@@ -185,6 +140,7 @@ class NoAllocation : public ::testing::Test {
 
 TEST_F(NoAllocation, CameraFramesToAnEveryAndALatestSubscriber) {
   BrokerThread broker(
+      "alloc",
       "sim:name=cam0,Width=64,Height=64,PixelType=Mono16,Pattern=empty,FrameRate=20000,slots=64");
   auto c1 = broker.connect("alloc-every");
   auto c2 = broker.connect("alloc-latest");
@@ -198,7 +154,7 @@ TEST_F(NoAllocation, CameraFramesToAnEveryAndALatestSubscriber) {
 // The same with a client publishing the stream (with advertise-level tags, copied into every
 // frame's metadata) instead of a camera.
 TEST_F(NoAllocation, PublishedFramesToAnEveryAndALatestSubscriber) {
-  BrokerThread broker("");
+  BrokerThread broker("alloc", "");
   auto pc = broker.connect("alloc-publisher");
   auto pub = pc.advertise("pub0", {.width = 64,
                                    .height = 64,

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/broker_thread.hpp"
 #include "apply_config.hpp"
 #include "broker.hpp"
 #include "config.hpp"
@@ -69,50 +70,7 @@ constexpr uint32_t kWidth = 1024, kHeight = 512;  // Mono16: 1 MiB frames
 constexpr size_t kFrameBytes = size_t(kWidth) * kHeight * 2;
 constexpr int kFrames = 40;
 
-// A broker as framebrokerd's main() sets it up, on a thread of its own, in a private runtime
-// directory and instance (as tests/alloc does).
-class BrokerThread {
- public:
-  explicit BrokerThread(const std::string& camera_spec) {
-    char dir[] = "/tmp/fb-zc-XXXXXX";
-    if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
-    dir_ = dir;
-    config_.instance = "zc" + std::to_string(::getpid());
-    config_.runtime_dir = dir_;
-    config_.default_camera = false;
-    config_.cameras.push_back(fd::parse_camera_spec(camera_spec));
-    fd::finalize(config_);
-    broker_ = std::make_unique<fd::Broker>(io_, config_.instance, config_.socket_path);
-    {
-      auto state = broker_->lock_state();
-      broker_->set_publish_limits(config_.publish_group_id, config_.publish_group,
-                                  config_.max_publish_mb << 20, config_.group_id);
-      for (const auto& cam : config_.cameras) fd::add_camera(*broker_, cam);
-      broker_->listen(config_.group_id);
-    }
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~BrokerThread() {
-    boost::asio::post(io_, [this] {
-      auto state = broker_->lock_state();
-      broker_->shutdown();
-      io_.stop();
-    });
-    thread_.join();
-    broker_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  const std::string& socket() const { return config_.socket_path; }
-  const std::string& instance() const { return config_.instance; }
-
- private:
-  std::string dir_;
-  fd::BrokerConfig config_;
-  boost::asio::io_context io_{1};
-  std::unique_ptr<fd::Broker> broker_;
-  std::thread thread_;
-};
+using fbtest::BrokerThread;
 
 // The address ranges of this process's mappings of the instance's shared-memory segments.
 std::vector<std::pair<uintptr_t, uintptr_t>> segment_mappings(const std::string& instance) {
@@ -135,9 +93,9 @@ bool recv_part(void* s, zmq_msg_t& m) {
 
 TEST(FbbridgeZeroCopy, ExporterSendsTheSlotsPixelsWithoutACopy) {
   spdlog::set_level(spdlog::level::warn);
-  BrokerThread broker("sim:name=cam,Width=" + std::to_string(kWidth) +
-                      ",Height=" + std::to_string(kHeight) +
-                      ",PixelType=Mono16,Pattern=empty,FrameRate=200,slots=16,start=false");
+  BrokerThread broker(
+      "zc", "sim:name=cam,Width=" + std::to_string(kWidth) + ",Height=" + std::to_string(kHeight) +
+                ",PixelType=Mono16,Pattern=empty,FrameRate=200,slots=16,start=false");
   // A port of its own (per process) on loopback.
   const int port = 20000 + int(::getpid() % 20000);
   fbb::ExportOptions eo;
