@@ -2,6 +2,8 @@
 
 #include <blosc.h>
 
+#include <cstring>
+
 #include "cameras/pixel_format.hpp"
 
 namespace framebroker::fbbridge {
@@ -97,6 +99,16 @@ Parsed parse_message(std::span<const std::byte> bytes) {
     return {nullptr,
             what() + "of " + std::to_string(h->raw_bytes()) + " bytes, more than stride x height"};
   return {m, {}};
+}
+
+Parsed AlignedParser::parse(std::span<const std::byte> bytes) {
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0)
+    return parse_message(bytes);
+  if (bytes.size() > kMaxCopied)
+    return {nullptr, "a misaligned bridge message of " + std::to_string(bytes.size()) +
+                         " bytes, more than any header has"};
+  std::memcpy(buffer_.data(), bytes.data(), bytes.size());
+  return parse_message({reinterpret_cast<const std::byte*>(buffer_.data()), bytes.size()});
 }
 
 std::string check_pixels(const bridge::FrameHeader& h, size_t n) {

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "framebroker/bridge_generated.h"
 #include "framebroker/frame.hpp"
@@ -38,6 +39,19 @@ struct Parsed {
 // (a pixel type in the enum, width x bytes per pixel <= stride, raw_bytes <= stride x height,
 // a stream name of 1..kMaxStreamName bytes). `error` is set (and message null) otherwise.
 Parsed parse_message(std::span<const std::byte> bytes);
+// parse_message() for bytes at any address: FlatBuffers reads scalars where they lie, and
+// ZeroMQ keeps a short message inside its zmq_msg_t at any alignment, so a message that is not
+// 8-byte aligned is first copied into this parser's buffer (allocated once). The Parsed points
+// into `bytes` or into that buffer, and is valid until the next parse().
+class AlignedParser {
+ public:
+  static constexpr size_t kMaxCopied = 64 * 1024;  // far above any header or control message
+  AlignedParser() : buffer_(kMaxCopied / sizeof(uint64_t)) {}
+  Parsed parse(std::span<const std::byte> bytes);
+
+ private:
+  std::vector<uint64_t> buffer_;
+};
 // The pixels part of a verified FrameHeader: its size must be raw_bytes (raw) or at least
 // Blosc's header and at most raw_bytes + Blosc's overhead (compressed). Empty when fine.
 std::string check_pixels(const bridge::FrameHeader& h, size_t pixel_part_bytes);

@@ -417,7 +417,7 @@ class Exporter {
         bad("a control message of more than one part");
         continue;
       }
-      const auto parsed = parse_message(body.bytes());
+      const auto parsed = parser_.parse(body.bytes());
       if (!parsed.message) {
         bad(parsed.error);
         continue;
@@ -509,6 +509,7 @@ class Exporter {
   std::vector<Stream> streams_;
   std::set<std::string> missing_;
   std::vector<Peer> peers_;
+  AlignedParser parser_;
   std::vector<std::unique_ptr<Record>> pool_;
   std::vector<uint32_t> free_, done_batch_;
   uint32_t window_cap_;

@@ -183,7 +183,7 @@ class Importer {
       send_credit();
       return true;
     }
-    const auto parsed = parse_message(header_.bytes());
+    const auto parsed = parser_.parse(header_.bytes());
     const bridge::FrameHeader* h = parsed.message ? parsed.message->body_as_FrameHeader() : nullptr;
     if (!h) {
       bad(parsed.message ? "a message that is not a frame" : parsed.error);
@@ -312,6 +312,7 @@ class Importer {
   uint64_t importer_id_, session_ = 0, received_ = 0;
   Clock::time_point last_credit_{};
   flatbuffers::FlatBufferBuilder fbb_{256};
+  AlignedParser parser_;
   ZmqMsg header_, pixels_;
   CommitInfo info_;
   std::string name_;
