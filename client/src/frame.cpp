@@ -8,6 +8,26 @@ const char* to_string(PixelType t) {
   return meta::EnumNamePixelType(t);
 }
 
+size_t bytes_per_pixel(PixelType t) {
+  switch (t) {
+    case PixelType::Mono8:
+      return 1;
+    case PixelType::Mono10:
+    case PixelType::Mono12:
+    case PixelType::Mono14:
+    case PixelType::Mono16:
+      return 2;
+    case PixelType::Mono32F:
+    case PixelType::BGRA8:
+      return 4;
+    case PixelType::RGB8:
+      return 3;
+    case PixelType::RGB16:
+      return 6;
+  }
+  return 0;
+}
+
 Frame::Frame(std::unique_ptr<detail::FrameHandle> h) : h_(std::move(h)) {}
 Frame::Frame(Frame&&) noexcept = default;
 Frame& Frame::operator=(Frame&& other) noexcept {

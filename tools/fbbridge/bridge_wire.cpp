@@ -4,16 +4,9 @@
 
 #include <cstring>
 
-#include "cameras/pixel_format.hpp"
-
 namespace framebroker::fbbridge {
 
 namespace b = framebroker::bridge;
-
-size_t bytes_per_pixel(meta::PixelType t) {
-  if (t < meta::PixelType::MIN || t > meta::PixelType::MAX) return 0;
-  return cameras::bytes_per_pixel(cameras::PixelType(uint8_t(t)));
-}
 
 void build_hello(flatbuffers::FlatBufferBuilder& fbb, uint64_t importer_id, uint64_t session,
                  uint32_t window, std::string_view name) {

@@ -20,9 +20,6 @@ inline constexpr int64_t kMaxControlMessage = 4096;
 // The longest stream name accepted off the wire (the broker's own limit is lower).
 inline constexpr size_t kMaxStreamName = 255;
 
-// Bytes per pixel of a pixel type; 0 for a value outside the enum.
-size_t bytes_per_pixel(meta::PixelType t);
-
 void build_hello(flatbuffers::FlatBufferBuilder& fbb, uint64_t importer_id, uint64_t session,
                  uint32_t window, std::string_view name);
 void build_credit(flatbuffers::FlatBufferBuilder& fbb, uint64_t session, uint64_t received_total,

@@ -21,6 +21,9 @@ struct FrameHandle;
 
 using PixelType = meta::PixelType;
 const char* to_string(PixelType t);
+// Bytes of one pixel of `t` (Mono10..Mono16 are stored in 2); 0 for a value outside the enum,
+// as a peer's message may carry.
+size_t bytes_per_pixel(PixelType t);
 
 class Frame {
  public:
